@@ -1,0 +1,161 @@
+# Build and test entry points for the tablesync.integration collection.
+#
+#   make test         services + lint + unit + integration (what CI runs)
+#   make venv         create .venv and install requirements-dev.txt (only when needed)
+#   make collection   link the checkout as collections/ansible_collections/tablesync/integration
+#   make demo         run playbooks/demo.yml (embedded SQLite ERP and CRM)
+#   make sanity       ansible-test sanity in a copy of the checkout
+#   make help         list all targets
+#
+# Every target that needs Python tools depends on the venv stamp, so a fresh
+# clone with only python3 gets .venv created on first use.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.requirements.stamp
+REQUIREMENTS := requirements.txt requirements-dev.txt
+
+NAMESPACE := tablesync
+NAME := integration
+COLLECTION_LINK := collections/ansible_collections/$(NAMESPACE)/$(NAME)
+
+# ansible-test sanity runs in a copy whose path ends in ansible_collections/<ns>/<name>.
+SANITY_ROOT := $(CURDIR)/tests/output/sanity-root
+SANITY_DIR := $(SANITY_ROOT)/ansible_collections/$(NAMESPACE)/$(NAME)
+SANITY_PYTHON ?= 3.11
+SANITY_ARGS ?=
+
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+# Lint only the directories that exist (a fresh clone may lack some).
+LINT_PATHS := $(wildcard plugins tests benchmarks)
+SHELL_SCRIPTS := $(wildcard tests/ci/*.sh .ci/run)
+
+# Environment for anything that runs ansible-playbook: the venv first on PATH
+# (so subprocesses find ansible-playbook and the venv's python) and this
+# checkout's ansible.cfg whatever the cwd.
+ANSIBLE_ENV := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" ANSIBLE_CONFIG="$(CURDIR)/ansible.cfg"
+
+.PHONY: help venv collection demo services lint fix unit integration test sanity \
+        build changelog-lint ansible-lint clean distclean
+
+help:
+	@echo "Targets:"
+	@echo "  venv            create $(VENV) and install requirements-dev.txt (skipped when up to date)"
+	@echo "  collection      link the checkout as $(COLLECTION_LINK)"
+	@echo "  services        make sure PostgreSQL and MariaDB are up (tests/ci/ensure-services.sh)"
+	@echo "  lint            ruff check $(LINT_PATHS); shellcheck the CI scripts; changelog fragments"
+	@echo "  fix             ruff check --fix (safe auto-fixes)"
+	@echo "  unit            pytest -n $(PYTEST_WORKERS) tests/unit"
+	@echo "  integration     pytest tests/integration (runs ansible-playbook)"
+	@echo "  test            services + lint + unit + integration (CI entry point)"
+	@echo "  demo            ansible-playbook playbooks/demo.yml"
+	@echo "  sanity          ansible-test sanity --local --python $(SANITY_PYTHON) in a copy under tests/output/"
+	@echo "  ansible-lint    ansible-lint (profile in .ansible-lint)"
+	@echo "  changelog-lint  antsibull-changelog lint"
+	@echo "  build           ansible-galaxy collection build into tests/output/build/"
+	@echo "  clean           remove generated files (keeps $(VENV))"
+	@echo "  distclean       clean + remove $(VENV)"
+
+# --- environment -----------------------------------------------------------
+
+venv: $(STAMP)
+
+# Re-run when the venv is missing or a requirements file is newer than the stamp.
+$(STAMP): $(REQUIREMENTS)
+	@if [ ! -x "$(VENV)/bin/python" ]; then \
+	    echo "Creating $(VENV) with $$($(PYTHON) --version 2>&1)"; \
+	    $(PYTHON) -m venv $(VENV); \
+	fi
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
+	touch $@
+
+# Relative link: collections/ansible_collections/tablesync/integration -> ../../..
+# Checked on every run (cheap): pytest-ansible may have left a directory of
+# per-entry links there instead, which is replaced by the single link.
+collection:
+	@if [ "$$(readlink $(COLLECTION_LINK) 2>/dev/null)" != "../../.." ]; then \
+	    mkdir -p $(dir $(COLLECTION_LINK)); \
+	    if [ -e $(COLLECTION_LINK) ] || [ -L $(COLLECTION_LINK) ]; then rm -rf -- $(COLLECTION_LINK); fi; \
+	    ln -s ../../.. $(COLLECTION_LINK); \
+	    echo "linked $(COLLECTION_LINK) -> ../../.."; \
+	fi
+
+services:
+	tests/ci/ensure-services.sh
+
+# --- checks ----------------------------------------------------------------
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/shellcheck $(SHELL_SCRIPTS)
+	$(BIN)/antsibull-changelog lint
+
+# Apply ruff's safe auto-fixes (import order, pyupgrade, ...).
+fix: $(STAMP)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+unit: $(STAMP) collection services
+	$(ANSIBLE_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/unit $(PYTEST_ARGS)
+
+# pytest exits 5 when it collects nothing; that fails the target. Until the
+# first integration test file lands, the suite is reported as skipped instead.
+integration: $(STAMP) collection services
+	@if [ -z "$$(find tests/integration -name 'test_*.py' -o -name '*_test.py' 2>/dev/null)" ]; then \
+	    echo "integration: no test files under tests/integration yet -- skipped"; \
+	else \
+	    $(ANSIBLE_ENV) $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS); \
+	fi
+
+# Make stops at the first failing step, so a failure anywhere fails `make test`.
+test: services lint unit integration
+
+# Extra ansible-playbook options: make demo DEMO_ARGS="-e demo_dir=/tmp/demo -v"
+DEMO_ARGS ?=
+
+demo: $(STAMP) collection
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/demo.yml $(DEMO_ARGS)
+
+# Copies the work tree (tracked or not, minus what .gitignore lists) so that
+# ansible-test sees a path ending in ansible_collections/tablesync/integration.
+# The copy gets a git repo of its own: ansible-test lists content through the
+# nearest .git above the collection root, and the checkout's would list nothing
+# (tests/output is ignored there). Its own tests/output (results) survives runs.
+sanity: $(STAMP)
+	@command -v rsync >/dev/null || { echo "sanity: rsync not found (apt-get install rsync)" >&2; exit 1; }
+	$(BIN)/python tests/ci/get_pip_standin.py --install
+	@mkdir -p $(SANITY_DIR)
+	rsync -a --delete \
+	    --exclude=/.git --exclude=/.venv --exclude=/collections --exclude=/tests/output \
+	    --filter=':- .gitignore' \
+	    ./ $(SANITY_DIR)/
+	@[ -d $(SANITY_DIR)/.git ] || git -C $(SANITY_DIR) init --quiet
+	cd $(SANITY_DIR) && env -u ANSIBLE_CONFIG PATH="$(BIN):$$PATH" \
+	    $(BIN)/ansible-test sanity --local --python $(SANITY_PYTHON) $(SANITY_ARGS)
+
+ansible-lint: $(STAMP) collection
+	$(ANSIBLE_ENV) $(BIN)/ansible-lint
+
+changelog-lint: $(STAMP)
+	$(BIN)/antsibull-changelog lint
+
+build: $(STAMP)
+	@mkdir -p tests/output/build
+	$(BIN)/ansible-galaxy collection build --force --output-path tests/output/build .
+
+# --- housekeeping ----------------------------------------------------------
+
+clean:
+	rm -rf collections tests/output .pytest_cache .ruff_cache .ansible changelogs/.plugin-cache.yaml
+	rm -f *.tar.gz
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

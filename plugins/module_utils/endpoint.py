@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The endpoint interface: one side of a mapping, a database or a web API.
+
+It is shaped so that both SQL tables and OData services fit: reads are streamed in
+pages (keyset or server-driven paging), optionally only records modified since a
+watermark; writes are batches whose result is reported per record, so one refused
+record fails alone. Record ids cross this interface as text.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
+
+SIDES = ("local", "integration")
+SQL_TYPES = ("sqlite", "postgresql", "mysql")
+WEB_TYPES = ("dataverse", "business_central", "odata")
+ENDPOINT_TYPES = SQL_TYPES + WEB_TYPES
+
+
+@dataclass(frozen=True)
+class Column:
+    """What the sync engine needs to know of one column or attribute."""
+
+    name: str
+    kind: str
+    nullable: bool = True
+    max_length: int | None = None
+    primary_key: bool = False
+    server_generated: bool = False
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: dict[str, Column]
+    primary_key: tuple[str, ...] = ()
+
+
+@dataclass
+class WriteResult:
+    """Outcome of one record of a batched write."""
+
+    ok: bool
+    record_id: str | None = None
+    error: str | None = None
+    missing: bool = False
+
+
+class Table(abc.ABC):
+    """A table or entity set of an endpoint, bound to its key field."""
+
+    info: TableInfo
+    key: str
+
+    @abc.abstractmethod
+    def scan(
+        self,
+        fields: Sequence[str],
+        where: Any = None,
+        modified_field: str | None = None,
+        modified_since: datetime.datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[list[tuple]]:
+        """Yield pages of rows (tuples in ``fields`` order), in a stable order.
+
+        With ``modified_since`` only rows whose ``modified_field`` is later are read,
+        ordered by (modified, key), so the read's cost follows the number of changes.
+        ``where`` is a parsed mapping filter (filters.Filter) or None.
+        """
+
+    @abc.abstractmethod
+    def read_by_ids(self, ids: Sequence[str], fields: Sequence[str]) -> list[tuple]:
+        """Rows for the given ids (those that exist), ``fields`` must start with the key."""
+
+    @abc.abstractmethod
+    def insert(self, rows: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        """Create records; each result carries the new record's id."""
+
+    @abc.abstractmethod
+    def update(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]:
+        """Update records by id; a missing record gives ``missing=True``, never an insert."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Delete records by id."""
+
+    @abc.abstractmethod
+    def find(self, values: Mapping[str, Any], fields: Sequence[str], limit: int = 10) -> list[tuple]:
+        """Rows whose fields equal ``values`` exactly (nulls match nulls)."""
+
+    def new_id(self) -> str | None:
+        """An id chosen by the client before an insert, or None when the service assigns it."""
+        return None
+
+
+class Endpoint(abc.ABC):
+    """One side of the integration: a database or a web service."""
+
+    def __init__(self, side: str, options: Mapping[str, Any]):
+        self.side = side
+        self.options = dict(options)
+
+    @property
+    @abc.abstractmethod
+    def type(self) -> str:
+        """Endpoint type, e.g. ``sqlite`` or ``dataverse``."""
+
+    @abc.abstractmethod
+    def address(self) -> str:
+        """Where the endpoint is, without credentials (recorded in the store)."""
+
+    @abc.abstractmethod
+    def table(self, name: str, key: str) -> Table:
+        """The named table bound to its key; raises EndpointError if it does not exist."""
+
+    def close(self) -> None:  # noqa: B027 - most endpoints hold nothing to release
+        """Release connections."""
+
+    def describe(self) -> dict[str, str]:
+        return {"side": self.side, "type": self.type, "address": self.address()}
+
+
+def open_endpoint(side: str, options: Mapping[str, Any] | None) -> Endpoint:
+    """Create the endpoint an option dict describes (``type`` selects the implementation)."""
+    if not options:
+        raise ConfigurationError("the %s endpoint is not configured (option '%s')" % (side, side))
+    kind = options.get("type")
+    if kind in SQL_TYPES:
+        from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import SqlEndpoint
+
+        return SqlEndpoint(side, options)
+    if kind in WEB_TYPES:
+        from ansible_collections.tablesync.integration.plugins.module_utils.odata_endpoint import open_web_endpoint
+
+        return open_web_endpoint(side, options)
+    raise ConfigurationError("%s: unknown endpoint type %r, expected one of %s" % (side, kind, ", ".join(ENDPOINT_TYPES)))

@@ -1,0 +1,333 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Integration table mappings: the model, its schema, and validation against the endpoints.
+
+A mapping declaration is plain data (what ``table_mapping`` receives and the store
+keeps). ``Mapping.from_definition`` checks its shape with JSON Schema;
+``Mapping.bind`` checks it against the real tables (tables, columns, key types, filter
+fields, constant types). Both raise MappingError naming the mapping and the field,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping as TMapping
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
+from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
+from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter
+
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+    JSONSCHEMA_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules
+    HAS_JSONSCHEMA = False
+    JSONSCHEMA_IMPORT_ERROR = traceback.format_exc()
+
+DIRECTIONS = ("to_integration", "from_integration", "bidirectional")
+KEY_KINDS = ("text", "integer", "uuid")
+OTHER_SIDE = {"local": "integration", "integration": "local"}
+FLOW_DIRECTION = {("local", "integration"): "to_integration", ("integration", "local"): "from_integration"}
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+_FIELD_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "field": {"type": ["string", "null"], "minLength": 1},
+        "integration_field": {"type": ["string", "null"], "minLength": 1},
+        "direction": {"type": ["string", "null"], "enum": list(DIRECTIONS) + [None]},
+        "constant": {},
+    },
+}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "local_table", "local_key", "integration_table", "integration_key", "direction", "fields"],
+    "properties": {
+        "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 128},
+        "local_table": {"type": "string", "minLength": 1},
+        "local_key": {"type": "string", "minLength": 1},
+        "local_modified_field": {"type": ["string", "null"], "minLength": 1},
+        "integration_table": {"type": "string", "minLength": 1},
+        "integration_key": {"type": "string", "minLength": 1},
+        "integration_modified_field": {"type": ["string", "null"], "minLength": 1},
+        "direction": {"enum": list(DIRECTIONS)},
+        "fields": {"type": "array", "minItems": 1, "items": _FIELD_SCHEMA},
+        "table_filter": {"type": ["string", "null"]},
+        "integration_table_filter": {"type": ["string", "null"]},
+        "synch_only_coupled_records": {"type": "boolean"},
+        "dependencies": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
+    },
+}
+
+DEFAULTS: dict[str, Any] = {
+    "local_modified_field": None,
+    "integration_modified_field": None,
+    "table_filter": None,
+    "integration_table_filter": None,
+    "synch_only_coupled_records": True,
+    "dependencies": [],
+}
+
+_NO_CONSTANT = object()
+
+
+@dataclass
+class FieldMapping:
+    """One field pair (or a constant written to one side)."""
+
+    local_field: str | None
+    integration_field: str | None
+    direction: str
+    constant: Any = _NO_CONSTANT
+
+    @property
+    def is_constant(self) -> bool:
+        return self.constant is not _NO_CONSTANT
+
+    def field_on(self, side: str) -> str | None:
+        return self.local_field if side == "local" else self.integration_field
+
+    def flows(self, src: str, dst: str) -> bool:
+        """Whether this field is written when records flow from ``src`` to ``dst``."""
+        if self.field_on(dst) is None:
+            return False
+        if self.is_constant:
+            return self.field_on(src) is None or self.direction in (FLOW_DIRECTION[(src, dst)], "bidirectional")
+        return self.field_on(src) is not None and self.direction in (FLOW_DIRECTION[(src, dst)], "bidirectional")
+
+    def describe(self) -> str:
+        return "%s <-> %s" % (self.local_field or "(constant)", self.integration_field or "(constant)")
+
+
+@dataclass
+class Flow:
+    """Records of one mapping moving from ``src`` to ``dst``: which fields, converted how."""
+
+    src: str
+    dst: str
+    fields: list[FieldMapping]
+    converters: list[Callable[[Any], Any]] = field(default_factory=list)
+
+    @property
+    def dst_fields(self) -> list[str]:
+        return [f.field_on(self.dst) for f in self.fields]  # type: ignore[misc]
+
+
+@dataclass
+class Mapping:
+    """A validated integration table mapping."""
+
+    name: str
+    local_table: str
+    local_key: str
+    integration_table: str
+    integration_key: str
+    direction: str
+    fields: list[FieldMapping]
+    local_modified_field: str | None = None
+    integration_modified_field: str | None = None
+    table_filter: str | None = None
+    integration_table_filter: str | None = None
+    synch_only_coupled_records: bool = True
+    dependencies: list[str] = field(default_factory=list)
+    definition: dict[str, Any] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
+    bound: bool = False
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_definition(cls, definition: TMapping[str, Any]) -> Mapping:
+        """Check the declaration's shape and build the model (no endpoint access)."""
+        name = definition.get("name") if isinstance(definition, dict) else None
+        if not HAS_JSONSCHEMA:
+            raise MappingError(name, "the python library jsonschema is required: %s" % JSONSCHEMA_IMPORT_ERROR)
+        clean = normalize(definition)
+        errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(clean), key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            path = ".".join(str(p) for p in err.absolute_path) or None
+            raise MappingError(name if isinstance(name, str) else None, err.message, field=path)
+        fields = []
+        for index, raw in enumerate(clean["fields"]):
+            where = "fields[%d]" % index
+            fm = FieldMapping(
+                local_field=raw.get("field"),
+                integration_field=raw.get("integration_field"),
+                direction=raw.get("direction") or clean["direction"],
+                constant=raw["constant"] if "constant" in raw else _NO_CONSTANT,
+            )
+            if fm.local_field is None and fm.integration_field is None:
+                raise MappingError(clean["name"], "a field mapping needs 'field', 'integration_field' or both", field=where)
+            if not fm.is_constant and (fm.local_field is None or fm.integration_field is None):
+                raise MappingError(clean["name"], "'field' and 'integration_field' are both required unless 'constant' is set", field=where)
+            if fm.is_constant and fm.local_field and fm.integration_field:
+                raise MappingError(clean["name"], "a constant is written to one side: give 'field' or 'integration_field', not both", field=where)
+            if clean["direction"] != "bidirectional" and fm.direction not in (clean["direction"],):
+                raise MappingError(
+                    clean["name"], "direction %s is outside the mapping's direction %s" % (fm.direction, clean["direction"]), field=fm.describe()
+                )
+            fields.append(fm)
+        if clean["name"] in clean["dependencies"]:
+            raise MappingError(clean["name"], "a mapping cannot depend on itself", field="dependencies")
+        mapping = cls(
+            name=clean["name"],
+            local_table=clean["local_table"],
+            local_key=clean["local_key"],
+            integration_table=clean["integration_table"],
+            integration_key=clean["integration_key"],
+            direction=clean["direction"],
+            fields=fields,
+            local_modified_field=clean["local_modified_field"],
+            integration_modified_field=clean["integration_modified_field"],
+            table_filter=clean["table_filter"],
+            integration_table_filter=clean["integration_table_filter"],
+            synch_only_coupled_records=clean["synch_only_coupled_records"],
+            dependencies=list(clean["dependencies"]),
+            definition=clean,
+        )
+        for side in ("local", "integration"):
+            seen: set[str] = set()
+            for fm in fields:
+                dst = fm.field_on(side)
+                if dst is None:
+                    continue
+                for src in ("local", "integration"):
+                    if src != side and fm.flows(src, side):
+                        if dst in seen:
+                            raise MappingError(mapping.name, "%s field %s is written by two field mappings" % (side, dst), field=dst)
+                        seen.add(dst)
+        return mapping
+
+    # -- accessors --------------------------------------------------------------------------
+    def table_name(self, side: str) -> str:
+        return self.local_table if side == "local" else self.integration_table
+
+    def key(self, side: str) -> str:
+        return self.local_key if side == "local" else self.integration_key
+
+    def modified_field(self, side: str) -> str | None:
+        return self.local_modified_field if side == "local" else self.integration_modified_field
+
+    def filter_text(self, side: str) -> str | None:
+        return self.table_filter if side == "local" else self.integration_table_filter
+
+    def flow_pairs(self) -> list[tuple[str, str]]:
+        """(source side, destination side) pairs, in the order a job runs them."""
+        if self.direction == "to_integration":
+            return [("local", "integration")]
+        if self.direction == "from_integration":
+            return [("integration", "local")]
+        return [("local", "integration"), ("integration", "local")]
+
+    def side_fields(self, side: str) -> list[str]:
+        """Fields of one side that take part in the mapping: its fingerprint covers them."""
+        out: list[str] = []
+        for fm in self.fields:
+            name = fm.field_on(side)
+            if name is not None and name not in out:
+                out.append(name)
+        return out
+
+    def read_fields(self, side: str) -> list[str]:
+        """What a read of one side fetches: key, modified-on, then the mapped fields."""
+        out = [self.key(side)]
+        modified = self.modified_field(side)
+        if modified and modified not in out:
+            out.append(modified)
+        for name in self.side_fields(side):
+            if name not in out:
+                out.append(name)
+        return out
+
+    # -- validation against endpoints ----------------------------------------------------------
+    def bind(self, tables: TMapping[str, Any]) -> dict[tuple[str, str], Flow]:
+        """Check the mapping against the real tables and prepare its flows.
+
+        ``tables`` maps each side to its endpoint Table. Returns the flows keyed by
+        (src, dst). Raises MappingError naming the mapping and the field.
+        """
+        for side in ("local", "integration"):
+            info = tables[side].info
+            columns = info.columns
+            key = self.key(side)
+            if columns[key].kind not in KEY_KINDS:
+                raise MappingError(self.name, "key %s of %s table %s is of type %s; keys must be text, integer or uuid"
+                                   % (key, side, info.name, columns[key].kind), field=key)
+            modified = self.modified_field(side)
+            if modified:
+                if modified not in columns:
+                    raise MappingError(self.name, "%s table %s has no column %s" % (side, info.name, modified), field=modified)
+                if columns[modified].kind not in ("datetime", "date"):
+                    kind = columns[modified].kind
+                    raise MappingError(self.name, "modified-on field %s is of type %s, expected a date-time" % (modified, kind), field=modified)
+            for name in self.side_fields(side):
+                if name not in columns:
+                    known = ", ".join(sorted(columns))
+                    raise MappingError(self.name, "%s table %s has no column %s (columns: %s)" % (side, info.name, name, known), field=name)
+            text = self.filter_text(side)
+            try:
+                self.filters[side] = parse_filter(text, allowed_fields=columns.keys(),
+                                                  context="mapping %s, %s" % (self.name, "table_filter" if side == "local" else "integration_table_filter"))
+            except FilterError as exc:
+                raise MappingError(self.name, str(exc), field="table_filter" if side == "local" else "integration_table_filter") from None
+        flows = {}
+        for src, dst in self.flow_pairs():
+            flow_fields = [fm for fm in self.fields if fm.flows(src, dst)]
+            columns = tables[dst].info.columns
+            convs = []
+            for fm in flow_fields:
+                col = columns[fm.field_on(dst)]
+                conv = converter(col.kind, col.max_length if col.kind == "text" else None)
+                if fm.is_constant:
+                    try:
+                        conv(fm.constant)
+                    except ConversionError as exc:
+                        raise MappingError(self.name, "constant %r: %s" % (fm.constant, exc), field=fm.field_on(dst)) from None
+                convs.append(conv)
+            flows[(src, dst)] = Flow(src, dst, flow_fields, convs)
+        self.bound = True
+        return flows
+
+
+def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:
+    """A declaration with defaults filled in and unset (None) options dropped, as stored."""
+    clean: dict[str, Any] = dict(DEFAULTS)
+    for key, value in dict(definition).items():
+        if value is None and key in DEFAULTS:
+            continue
+        clean[key] = value
+    if isinstance(clean.get("fields"), list):
+        fields = []
+        for raw in clean["fields"]:
+            if isinstance(raw, dict):
+                # why: Ansible passes unset suboptions as None; a None constant is not supported
+                raw = {k: v for k, v in raw.items() if v is not None}
+            fields.append(raw)
+        clean["fields"] = fields
+    return clean
+
+
+def load_mappings(definitions: Sequence[TMapping[str, Any]]) -> list[Mapping]:
+    return [Mapping.from_definition(d) for d in definitions]
+
+
+def open_tables(mapping: Mapping, endpoints: TMapping[str, Any]) -> dict[str, Any]:
+    """The mapping's two tables, with endpoint errors reported against the mapping."""
+    tables = {}
+    for side in ("local", "integration"):
+        try:
+            tables[side] = endpoints[side].table(mapping.table_name(side), mapping.key(side))
+        except EndpointError as exc:
+            raise MappingError(mapping.name, str(exc), field=mapping.table_name(side)) from None
+    return tables

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module of the collection shares: connection options and engine set-up.
+
+The options here are documented once, in the ``tablesync.integration.connection`` doc
+fragment, and can be set once per play through the ``group/tablesync.integration.integration``
+action group in ``module_defaults``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import TableSyncError
+
+ENDPOINT_TYPES = ["sqlite", "postgresql", "mysql", "dataverse", "business_central", "odata"]
+
+ENDPOINT_SPEC: dict[str, Any] = {
+    "type": {"type": "str", "required": True, "choices": ENDPOINT_TYPES},
+    "path": {"type": "path"},
+    "url": {"type": "str"},
+    "host": {"type": "str"},
+    "port": {"type": "int"},
+    "database": {"type": "str"},
+    "user": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "schema": {"type": "str"},
+    "connect_options": {"type": "dict"},
+}
+
+
+def common_argument_spec() -> dict[str, Any]:
+    """Options every module takes: where the store is and the two endpoints."""
+    return {
+        "store": {"type": "str", "default": "~/.tablesync/store.sqlite"},
+        "local": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
+        "integration": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
+    }
+
+
+def require_libraries(module: AnsibleModule) -> None:
+    """Fail with Ansible's usual message when a Python library the engine needs is missing."""
+    from ansible_collections.tablesync.integration.plugins.module_utils import mapping, sql_endpoint
+
+    if not sql_endpoint.HAS_SQLALCHEMY:
+        module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_endpoint.SQLALCHEMY_IMPORT_ERROR)
+    if not mapping.HAS_JSONSCHEMA:
+        module.fail_json(msg=missing_required_lib("jsonschema"), exception=mapping.JSONSCHEMA_IMPORT_ERROR)
+
+
+@contextlib.contextmanager
+def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "integration"), read_only: bool = False) -> Iterator[Any]:
+    """Open the store and the requested endpoints; engine errors become ``fail_json``."""
+    require_libraries(module)
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
+
+    store = None
+    endpoints: dict[str, Any] = {}
+    try:
+        store = Store(module.params["store"], read_only=read_only)
+        for side in sides:
+            endpoints[side] = open_endpoint(side, module.params.get(side))
+        yield store, endpoints
+    except TableSyncError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        for endpoint in endpoints.values():
+            endpoint.close()
+        if store is not None:
+            store.close()

@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs: the mappings of one sync, validated first, then synchronised in dependency order.
+
+The three ways of the reference page: ``full`` (every mapping, uncoupled records
+created whatever synch_only_coupled_records says, then the after-full-sync choice),
+``modified`` for every mapping, and ``modified`` for named mappings only.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
+from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
+from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import JobOptions, JobResult, MappingSync
+
+MODES = ("full", "modified")
+AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")
+
+
+def dependencies_of(mapping: Mapping) -> list[str]:
+    """Declared dependencies (later: plus those implied by lookups)."""
+    return list(mapping.dependencies)
+
+
+def order_mappings(mappings: Sequence[Mapping]) -> list[Mapping]:
+    """Topological order; among mappings free to run, declaration order decides.
+
+    Raises OrderingError for an unknown dependency or a cycle, naming the mappings.
+    """
+    by_name = {m.name: m for m in mappings}
+    position = {m.name: i for i, m in enumerate(mappings)}
+    blockers: dict[str, set[str]] = {}
+    dependents: dict[str, list[str]] = {m.name: [] for m in mappings}
+    for m in mappings:
+        deps = set(dependencies_of(m))
+        unknown = sorted(d for d in deps if d not in by_name)
+        if unknown:
+            raise OrderingError("mapping %s depends on %s, which %s not declared" % (m.name, ", ".join(unknown), "is" if len(unknown) == 1 else "are"))
+        blockers[m.name] = deps
+        for d in deps:
+            dependents[d].append(m.name)
+    ready = [(position[n], n) for n, deps in blockers.items() if not deps]
+    heapq.heapify(ready)
+    ordered: list[Mapping] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        ordered.append(by_name[name])
+        for child in dependents[name]:
+            blockers[child].discard(name)
+            if not blockers[child]:
+                heapq.heappush(ready, (position[child], child))
+    if len(ordered) != len(mappings):
+        stuck = sorted(n for n, deps in blockers.items() if deps)
+        raise OrderingError("the dependencies of mappings %s form a cycle" % ", ".join(stuck))
+    return ordered
+
+
+@dataclass
+class RunResult:
+    run_id: str | None
+    mode: str
+    jobs: list[JobResult] = field(default_factory=list)
+    synch_only_coupled_records: dict[str, bool] = field(default_factory=dict)
+    settings_changed: bool = False
+    status: str = "running"
+
+    @property
+    def changed(self) -> bool:
+        return self.settings_changed or any(j.changed for j in self.jobs)
+
+    @property
+    def failed_records(self) -> int:
+        return sum(j.counts["failed"] for j in self.jobs)
+
+    def records(self, cap: int) -> tuple[list[dict[str, Any]], bool]:
+        out: list[dict[str, Any]] = []
+        truncated = False
+        for job in self.jobs:
+            truncated = truncated or job.records_truncated
+            for rec in job.records:
+                if len(out) >= cap:
+                    return out, True
+                out.append(rec)
+        return out, truncated
+
+    def errors(self, cap: int) -> list[dict[str, Any]]:
+        return [e for job in self.jobs for e in job.errors][:cap]
+
+
+class SyncRunner:
+    """Validates and runs a set of mappings against a pair of endpoints."""
+
+    def __init__(self, store: Store, endpoints: dict[str, Endpoint], dry_run: bool = False, batch_size: int = 1000,
+                 max_records: int = 100, watermark_overlap: float = 60.0):
+        self.store = store
+        self.endpoints = endpoints
+        self.dry_run = dry_run
+        self.batch_size = batch_size
+        self.max_records = max_records
+        self.watermark_overlap = watermark_overlap
+
+    def declared(self) -> list[Mapping]:
+        return [Mapping.from_definition(d) for d in self.store.list_mappings()]
+
+    def select(self, names: Sequence[str] | None) -> list[Mapping]:
+        """The mappings to run, in dependency order; all declared ones when ``names`` is empty."""
+        declared = self.declared()
+        ordered = order_mappings(declared)
+        if not names:
+            if not ordered:
+                raise MappingError(None, "no mappings are declared in the store %s" % self.store.address)
+            return ordered
+        known = {m.name for m in declared}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise MappingError(", ".join(unknown), "not declared (declared: %s)" % (", ".join(sorted(known)) or "none"))
+        return [m for m in ordered if m.name in set(names)]
+
+    def run(self, mode: str, names: Sequence[str] | None = None, after_full_sync: str = "restore") -> RunResult:
+        selected = self.select(names)
+        # Validate every mapping against the real tables before the first job writes anything.
+        bound = []
+        for m in selected:
+            tables = open_tables(m, self.endpoints)
+            bound.append((m, tables, m.bind(tables)))
+        run_id = None if self.dry_run else self.store.start_run(mode, [m.name for m in selected])
+        result = RunResult(run_id, mode)
+        try:
+            for mapping, tables, flows in bound:
+                opts = JobOptions(
+                    mode=mode,
+                    create_uncoupled=(mode == "full"),
+                    dry_run=self.dry_run,
+                    batch_size=self.batch_size,
+                    max_records=self.max_records,
+                    watermark_overlap=self.watermark_overlap,
+                )
+                result.jobs.append(MappingSync(mapping, tables, flows, self.store, run_id, opts).run())
+            if mode == "full":
+                self._after_full_sync(selected, after_full_sync, result)
+            else:
+                result.synch_only_coupled_records = {m.name: m.synch_only_coupled_records for m in selected}
+            result.status = "partial" if result.failed_records else "success"
+        except Exception:
+            result.status = "failed"
+            raise
+        finally:
+            if run_id is not None:
+                self.store.end_run(run_id, result.status)
+        return result
+
+    def _after_full_sync(self, mappings: Sequence[Mapping], choice: str, result: RunResult) -> None:
+        """The reference page's closing question: should scheduled runs keep creating records?"""
+        for m in mappings:
+            wanted = m.synch_only_coupled_records
+            if choice == "create_new_records":
+                wanted = False
+            elif choice == "only_coupled_records":
+                wanted = True
+            if wanted != m.synch_only_coupled_records:
+                result.settings_changed = True
+                if not self.dry_run:
+                    self.store.set_synch_only(m.name, wanted)
+            result.synch_only_coupled_records[m.name] = wanted

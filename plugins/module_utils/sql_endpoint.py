@@ -1,0 +1,386 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQL tables as endpoints, through SQLAlchemy Core (SQLite, PostgreSQL, MariaDB/MySQL).
+
+Nothing here depends on one database: reads use keyset pagination (no long-lived
+cursor, stable order, index-friendly), writes use executemany in one transaction per
+batch and fall back to one transaction per record only when the batch fails, so a
+bad record fails alone.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
+from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+
+    HAS_SQLALCHEMY = True
+    SQLALCHEMY_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules
+    HAS_SQLALCHEMY = False
+    SQLALCHEMY_IMPORT_ERROR = traceback.format_exc()
+
+DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
+
+
+def sql_url(kind: str, options: Mapping[str, Any]) -> sa.engine.URL:
+    """The SQLAlchemy URL of a database endpoint or store, from a URL or from parts."""
+    if options.get("url"):
+        url = sa.engine.make_url(options["url"])
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername=DRIVERS["postgresql"])
+        elif url.drivername in ("mysql", "mariadb"):
+            url = url.set(drivername=DRIVERS["mysql"])
+        if options.get("password") and not url.password:
+            url = url.set(password=options["password"])
+        return url
+    if kind == "sqlite":
+        path = options.get("path") or options.get("database")
+        if not path:
+            raise ConfigurationError("a sqlite endpoint needs 'path' (or 'url')")
+        return sa.engine.URL.create("sqlite", database=os.path.abspath(os.path.expanduser(path)))
+    query = {k: str(v) for k, v in (options.get("connect_options") or {}).items()}
+    return sa.engine.URL.create(
+        DRIVERS[kind],
+        username=options.get("user"),
+        password=options.get("password"),
+        host=options.get("host") or "127.0.0.1",
+        port=options.get("port"),
+        database=options.get("database"),
+        query=query,
+    )
+
+
+def create_sql_engine(url: sa.engine.URL) -> sa.engine.Engine:
+    """An engine with the settings every part of the engine relies on."""
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # why: concurrent readers while a sync writes
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def safe_address(url: sa.engine.URL) -> str:
+    """The URL without the password, for the store and messages."""
+    return url.render_as_string(hide_password=True).replace(":***@", "@")
+
+
+def column_kind(col_type: Any) -> str:
+    """Map a SQLAlchemy type to a value kind."""
+    checks = (
+        (sa.Boolean, "boolean"),
+        (sa.DateTime, "datetime"),
+        (sa.Date, "date"),
+        (sa.Uuid, "uuid"),
+        (sa.Float, "float"),
+        (sa.Numeric, "decimal"),
+        (sa.Integer, "integer"),
+        (sa.LargeBinary, "binary"),
+        (sa.String, "text"),
+    )
+    for cls, kind in checks:
+        if isinstance(col_type, cls):
+            return kind
+    return "text"
+
+
+if HAS_SQLALCHEMY:
+
+    class _Lenient(sa.types.UserDefinedType):
+        """Reads a column through its type's converter, keeping the raw value when it does not fit."""
+
+        cache_ok = True
+
+        def __init__(self, original: Any):
+            self.original = original
+
+        def get_col_spec(self, **kw: Any) -> str:
+            return self.original.compile()
+
+        def result_processor(self, dialect: Any, coltype: Any) -> Any:
+            process = self.original.dialect_impl(dialect).result_processor(dialect, coltype)
+            if process is None:
+                return None
+
+            def run(value: Any) -> Any:
+                try:
+                    return process(value)
+                except (TypeError, ValueError, ArithmeticError):
+                    return value
+
+            return run
+
+
+class SqlTable(Table):
+    def __init__(self, endpoint: SqlEndpoint, table: sa.Table, key: str):
+        self.endpoint = endpoint
+        self.table = table
+        self.key = key
+        self.key_col = table.c[key]
+        self.info = TableInfo(
+            name=table.fullname,
+            columns={c.name: self._column(c) for c in table.columns},
+            primary_key=tuple(c.name for c in table.primary_key.columns),
+        )
+        self.key_kind = self.info.columns[key].kind
+        self._write_batches = 0
+
+    def _column(self, col: sa.Column) -> Column:
+        kind = column_kind(col.type)
+        generated = bool(
+            col.primary_key
+            and (
+                col.server_default is not None
+                or col.identity is not None
+                or (kind == "integer" and col.autoincrement in (True, "auto") and len(col.table.primary_key.columns) == 1)
+            )
+        )
+        return Column(
+            name=col.name,
+            kind=kind,
+            nullable=bool(col.nullable),
+            max_length=getattr(col.type, "length", None),
+            primary_key=bool(col.primary_key),
+            server_generated=generated,
+        )
+
+    # -- ids ---------------------------------------------------------------------------
+    def _native_id(self, record_id: str) -> Any:
+        if self.key_kind == "integer":
+            return int(record_id)
+        if self.key_kind == "uuid":
+            return uuid.UUID(record_id)
+        return record_id
+
+    def new_id(self) -> str | None:
+        if self.info.columns[self.key].server_generated:
+            return None
+        if self.key_kind == "integer":
+            return None
+        return str(uuid.uuid4())
+
+    def _cols(self, fields: Sequence[str]) -> list:
+        try:
+            cols = [self.table.c[f] for f in fields]
+        except KeyError as exc:
+            raise EndpointError("%s table %s has no column %s" % (self.endpoint.side, self.info.name, exc)) from None
+        if self.endpoint.engine.dialect.name != "sqlite":
+            return cols
+        # why: SQLite stores any value in any column; one bad value must fail its record, not the read
+        return [sa.type_coerce(c, _Lenient(c.type)).label(c.name) if c.name != self.key else c for c in cols]
+
+    # -- reads ---------------------------------------------------------------------------
+    def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000) -> Iterator[list[tuple]]:
+        cols = self._cols(fields)
+        base = sa.select(*cols)
+        if where is not None:
+            base = base.where(where.to_sqlalchemy(self.table.c))
+        key = self.key_col
+        if modified_since is not None and modified_field:
+            mod = self.table.c[modified_field]
+            base = base.where(mod > modified_since).order_by(mod, key)
+            mod_pos = list(fields).index(modified_field) if modified_field in fields else None
+            if mod_pos is None:
+                raise EndpointError("scan by modified-on needs %s among the fields read" % modified_field)
+        else:
+            mod = None
+            base = base.order_by(key)
+        key_pos = list(fields).index(self.key)
+        last: tuple | None = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+            while True:
+                stmt = base
+                if last is not None:
+                    if mod is not None:
+                        stmt = stmt.where(sa.or_(mod > last[0], sa.and_(mod == last[0], key > last[1])))
+                    else:
+                        stmt = stmt.where(key > last[1])
+                with self.endpoint.engine.connect() as conn:
+                    rows = [tuple(r) for r in conn.execute(stmt.limit(page_size))]
+                if not rows:
+                    return
+                tail = rows[-1]
+                last = (tail[mod_pos] if mod is not None else None, self._native_id(id_text(tail[key_pos])))
+                yield rows
+                if len(rows) < page_size:
+                    return
+
+    def read_by_ids(self, ids, fields) -> list[tuple]:
+        cols = self._cols(fields)
+        out: list[tuple] = []
+        with warnings.catch_warnings(), self.endpoint.engine.connect() as conn:
+            warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+            for chunk in _chunks(list(ids), 500):
+                stmt = sa.select(*cols).where(self.key_col.in_([self._native_id(i) for i in chunk]))
+                out.extend(tuple(r) for r in conn.execute(stmt))
+        return out
+
+    def find(self, values, fields, limit=10) -> list[tuple]:
+        cols = self._cols(fields)
+        conds = [self.table.c[k].is_(None) if v is None else self.table.c[k] == v for k, v in values.items()]
+        stmt = sa.select(*cols).where(sa.and_(*conds)).order_by(self.key_col).limit(limit)
+        with warnings.catch_warnings(), self.endpoint.engine.connect() as conn:
+            warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+            return [tuple(r) for r in conn.execute(stmt)]
+
+    def _existing(self, conn, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(ids), 500):
+            stmt = sa.select(self.key_col).where(self.key_col.in_([self._native_id(i) for i in chunk]))
+            found.update(id_text(r[0]) for r in conn.execute(stmt))
+        return found
+
+    # -- writes --------------------------------------------------------------------------
+    def insert(self, rows) -> list[WriteResult]:
+        rows = [dict(r) for r in rows]
+        if not rows:
+            return []
+        try:
+            return self._insert_batch(rows)
+        except sa_exc.SQLAlchemyError as exc:
+            if len(rows) == 1:
+                return [self._refused(rows[0], exc)]
+        results = []
+        for row in rows:  # why: isolate the record the database refuses; the others go in
+            try:
+                results.extend(self._insert_batch([row]))
+            except sa_exc.SQLAlchemyError as exc:
+                results.append(self._refused(row, exc))
+        return results
+
+    def _insert_batch(self, rows: list[dict]) -> list[WriteResult]:
+        server_key = any(self.key not in r for r in rows)
+        with warnings.catch_warnings(), self.endpoint.engine.begin() as conn:
+            warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+            if server_key:
+                stmt = self.table.insert().returning(self.key_col, sort_by_parameter_order=True)
+                ids = [id_text(r[0]) for r in conn.execute(stmt, rows)]
+            else:
+                conn.execute(self.table.insert(), rows)
+                ids = [id_text(r[self.key]) for r in rows]
+        return [WriteResult(True, record_id=i) for i in ids]
+
+    def _refused(self, row: dict, exc: Exception) -> WriteResult:
+        return WriteResult(False, record_id=id_text(row[self.key]) if self.key in row else None, error=_db_error(exc))
+
+    def update(self, changes) -> list[WriteResult]:
+        changes = list(changes)
+        if not changes:
+            return []
+        try:
+            with warnings.catch_warnings(), self.endpoint.engine.begin() as conn:
+                warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+                existing = self._existing(conn, [c[0] for c in changes])
+                present = [c for c in changes if c[0] in existing]
+                for columns, group in _group_by_columns(present):
+                    stmt = (
+                        self.table.update()
+                        .where(self.key_col == sa.bindparam("_k"))
+                        .values({c: sa.bindparam("_v_" + c) for c in columns})
+                    )
+                    params = [dict({"_v_" + c: values[c] for c in columns}, _k=self._native_id(rid)) for rid, values in group]
+                    conn.execute(stmt, params)
+            return [WriteResult(True, record_id=rid) if rid in existing else _missing(rid) for rid, _ in changes]
+        except sa_exc.SQLAlchemyError as exc:
+            if len(changes) == 1:
+                return [WriteResult(False, record_id=changes[0][0], error=_db_error(exc))]
+        return [self.update([c])[0] for c in changes]
+
+    def delete(self, ids) -> list[WriteResult]:
+        ids = list(ids)
+        results = []
+        for rid in ids:
+            try:
+                with self.endpoint.engine.begin() as conn:
+                    count = conn.execute(self.table.delete().where(self.key_col == self._native_id(rid))).rowcount
+                results.append(WriteResult(True, record_id=rid) if count else _missing(rid))
+            except sa_exc.SQLAlchemyError as exc:
+                results.append(WriteResult(False, record_id=rid, error=_db_error(exc)))
+        return results
+
+
+class SqlEndpoint(Endpoint):
+    """A database whose tables are synchronised."""
+
+    def __init__(self, side: str, options: Mapping[str, Any]):
+        super().__init__(side, options)
+        if not HAS_SQLALCHEMY:
+            raise ConfigurationError("the python library SQLAlchemy is required: %s" % SQLALCHEMY_IMPORT_ERROR)
+        self._type = options["type"]
+        self.url = sql_url(self._type, options)
+        if self._type == "sqlite" and not os.path.exists(self.url.database or ""):
+            raise EndpointError("%s: sqlite database %s does not exist" % (side, self.url.database))
+        self.engine = create_sql_engine(self.url)
+        self.schema = options.get("schema")
+        self._tables: dict[tuple[str, str], SqlTable] = {}
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    def address(self) -> str:
+        return safe_address(self.url)
+
+    def table(self, name: str, key: str) -> SqlTable:
+        cached = self._tables.get((name, key))
+        if cached is not None:
+            return cached
+        schema, _, table_name = name.rpartition(".")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+                table = sa.Table(table_name, sa.MetaData(), autoload_with=self.engine, schema=schema or self.schema)
+        except sa_exc.NoSuchTableError:
+            raise EndpointError("%s endpoint (%s) has no table %s" % (self.side, self.address(), name)) from None
+        except sa_exc.OperationalError as exc:
+            raise EndpointError("%s endpoint (%s) cannot be read: %s" % (self.side, self.address(), _db_error(exc))) from None
+        if key not in table.c:
+            raise EndpointError("%s table %s has no key column %s" % (self.side, name, key))
+        result = SqlTable(self, table, key)
+        self._tables[(name, key)] = result
+        return result
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _group_by_columns(changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[tuple[str, ...], list]]:
+    groups: dict[tuple[str, ...], list] = {}
+    for rid, values in changes:
+        groups.setdefault(tuple(sorted(values)), []).append((rid, values))
+    return list(groups.items())
+
+
+def _missing(rid: str) -> WriteResult:
+    return WriteResult(False, record_id=rid, error="record %s no longer exists" % rid, missing=True)
+
+
+def _db_error(exc: Exception) -> str:
+    """The driver's message without the SQL statement and parameters SQLAlchemy appends."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]

@@ -1,0 +1,521 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The store: declared mappings, couplings, watermarks, runs, jobs and their errors.
+
+An embedded SQLite file by default, PostgreSQL for shared setups, both through the
+same SQLAlchemy Core tables. Everything a batch of a job changes in the store is
+committed in one transaction (``commit_batch``), so a process killed between two
+batches leaves couplings that agree with the endpoints, and the pending-create intents
+let the next run recognise records created just before a crash.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import traceback
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
+from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
+
+try:
+    import sqlalchemy as sa
+
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import create_sql_engine, safe_address, sql_url
+
+    HAS_SQLALCHEMY = True
+    SQLALCHEMY_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules
+    HAS_SQLALCHEMY = False
+    SQLALCHEMY_IMPORT_ERROR = traceback.format_exc()
+
+SCHEMA_VERSION = 1
+COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled")
+DEFAULT_STORE = "~/.tablesync/store.sqlite"
+
+
+@dataclass
+class Coupling:
+    """A pair of records under one mapping, with what was last synchronised on each side."""
+
+    mapping: str
+    local_id: str
+    integration_id: str
+    local_fp: str | None = None
+    integration_fp: str | None = None
+    local_modified_on: datetime.datetime | None = None
+    integration_modified_on: datetime.datetime | None = None
+    last_values: str | None = None
+
+    def side_id(self, side: str) -> str:
+        return self.local_id if side == "local" else self.integration_id
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "mapping": self.mapping,
+            "local_id": self.local_id,
+            "integration_id": self.integration_id,
+            "local_fp": self.local_fp,
+            "integration_fp": self.integration_fp,
+            "local_modified_on": self.local_modified_on,
+            "integration_modified_on": self.integration_modified_on,
+            "last_values": self.last_values,
+            "synced_at": utcnow(),
+        }
+
+
+@dataclass
+class PendingCreate:
+    """Intent recorded before a record is created, so a crash before coupling is repaired."""
+
+    mapping: str
+    source_side: str
+    source_id: str
+    dest_id: str | None
+    dest_values: dict[str, Any]
+    fingerprints: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchCommit:
+    """What one batch of a job changes in the store, committed atomically."""
+
+    new_couplings: list[Coupling] = field(default_factory=list)
+    changed_couplings: list[Coupling] = field(default_factory=list)
+    removed_couplings: list[tuple[str, str]] = field(default_factory=list)  # (local_id, integration_id)
+    cleared_pending: list[tuple[str, str]] = field(default_factory=list)  # (source_side, source_id)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (side, record_id, message)
+    succeeded: list[tuple[str, str]] = field(default_factory=list)  # (side, record_id)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    ts = sa.DateTime()
+    text = sa.String(255)
+    t = {}
+    t["schema_info"] = sa.Table(
+        "tablesync_schema_info", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text, nullable=False)
+    )
+    t["mappings"] = sa.Table(
+        "tablesync_mappings",
+        metadata,
+        sa.Column("name", text, primary_key=True),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("definition", sa.Text, nullable=False),
+        sa.Column("synch_only_coupled_records", sa.Boolean, nullable=False),
+        sa.Column("created_at", ts, nullable=False),
+        sa.Column("updated_at", ts, nullable=False),
+    )
+    t["watermarks"] = sa.Table(
+        "tablesync_watermarks",
+        metadata,
+        sa.Column("mapping", text, primary_key=True),
+        sa.Column("side", sa.String(16), primary_key=True),
+        sa.Column("value", ts, nullable=False),
+    )
+    t["couplings"] = sa.Table(
+        "tablesync_couplings",
+        metadata,
+        sa.Column("mapping", text, primary_key=True),
+        sa.Column("local_id", text, primary_key=True),
+        sa.Column("integration_id", text, nullable=False),
+        sa.Column("local_fp", sa.String(64)),
+        sa.Column("integration_fp", sa.String(64)),
+        sa.Column("local_modified_on", ts),
+        sa.Column("integration_modified_on", ts),
+        sa.Column("last_values", sa.Text),
+        sa.Column("synced_at", ts, nullable=False),
+        sa.UniqueConstraint("mapping", "integration_id", name="uq_tablesync_couplings_integration"),
+    )
+    t["pending"] = sa.Table(
+        "tablesync_pending_creates",
+        metadata,
+        sa.Column("mapping", text, primary_key=True),
+        sa.Column("source_side", sa.String(16), primary_key=True),
+        sa.Column("source_id", text, primary_key=True),
+        sa.Column("dest_id", text),
+        sa.Column("dest_values", sa.Text, nullable=False),
+        sa.Column("fingerprints", sa.Text, nullable=False),
+        sa.Column("created_at", ts, nullable=False),
+    )
+    t["failed"] = sa.Table(
+        "tablesync_failed_records",
+        metadata,
+        sa.Column("mapping", text, primary_key=True),
+        sa.Column("side", sa.String(16), primary_key=True),
+        sa.Column("record_id", text, primary_key=True),
+        sa.Column("job_id", sa.Integer),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("failed_at", ts, nullable=False),
+    )
+    t["runs"] = sa.Table(
+        "tablesync_runs",
+        metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("mode", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("started_at", ts, nullable=False),
+        sa.Column("ended_at", ts),
+        sa.Column("mappings", sa.Text, nullable=False),
+    )
+    t["jobs"] = sa.Table(
+        "tablesync_jobs",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(36), nullable=False, index=True),
+        sa.Column("mapping", text, nullable=False, index=True),
+        sa.Column("mode", sa.String(16), nullable=False),
+        sa.Column("direction", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("started_at", ts, nullable=False),
+        sa.Column("ended_at", ts),
+        sa.Column("message", sa.Text),
+        *[sa.Column(c, sa.Integer, nullable=False, default=0) for c in COUNTERS],
+    )
+    t["errors"] = sa.Table(
+        "tablesync_job_errors",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("job_id", sa.Integer, nullable=False, index=True),
+        sa.Column("run_id", sa.String(36), nullable=False),
+        sa.Column("mapping", text, nullable=False),
+        sa.Column("side", sa.String(16), nullable=False),
+        sa.Column("record_id", text),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("created_at", ts, nullable=False),
+    )
+    return t
+
+
+class Store:
+    """Access to the store; one instance per module invocation."""
+
+    def __init__(self, location: str | None = None, read_only: bool = False):
+        if not HAS_SQLALCHEMY:
+            raise ConfigurationError("the python library SQLAlchemy is required: %s" % SQLALCHEMY_IMPORT_ERROR)
+        location = location or DEFAULT_STORE
+        self.read_only = read_only
+        if "://" in location:
+            self.url = sql_url("url", {"url": location})
+        else:
+            path = os.path.abspath(os.path.expanduser(location))
+            if not read_only:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            self.url = sa.engine.URL.create("sqlite", database=path)
+        self.address = safe_address(self.url)
+        self.engine = create_sql_engine(self.url)
+        self.metadata = sa.MetaData()
+        self.t = _tables(self.metadata)
+        self.exists = self._check_schema()
+
+    # -- schema --------------------------------------------------------------------------
+    def _check_schema(self) -> bool:
+        """Create the schema on first use, refuse a newer one; returns whether it exists."""
+        if self.url.get_backend_name() == "sqlite" and self.read_only and not os.path.exists(self.url.database):
+            return False
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table(self.t["schema_info"].name):
+            if self.read_only:
+                return False
+            self.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                conn.execute(self.t["schema_info"].insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            return True
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.t["schema_info"].c.value).where(self.t["schema_info"].c.key == "schema_version")).first()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                "store %s has schema version %d, newer than this collection supports (%d): upgrade tablesync.integration"
+                % (self.address, version, SCHEMA_VERSION)
+            )
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _write(self) -> Any:
+        if self.read_only:
+            raise ConfigurationError("internal error: write to a read-only store")
+        return self.engine.begin()
+
+    # -- settings --------------------------------------------------------------------------
+    def get_setting(self, key: str) -> str | None:
+        if not self.exists:
+            return None
+        si = self.t["schema_info"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(si.c.value).where(si.c.key == key)).first()
+        return row[0] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        si = self.t["schema_info"]
+        with self._write() as conn:
+            if conn.execute(sa.update(si).where(si.c.key == key).values(value=value)).rowcount == 0:
+                conn.execute(si.insert(), [{"key": key, "value": value}])
+
+    # -- mappings --------------------------------------------------------------------------
+    def list_mappings(self) -> list[dict[str, Any]]:
+        """Declared mappings in declaration order, each with its definition and settings."""
+        if not self.exists:
+            return []
+        m = self.t["mappings"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(m).order_by(m.c.position)).mappings().all()
+        return [self._mapping_row(r) for r in rows]
+
+    def get_mapping(self, name: str) -> dict[str, Any] | None:
+        if not self.exists:
+            return None
+        m = self.t["mappings"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(m).where(m.c.name == name)).mappings().first()
+        return self._mapping_row(row) if row else None
+
+    @staticmethod
+    def _mapping_row(row: Any) -> dict[str, Any]:
+        definition = json.loads(row["definition"])
+        definition["synch_only_coupled_records"] = bool(row["synch_only_coupled_records"])
+        return definition
+
+    def put_mapping(self, definition: dict[str, Any]) -> None:
+        m = self.t["mappings"]
+        now = utcnow()
+        body = dict(definition)
+        synch_only = bool(body.pop("synch_only_coupled_records", True))
+        values = {"definition": json.dumps(body, sort_keys=True), "synch_only_coupled_records": synch_only, "updated_at": now}
+        with self._write() as conn:
+            if conn.execute(sa.update(m).where(m.c.name == body["name"]).values(**values)).rowcount == 0:
+                position = conn.execute(sa.select(sa.func.coalesce(sa.func.max(m.c.position), 0))).scalar() + 1
+                conn.execute(m.insert(), [dict(values, name=body["name"], position=position, created_at=now)])
+
+    def delete_mapping(self, name: str) -> None:
+        """Remove a mapping with its couplings, watermarks and retry list."""
+        with self._write() as conn:
+            for key in ("couplings", "watermarks", "pending", "failed"):
+                table = self.t[key]
+                conn.execute(table.delete().where(table.c.mapping == name))
+            conn.execute(self.t["mappings"].delete().where(self.t["mappings"].c.name == name))
+
+    def set_synch_only(self, name: str, value: bool) -> None:
+        m = self.t["mappings"]
+        with self._write() as conn:
+            conn.execute(sa.update(m).where(m.c.name == name).values(synch_only_coupled_records=value, updated_at=utcnow()))
+
+    # -- couplings -------------------------------------------------------------------------
+    def couplings_for(self, mapping: str, side: str, ids: Sequence[str]) -> dict[str, Coupling]:
+        """Couplings of the given records of one side, keyed by that side's id."""
+        c = self.t["couplings"]
+        col = c.c.local_id if side == "local" else c.c.integration_id
+        out: dict[str, Coupling] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                stmt = sa.select(c).where(c.c.mapping == mapping, col.in_(chunk))
+                for r in conn.execute(stmt).mappings():
+                    cp = _coupling(r)
+                    out[cp.side_id(side)] = cp
+        return out
+
+    def iter_couplings(self, mapping: str, batch: int = 5000) -> Iterator[list[Coupling]]:
+        """All couplings of a mapping in pages (keyset on local id)."""
+        c = self.t["couplings"]
+        last = None
+        while True:
+            stmt = sa.select(c).where(c.c.mapping == mapping).order_by(c.c.local_id).limit(batch)
+            if last is not None:
+                stmt = stmt.where(c.c.local_id > last)
+            with self.engine.connect() as conn:
+                rows = [_coupling(r) for r in conn.execute(stmt).mappings()]
+            if not rows:
+                return
+            last = rows[-1].local_id
+            yield rows
+
+    def count_couplings(self, mapping: str) -> int:
+        if not self.exists:
+            return 0
+        c = self.t["couplings"]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.mapping == mapping)).scalar() or 0
+
+    def lookup_ids(self, mapping: str, side: str, ids: Iterable[str]) -> dict[str, str]:
+        """Translate ids of one side to the coupled ids of the other side."""
+        return {k: v.side_id("integration" if side == "local" else "local") for k, v in self.couplings_for(mapping, side, list(ids)).items()}
+
+    # -- watermarks ------------------------------------------------------------------------
+    def watermark(self, mapping: str, side: str) -> datetime.datetime | None:
+        w = self.t["watermarks"]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(w.c.value).where(w.c.mapping == mapping, w.c.side == side)).scalar()
+
+    def set_watermark(self, mapping: str, side: str, value: datetime.datetime) -> None:
+        w = self.t["watermarks"]
+        with self._write() as conn:
+            if conn.execute(sa.update(w).where(w.c.mapping == mapping, w.c.side == side).values(value=value)).rowcount == 0:
+                conn.execute(w.insert(), [{"mapping": mapping, "side": side, "value": value}])
+
+    # -- pending creates and retries --------------------------------------------------------
+    def add_pending(self, items: Sequence[PendingCreate]) -> None:
+        if not items:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "mapping": p.mapping,
+                "source_side": p.source_side,
+                "source_id": p.source_id,
+                "dest_id": p.dest_id,
+                "dest_values": json.dumps(p.dest_values, default=str, sort_keys=True),
+                "fingerprints": json.dumps(p.fingerprints, default=str),
+                "created_at": now,
+            }
+            for p in items
+        ]
+        with self._write() as conn:
+            conn.execute(self.t["pending"].insert(), rows)
+
+    def pending(self, mapping: str) -> list[PendingCreate]:
+        p = self.t["pending"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(p).where(p.c.mapping == mapping)).mappings().all()
+        return [
+            PendingCreate(r["mapping"], r["source_side"], r["source_id"], r["dest_id"], json.loads(r["dest_values"]), json.loads(r["fingerprints"]))
+            for r in rows
+        ]
+
+    def failed_ids(self, mapping: str, side: str) -> list[str]:
+        f = self.t["failed"]
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side).order_by(f.c.record_id))]
+
+    # -- runs and jobs -----------------------------------------------------------------------
+    def start_run(self, mode: str, mappings: Sequence[str]) -> str:
+        run_id = str(uuid.uuid4())
+        with self._write() as conn:
+            conn.execute(
+                self.t["runs"].insert(),
+                [{"id": run_id, "mode": mode, "status": "running", "started_at": utcnow(), "mappings": json.dumps(list(mappings))}],
+            )
+        return run_id
+
+    def end_run(self, run_id: str, status: str) -> None:
+        r = self.t["runs"]
+        with self._write() as conn:
+            conn.execute(sa.update(r).where(r.c.id == run_id).values(status=status, ended_at=utcnow()))
+
+    def start_job(self, run_id: str, mapping: str, mode: str, direction: str) -> int:
+        row = {"run_id": run_id, "mapping": mapping, "mode": mode, "direction": direction, "status": "running", "started_at": utcnow()}
+        row.update({c: 0 for c in COUNTERS})
+        with self._write() as conn:
+            return int(conn.execute(self.t["jobs"].insert().values(**row)).inserted_primary_key[0])
+
+    def end_job(self, job_id: int, status: str, counts: dict[str, int], message: str | None = None) -> None:
+        j = self.t["jobs"]
+        with self._write() as conn:
+            conn.execute(sa.update(j).where(j.c.id == job_id).values(status=status, ended_at=utcnow(), message=message, **counts))
+
+    def commit_batch(self, mapping: str, run_id: str, job_id: int, batch: BatchCommit) -> None:
+        """Apply one batch's couplings, retries, errors and progress in one transaction."""
+        c, p, f, j, e = (self.t[k] for k in ("couplings", "pending", "failed", "jobs", "errors"))
+        now = utcnow()
+        with self._write() as conn:
+            for local_id, _integration_id in batch.removed_couplings:
+                conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id == local_id))
+            if batch.new_couplings:
+                conn.execute(c.insert(), [cp.row() for cp in batch.new_couplings])
+            if batch.changed_couplings:
+                stmt = (
+                    sa.update(c)
+                    .where(c.c.mapping == sa.bindparam("_m"), c.c.local_id == sa.bindparam("_l"))
+                    .values(
+                        integration_id=sa.bindparam("integration_id"),
+                        local_fp=sa.bindparam("local_fp"),
+                        integration_fp=sa.bindparam("integration_fp"),
+                        local_modified_on=sa.bindparam("local_modified_on"),
+                        integration_modified_on=sa.bindparam("integration_modified_on"),
+                        last_values=sa.bindparam("last_values"),
+                        synced_at=sa.bindparam("synced_at"),
+                    )
+                )
+                params = []
+                for cp in batch.changed_couplings:
+                    row = cp.row()
+                    row["_m"] = row.pop("mapping")
+                    row["_l"] = row.pop("local_id")
+                    params.append(row)
+                conn.execute(stmt, params)
+            for side, source_id in batch.cleared_pending:
+                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id == source_id))
+            for side, record_id in batch.succeeded:
+                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id == record_id))
+            for side, record_id, message in batch.failed:
+                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id == record_id))
+                conn.execute(f.insert(), [{"mapping": mapping, "side": side, "record_id": record_id, "job_id": job_id, "message": message, "failed_at": now}])
+            if batch.failed:
+                conn.execute(
+                    e.insert(),
+                    [
+                        {"job_id": job_id, "run_id": run_id, "mapping": mapping, "side": side, "record_id": rid, "message": msg, "created_at": now}
+                        for side, rid, msg in batch.failed
+                    ],
+                )
+            if batch.counts:
+                conn.execute(sa.update(j).where(j.c.id == job_id).values(**batch.counts))
+
+    # -- job log queries ---------------------------------------------------------------------
+    def jobs(
+        self,
+        run_id: str | None = None,
+        mappings: Sequence[str] | None = None,
+        status: Sequence[str] | None = None,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        if not self.exists:
+            return []
+        j = self.t["jobs"]
+        stmt = sa.select(j)
+        if run_id:
+            stmt = stmt.where(j.c.run_id == run_id)
+        if mappings:
+            stmt = stmt.where(j.c.mapping.in_(list(mappings)))
+        if status:
+            stmt = stmt.where(j.c.status.in_(list(status)))
+        if since:
+            stmt = stmt.where(j.c.started_at >= since)
+        if until:
+            stmt = stmt.where(j.c.started_at <= until)
+        stmt = stmt.order_by(j.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        rows.reverse()
+        return rows
+
+    def job_errors(self, job_ids: Sequence[int], limit: int = 1000) -> list[dict[str, Any]]:
+        if not job_ids or not self.exists:
+            return []
+        e = self.t["errors"]
+        stmt = sa.select(e).where(e.c.job_id.in_(list(job_ids))).order_by(e.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _coupling(r: Any) -> Coupling:
+    return Coupling(
+        mapping=r["mapping"],
+        local_id=r["local_id"],
+        integration_id=r["integration_id"],
+        local_fp=r["local_fp"],
+        integration_fp=r["integration_fp"],
+        local_modified_on=r["local_modified_on"],
+        integration_modified_on=r["integration_modified_on"],
+        last_values=r["last_values"],
+    )

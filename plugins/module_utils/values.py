@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Field values: type kinds, explicit conversion between sides, and fingerprints.
+
+Endpoints describe each column with a *kind* (text, integer, decimal, ...). A value
+read on one side is converted to the kind of the field it is written to, and a value
+that cannot convert fails only its record. Fingerprints are computed on a canonical
+form, so a value written and read back (Decimal('10.50') vs 10.5, True vs 1) gives the
+same fingerprint and a written record never looks changed on the next run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any, Callable
+
+KINDS = ("text", "integer", "decimal", "float", "boolean", "date", "datetime", "uuid", "binary")
+
+_TRUE = frozenset(("1", "true", "yes", "y", "on", "t"))
+_FALSE = frozenset(("0", "false", "no", "n", "off", "f", ""))
+
+
+class ConversionError(ValueError):
+    """A value cannot be converted to the kind of its destination field."""
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _to_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        if value != int(value):
+            raise ConversionError("%r has a fractional part" % (value,))
+        return int(value)
+    return int(str(value).strip())
+
+
+def _to_decimal(value: Any) -> decimal.Decimal:
+    if isinstance(value, decimal.Decimal):
+        return value
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value))
+    try:
+        return decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ConversionError("%r is not a number" % (value,)) from None
+
+
+def _to_float(value: Any) -> float:
+    return float(value)
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, decimal.Decimal)):
+        if value in (0, 1):
+            return bool(value)
+        raise ConversionError("%r is not a boolean (0 or 1)" % (value,))
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConversionError("%r is not a boolean" % (value,))
+
+
+def _to_datetime(value: Any) -> datetime.datetime:
+    if isinstance(value, datetime.datetime):
+        result = value
+    elif isinstance(value, datetime.date):
+        result = datetime.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip().replace("Z", "+00:00")
+        result = datetime.datetime.fromisoformat(text)
+    if result.tzinfo is not None:
+        result = result.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return result
+
+
+def _to_date(value: Any) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    return datetime.date.fromisoformat(str(value).strip()[:10])
+
+
+def _to_uuid(value: Any) -> str:
+    return str(uuid.UUID(str(value)))
+
+
+def _to_binary(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return str(value).encode("utf-8")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "text": _to_text,
+    "integer": _to_integer,
+    "decimal": _to_decimal,
+    "float": _to_float,
+    "boolean": _to_boolean,
+    "date": _to_date,
+    "datetime": _to_datetime,
+    "uuid": _to_uuid,
+    "binary": _to_binary,
+}
+
+# Python types a kind already accepts as they are; conversion is skipped for them.
+_NATIVE: dict[str, tuple] = {
+    "text": (str,),
+    "integer": (int,),
+    "decimal": (decimal.Decimal, int),
+    "float": (float, int),
+    "boolean": (bool,),
+    "date": (datetime.date,),
+    "datetime": (datetime.datetime,),
+    "uuid": (str,),
+    "binary": (bytes,),
+}
+
+
+def converter(kind: str, max_length: int | None = None) -> Callable[[Any], Any]:
+    """Return a function converting any value to ``kind``; None stays None."""
+    convert = _CONVERTERS[kind]
+    native = _NATIVE[kind]
+    exclude_bool = kind in ("integer", "decimal", "float")
+
+    def run(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, native) and not (exclude_bool and isinstance(value, bool)):
+            result = value
+        else:
+            try:
+                result = convert(value)
+            except ConversionError as exc:
+                raise ConversionError("cannot convert to %s: %s" % (kind, exc)) from None
+            except (TypeError, ValueError, ArithmeticError):
+                raise ConversionError("cannot convert %r to %s" % (value, kind)) from None
+        if max_length is not None and isinstance(result, str) and len(result) > max_length:
+            raise ConversionError("value is %d characters long, the field holds %d" % (len(result), max_length))
+        return result
+
+    return run
+
+
+def canonical(value: Any) -> Any:
+    """A representation that is equal for equal values whatever the driver returned."""
+    if value is None or type(value) is str or type(value) is int:
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, decimal.Decimal):
+        if value == value.to_integral_value():
+            return int(value)
+        return format(value.normalize(), "f")
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        return format(decimal.Decimal(repr(value)).normalize(), "f")
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(sep=" ")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value)
+
+
+def fingerprint(values: Sequence[Any]) -> str:
+    """Fingerprint of a record's mapped values, in field-mapping order."""
+    text = repr(tuple([canonical(v) for v in values]))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+def id_text(value: Any) -> str:
+    """Record ids are kept as text in the store, whatever the key's type."""
+    return value if type(value) is str else str(canonical(value))
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now: every timestamp the engine keeps is naive UTC."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

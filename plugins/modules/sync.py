@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sync
+short_description: Synchronise integration table mappings between the ERP and the CRM
+version_added: 0.1.0
+description:
+  - Runs one sync job per mapping, in the order their dependencies give.
+  - O(mode=full) synchronises coupled records and creates and couples a destination record for every
+    uncoupled source record, whatever O(ignore:synch_only_coupled_records) says; O(after_full_sync)
+    then decides whether scheduled runs keep creating records.
+  - O(mode=modified) synchronises only records changed since they were last synchronised, plus records
+    that failed last time; uncoupled records are created only for mappings whose
+    C(synch_only_coupled_records) is false.
+  - With O(mappings) only the named mappings run (still in dependency order).
+  - Reports C(changed) only when records were inserted, modified, deleted or coupled, or a mapping's setting changed.
+author:
+  - tablesync developers (@tablesync)
+extends_documentation_fragment:
+  - tablesync.integration.connection
+options:
+  mode:
+    description: Full synchronisation or modified records only.
+    type: str
+    choices: [full, modified]
+    default: modified
+  mappings:
+    description: Names of the mappings to run. All declared mappings when omitted.
+    type: list
+    elements: str
+  after_full_sync:
+    description:
+      - With O(mode=full), what the mappings' C(synch_only_coupled_records) setting is afterwards.
+      - V(restore) keeps each mapping's previous setting; V(create_new_records) lets scheduled runs create
+        records for uncoupled ones; V(only_coupled_records) makes them synchronise coupled records only.
+    type: str
+    choices: [restore, create_new_records, only_coupled_records]
+    default: restore
+  batch_size:
+    description: Records read, written and committed together.
+    type: int
+    default: 1000
+  max_reported_records:
+    description: At most this many changed records and errors are returned.
+    type: int
+    default: 100
+  tolerate_record_errors:
+    description: Do not fail the task when some records failed (they are logged and retried next run).
+    type: bool
+    default: false
+  watermark_overlap:
+    description: Seconds of safety overlap kept when a modified-records run advances its modified-on watermark.
+    type: int
+    default: 60
+notes:
+  - Supports C(check_mode), which returns the same counts as a plan and writes nothing to the endpoints or the store.
+requirements:
+  - SQLAlchemy >= 2.0
+  - jsonschema
+  - odata-query
+"""
+
+EXAMPLES = r"""
+- name: Full synchronisation of every mapping, then let scheduled runs create records
+  tablesync.integration.sync:
+    mode: full
+    after_full_sync: create_new_records
+
+- name: Re-run one mapping that drifted
+  tablesync.integration.sync:
+    mode: modified
+    mappings: [CUSTOMER]
+
+- name: Set the connections once for the whole play
+  hosts: localhost
+  module_defaults:
+    group/tablesync.integration.integration:
+      store: /var/lib/tablesync/store.sqlite
+      local: {type: sqlite, path: /srv/erp.sqlite}
+      integration: {type: sqlite, path: /srv/crm.sqlite}
+  tasks:
+    - name: Synchronise modified records
+      tablesync.integration.sync:
+"""
+
+RETURN = r"""
+run_id:
+  description: Id of the run in the job log (null in check mode, which logs nothing).
+  returned: always
+  type: str
+  sample: 2f0c1f5e-8c59-4a53-9d7e-3f1c2b4f8a11
+jobs:
+  description: One entry per sync job, in the order they ran.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    mapping:
+      description: Mapping name.
+      type: str
+    direction:
+      description: Mapping direction.
+      type: str
+    status:
+      description: V(success), V(partial) (some records failed) or V(failed).
+      type: str
+    counts:
+      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
+      type: dict
+    duration:
+      description: Seconds the job took.
+      type: float
+totals:
+  description: The counts of all jobs added up.
+  returned: always
+  type: dict
+  sample: {"inserted": 2000, "modified": 0, "unchanged": 0, "failed": 0}
+records:
+  description: Changed records (mapping, action, local_id, integration_id), at most O(max_reported_records).
+  returned: always
+  type: list
+  elements: dict
+records_truncated:
+  description: Whether more records changed than RV(records) lists.
+  returned: always
+  type: bool
+errors:
+  description: Records that failed, with the side, id and reason.
+  returned: always
+  type: list
+  elements: dict
+synch_only_coupled_records:
+  description: The setting each mapping ends the run with.
+  returned: always
+  type: dict
+  sample: {"CUSTOMER": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+
+
+def main() -> None:
+    spec = common_argument_spec()
+    spec.update(
+        mode={"type": "str", "default": "modified", "choices": ["full", "modified"]},
+        mappings={"type": "list", "elements": "str"},
+        after_full_sync={"type": "str", "default": "restore", "choices": ["restore", "create_new_records", "only_coupled_records"]},
+        batch_size={"type": "int", "default": 1000},
+        max_reported_records={"type": "int", "default": 100},
+        tolerate_record_errors={"type": "bool", "default": False},
+        watermark_overlap={"type": "int", "default": 60},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
+    p = module.params
+    if p["batch_size"] < 1:
+        module.fail_json(msg="batch_size must be at least 1")
+    with engine_session(module, read_only=module.check_mode) as (store, endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
+
+        runner = SyncRunner(
+            store,
+            endpoints,
+            dry_run=module.check_mode,
+            batch_size=p["batch_size"],
+            max_records=p["max_reported_records"],
+            watermark_overlap=p["watermark_overlap"],
+        )
+        run = runner.run(p["mode"], p["mappings"], p["after_full_sync"])
+    records, truncated = run.records(p["max_reported_records"])
+    jobs = [j.as_dict() for j in run.jobs]
+    totals: dict = {}
+    for job in jobs:
+        for key, value in job["counts"].items():
+            totals[key] = totals.get(key, 0) + value
+    result = {
+        "changed": run.changed,
+        "run_id": run.run_id,
+        "mode": run.mode,
+        "status": run.status,
+        "jobs": jobs,
+        "totals": totals,
+        "records": records,
+        "records_truncated": truncated,
+        "errors": run.errors(p["max_reported_records"]),
+        "synch_only_coupled_records": run.synch_only_coupled_records,
+    }
+    if run.failed_records and not p["tolerate_record_errors"]:
+        module.fail_json(msg="%d record(s) failed to synchronise; see errors (they are retried on the next run)" % run.failed_records, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

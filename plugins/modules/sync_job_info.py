@@ -1,0 +1,152 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sync_job_info
+short_description: Read the sync job log and its errors
+version_added: 0.1.0
+description:
+  - Lists sync jobs with their counts, newest last, filtered by run, mapping, status and time, and the
+    errors of each job (one per failed record).
+  - Jobs still running show the records processed so far; the counts are committed batch by batch.
+  - Never changes anything.
+author:
+  - tablesync developers (@tablesync)
+extends_documentation_fragment:
+  - tablesync.integration.connection
+options:
+  run_id:
+    description: Only the jobs of this run.
+    type: str
+  mappings:
+    description: Only the jobs of these mappings.
+    type: list
+    elements: str
+  status:
+    description: Only jobs with one of these statuses.
+    type: list
+    elements: str
+    choices: [running, success, partial, failed]
+  since:
+    description: Only jobs started at or after this time (ISO 8601, UTC).
+    type: str
+  until:
+    description: Only jobs started at or before this time (ISO 8601, UTC).
+    type: str
+  limit:
+    description: At most this many jobs (the newest).
+    type: int
+    default: 100
+  include_errors:
+    description: Return the errors of each job.
+    type: bool
+    default: true
+notes:
+  - Supports C(check_mode); the module never reports C(changed).
+requirements:
+  - SQLAlchemy >= 2.0
+"""
+
+EXAMPLES = r"""
+- name: Jobs of the last run that had failed records
+  tablesync.integration.sync_job_info:
+    run_id: "{{ sync_result.run_id }}"
+    status: [partial, failed]
+  register: failed_jobs
+
+- name: Everything CUSTOMER did since Monday
+  tablesync.integration.sync_job_info:
+    mappings: [CUSTOMER]
+    since: "2026-11-23T00:00:00"
+"""
+
+RETURN = r"""
+jobs:
+  description: Sync jobs, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Job id.
+      type: int
+    run_id:
+      description: Run the job belongs to.
+      type: str
+    mapping:
+      description: Mapping name.
+      type: str
+    status:
+      description: V(running), V(success), V(partial) or V(failed).
+      type: str
+    counts:
+      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
+      type: dict
+    errors:
+      description: One entry per failed record (side, record_id, message), when O(include_errors) is true.
+      type: list
+      elements: dict
+"""
+
+import datetime
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+
+
+def parse_time(module: AnsibleModule, name: str) -> datetime.datetime | None:
+    value = module.params[name]
+    if not value:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        module.fail_json(msg="%s: %r is not an ISO 8601 date-time" % (name, value))
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def main() -> None:
+    spec = common_argument_spec()
+    spec.update(
+        run_id={"type": "str"},
+        mappings={"type": "list", "elements": "str"},
+        status={"type": "list", "elements": "str", "choices": ["running", "success", "partial", "failed"]},
+        since={"type": "str"},
+        until={"type": "str"},
+        limit={"type": "int", "default": 100},
+        include_errors={"type": "bool", "default": True},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    since, until = parse_time(module, "since"), parse_time(module, "until")
+    with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
+
+        rows = store.jobs(run_id=p["run_id"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
+        errors = store.job_errors([r["id"] for r in rows]) if p["include_errors"] else []
+    by_job: dict = {}
+    for err in errors:
+        by_job.setdefault(err["job_id"], []).append(
+            {"side": err["side"], "record_id": err["record_id"], "message": err["message"], "created_at": err["created_at"].isoformat(sep=" ")}
+        )
+    jobs = []
+    for r in rows:
+        job = {k: v for k, v in r.items() if k not in COUNTERS}
+        for key in ("started_at", "ended_at"):
+            job[key] = job[key].isoformat(sep=" ") if job[key] else None
+        job["counts"] = {c: r[c] for c in COUNTERS}
+        if p["include_errors"]:
+            job["errors"] = by_job.get(r["id"], [])
+        jobs.append(job)
+    module.exit_json(changed=False, jobs=jobs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Helpers to run ansible-playbook against the checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLAYBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks")
+
+
+def playbook_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(ROOT, "collections")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    return env
+
+
+def ansible_playbook(playbook: str, *args: str, check: bool = True, **popen: object) -> subprocess.CompletedProcess:
+    path = playbook if os.path.isabs(playbook) else os.path.join(PLAYBOOKS, playbook)
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path, *args]
+    proc = subprocess.run(cmd, env=playbook_env(), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError("ansible-playbook failed (%d):\n%s\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
+    return proc
+
+
+def extra_vars(**values: object) -> list[str]:
+    return ["-e", json.dumps(values)]
+
+
+@pytest.fixture
+def run_sync(demo, tmp_path):
+    """Run the sync task through ansible-playbook on the demo databases; returns its result."""
+
+    def run(*args: str, **variables: object) -> dict:
+        result_file = str(tmp_path / "result.json")
+        if os.path.exists(result_file):
+            os.remove(result_file)
+        values = {"store_path": demo.store_path, "erp": demo.erp, "crm": demo.crm, "result_file": result_file}
+        values.update(variables)
+        ansible_playbook("sync.yml", *extra_vars(**values), *args)
+        with open(result_file) as handle:
+            return json.load(handle)
+
+    return run

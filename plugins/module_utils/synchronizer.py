@@ -357,7 +357,9 @@ class MappingSync:
         src_now = self._side_values(src, ch.row, positions)
         dst_now = self._side_values(dst, partner, dst_positions)
         if self._fp_of(dst, dst_now) == (cp.local_fp if dst == "local" else cp.integration_fp):  # type: ignore[union-attr]
-            ch.values = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
+            values = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
+            # why: a change to a field that does not flow this way writes nothing and counts as unchanged
+            ch.values = {k: v for k, v in values.items() if canonical(v) != canonical(dst_now.get(k))}
         else:
             ch.values, ch.back = self._resolve_conflict(flow, ch, positions, partner, dst_positions, src_now, dst_now)
         src_after = dict(src_now, **{k: v for k, v in (ch.back or {}).items() if k in src_now})

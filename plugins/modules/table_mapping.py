@@ -74,9 +74,10 @@ options:
         description:
           - Transforms applied, in order, to the value written to the other side (after O(fields[].value_map) or
             O(fields[].lookup), before the conversion to the destination field's type).
-          - Each entry is a name or a one-key dict of a name and its argument. V(trim), V(upper), V(lower);
-            V(truncate) (to the destination field's length) or V({truncate: 40}); V({regex_replace: {pattern: '[^0-9+]', replacement: ''}});
-            V({date_format: '%Y-%m-%d'}) (strftime); V({number_format: ',.2f'}) (Python format specification).
+          - "Each entry is a name or a one-key dict of a name and its argument: V(trim), V(upper), V(lower);
+            V(truncate) (to the destination field's length) or C({truncate: 40});
+            C({regex_replace: {pattern: '[^0-9+]', replacement: ''}});
+            C({date_format: '%Y-%m-%d'}) (strftime); C({number_format: ',.2f'}) (a Python format specification)."
           - Text rules leave other values as they are. An unknown name is a validation error.
         type: list
         elements: raw
@@ -118,8 +119,8 @@ options:
       - What a bidirectional mapping does with a record changed on both sides since the last synchronisation.
       - V(none) fails the record with a conflict error naming both ids and the fields that differ, and overwrites nothing.
       - V(local_wins) and V(integration_wins) write the winner's values to the other side.
-      - V(merge) merges field by field against the values last synchronised (kept per coupling for such mappings):
-        edits of different fields on the two sides both survive; a field changed on both sides is resolved by O(merge_fallback).
+      - V(merge) merges field by field against the values last synchronised (kept per coupling for such mappings),
+        so edits of different fields on the two sides both survive; a field changed on both sides is resolved by O(merge_fallback).
     type: str
     choices: [none, local_wins, integration_wins, merge]
   merge_fallback:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE, Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS, BatchCommit, Coupling, PendingCreate, Store
@@ -428,9 +428,15 @@ class MappingSync:
         failed: set[int] = set()
         for side, attr in ((src, "back"), (dst, "values")):
             todo = [ch for ch in updates if getattr(ch, attr) and id(ch) not in failed]
-            if not todo or self.opts.dry_run:
+            if not todo:
                 continue
-            results = self.tables[side].update([(ch.coupling.side_id(side), getattr(ch, attr)) for ch in todo])  # type: ignore[union-attr]
+            ids = [ch.coupling.side_id(side) for ch in todo]  # type: ignore[union-attr]
+            if self.opts.dry_run:
+                # why: check mode plans a deleted destination the way the real run handles it
+                found = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [self.mapping.key(side)])}
+                results = [WriteResult(True, record_id=i) if i in found else WriteResult(False, record_id=i, missing=True) for i in ids]
+            else:
+                results = self.tables[side].update([(i, getattr(ch, attr)) for i, ch in zip(ids, todo)])
             for ch, res in zip(todo, results):
                 if res.ok:
                     continue

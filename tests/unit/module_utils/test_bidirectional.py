@@ -230,7 +230,9 @@ def test_restore_records_in_a_modified_run_when_the_source_changed(demo):
     number, accountid = declare_one_way(demo, deletion_conflict_resolution="restore_records")
     execute(demo.crm, "delete from account where accountid = ?", accountid)
     execute(demo.erp, "update customer set phone = 'new' where no = ?", number)
+    plan = job(demo.run("modified", dry_run=True))
     result = job(demo.run("modified"))
+    assert plan.counts == result.counts
     assert result.counts["inserted"] == 1
     assert rows(demo.crm, "select telephone1 from account where accountnumber = ?", number) == [("new",)]
 

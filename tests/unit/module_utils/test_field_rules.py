@@ -208,3 +208,33 @@ def test_sql_in_a_filter_is_rejected_or_matched_literally(demo):
     assert result.counts["read"] == 1 and result.counts["inserted"] == 1
     assert rows(demo.crm, "select name from account") == [(literal,)]
     assert rows(demo.erp, "select count(*) from customer")[0][0] == before + 1
+
+
+def test_a_lookup_translates_references_in_both_directions(demo):
+    definitions = [d for d in default_mapping_set() if d["name"] in ("CURRENCY", "SALESPEOPLE", "CUSTOMER", "CONTACTS")]
+    contacts = next(d for d in definitions if d["name"] == "CONTACTS")
+    contacts["direction"] = "bidirectional"
+    demo.declare(definitions)
+    assert demo.run("full").failed_records == 0
+    contact_no, company = rows(demo.erp, "select no, company_no from contact where company_no is not null order by no limit 1")[0]
+    other = rows(demo.erp, "select min(no) from customer where no <> ?", company)[0][0]
+    store, _ = demo.engine()
+    contactid = store.couplings_for("CONTACTS", "local", [contact_no])[contact_no].integration_id
+    other_account = store.couplings_for("CUSTOMER", "local", [other])[other].integration_id
+    execute(demo.crm, "update contact set parentcustomerid = ? where contactid = ?", other_account, contactid)
+    run = demo.run("modified", names=["CONTACTS"])
+    assert job(run, "CONTACTS").counts["modified"] == 1
+    assert rows(demo.erp, "select company_no from contact where no = ?", contact_no) == [(other,)]
+    execute(demo.crm, "update contact set parentcustomerid = 'no-such-account' where contactid = ?", contactid)
+    failed = job(demo.run("modified", names=["CONTACTS"]), "CONTACTS")
+    assert failed.counts["failed"] == 1 and "not coupled in mapping CUSTOMER" in failed.errors[0]["message"]
+    assert rows(demo.erp, "select company_no from contact where no = ?", contact_no) == [(other,)]
+
+
+def test_a_lookup_of_an_undeclared_mapping_is_an_ordering_error(demo):
+    from ansible_collections.tablesync.integration.plugins.module_utils.errors import OrderingError
+
+    demo.declare([customer_mapping([{"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALES"}])])
+    with pytest.raises(OrderingError, match="CUSTOMER depends on SALES"):
+        demo.run("full")
+    assert rows(demo.crm, "select count(*) from account")[0][0] == 0

@@ -64,7 +64,7 @@ def test_full_sync_creates_uncoupled_records_of_both_sides(demo):
     assert counts["inserted"] == 201 and counts["failed"] == 0
     assert counts["read"] == 201, "records created by the first flow are not read again by the second"
     assert rows(demo.erp, "select name, city, phone from customer where no = 'CRM-1'") == [("Only In Crm", "Oslo", "+47 1")]
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     assert store.count_couplings("CUSTOMER") == 201
     assert rows(demo.crm, "select count(*) from account")[0][0] == 201
     again = demo.run("full")
@@ -78,13 +78,13 @@ def test_changes_flow_each_way_and_never_ping_pong(demo):
     first = demo.run("modified")
     assert job(first).counts["modified"] == 1
     assert account(demo, accountid, "telephone1") == "+1 555 0101"
-    for _ in range(2):
+    for _attempt in range(2):
         assert job(demo.run("modified")).counts["modified"] == 0
     execute(demo.crm, "update account set address1_city = 'Bergen' where accountid = ?", accountid)
     back = demo.run("modified")
     assert job(back).counts["modified"] == 1
     assert customer(demo, number, "city") == "Bergen"
-    for _ in range(2):
+    for _attempt in range(2):
         again = demo.run("modified")
         assert job(again).counts["modified"] == 0 and not again.changed
 
@@ -93,7 +93,7 @@ def test_a_field_narrowed_to_one_direction_flows_only_that_way(demo):
     number, accountid = synced(demo)
     email = customer(demo, number, "email")
     execute(demo.crm, "update account set emailaddress1 = 'crm@example.com' where accountid = ?", accountid)
-    for _ in range(3):
+    for _attempt in range(3):
         assert job(demo.run("modified")).counts["modified"] == 0
     assert customer(demo, number, "email") == email
     execute(demo.erp, "update customer set email = 'erp@example.com' where no = ?", number)
@@ -127,7 +127,7 @@ def test_conflict_resolved_by_a_winner(demo, policy, expected):
     run = demo.run("modified")
     assert job(run).counts["modified"] == 1 and job(run).counts["failed"] == 0
     assert customer(demo, number, "phone") == expected == account(demo, accountid, "telephone1")
-    for _ in range(2):
+    for _attempt in range(2):
         assert job(demo.run("modified")).counts["modified"] == 0
 
 
@@ -139,7 +139,7 @@ def test_merge_keeps_edits_of_different_fields_from_both_sides(demo):
     assert job(run).counts["modified"] == 1 and job(run).counts["failed"] == 0
     assert customer(demo, number, "phone") == "local phone" == account(demo, accountid, "telephone1")
     assert customer(demo, number, "city") == "Crm City" == account(demo, accountid, "address1_city")
-    for _ in range(2):
+    for _attempt in range(2):
         assert job(demo.run("modified")).counts["modified"] == 0
 
 
@@ -209,7 +209,7 @@ def test_remove_coupling_forgets_the_deleted_record(demo):
     execute(demo.crm, "delete from account where accountid = ?", accountid)
     run = demo.run("full")
     assert job(run).counts["failed"] == 0 and run.changed
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     assert store.couplings_for("CUSTOMER", "local", [number]) == {}
     assert rows(demo.erp, "select count(*) from customer where no = ?", number)[0][0] == 1
 
@@ -221,7 +221,7 @@ def test_restore_records_recreates_and_recouples(demo):
     assert result.counts["inserted"] == 1 and result.counts["failed"] == 0
     restored = rows(demo.crm, "select accountid, name from account where accountnumber = ?", number)
     assert len(restored) == 1 and restored[0][1] == customer(demo, number, "name")
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     assert store.couplings_for("CUSTOMER", "local", [number])[number].integration_id == restored[0][0]
     assert job(demo.run("full")).counts["inserted"] == 0
 
@@ -285,7 +285,7 @@ def test_guard_stops_mass_deletion_before_writing(demo):
     assert rows(demo.crm, "select count(*) from account")[0][0] == 200
     with pytest.raises(GuardError):
         demo.run("full", dry_run=True)
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     assert store.count_couplings("CUSTOMER") == 200
 
 
@@ -298,6 +298,6 @@ def test_guard_stops_mass_overwrite_by_share(demo):
     with pytest.raises(GuardError, match="max_changes_percent 10"):
         demo.run("modified")
     assert rows(demo.crm, "select count(*) from account where name like '% X'")[0][0] == 0
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     failed_job = store.jobs(mappings=["CUSTOMER"])[-1]
     assert failed_job["status"] == "failed" and "nothing was written" in failed_job["message"]

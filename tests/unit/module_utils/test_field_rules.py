@@ -218,7 +218,7 @@ def test_a_lookup_translates_references_in_both_directions(demo):
     assert demo.run("full").failed_records == 0
     contact_no, company = rows(demo.erp, "select no, company_no from contact where company_no is not null order by no limit 1")[0]
     other = rows(demo.erp, "select min(no) from customer where no <> ?", company)[0][0]
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     contactid = store.couplings_for("CONTACTS", "local", [contact_no])[contact_no].integration_id
     other_account = store.couplings_for("CUSTOMER", "local", [other])[other].integration_id
     execute(demo.crm, "update contact set parentcustomerid = ? where contactid = ?", other_account, contactid)

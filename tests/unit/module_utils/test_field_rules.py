@@ -238,3 +238,21 @@ def test_a_lookup_of_an_undeclared_mapping_is_an_ordering_error(demo):
     with pytest.raises(OrderingError, match="CUSTOMER depends on SALES"):
         demo.run("full")
     assert rows(demo.crm, "select count(*) from account")[0][0] == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"update_conflict_resolution": "newest_wins"}, "mapping CUSTOMER, field update_conflict_resolution: 'newest_wins' is not one of"),
+    ({"deletion_conflict_resolution": "ignore"}, "mapping CUSTOMER, field deletion_conflict_resolution"),
+    ({"max_deletes": -1}, "mapping CUSTOMER, field max_deletes"),
+    ({"max_changes_percent": 150}, "mapping CUSTOMER, field max_changes_percent"),
+    ({"fields": [{"field": "blocked", "integration_field": "creditonhold", "value_map": {"0": 1}}]}, "fields.0.value_map"),
+    ({"fields": [{"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE", "value_map": {"values": {"a": "b"}}}]},
+     "value_map or a lookup, not both"),
+    ({"fields": [{"integration_field": "ownerid", "constant": "x", "lookup": "SALESPEOPLE"}]}, "a constant takes no value_map or lookup"),
+])
+def test_new_options_are_validated_before_anything_is_written(demo, change, message):
+    definition = customer_mapping([{"field": "name", "integration_field": "name"}])
+    definition.update(change)
+    with pytest.raises(MappingError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        demo.declare([definition])
+    assert demo.engine()[0].list_mappings() == []

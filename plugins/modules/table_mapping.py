@@ -121,6 +121,8 @@ options:
       - V(local_wins) and V(integration_wins) write the winner's values to the other side.
       - V(merge) merges field by field against the values last synchronised (kept per coupling for such mappings),
         so edits of different fields on the two sides both survive; a field changed on both sides is resolved by O(merge_fallback).
+        Records synchronised before V(merge) was chosen have no such values yet; every field that differs is then resolved by
+        O(merge_fallback) once.
     type: str
     choices: [none, local_wins, integration_wins, merge]
   merge_fallback:

@@ -6,8 +6,11 @@
 A mapping declaration is plain data (what ``table_mapping`` receives and the store
 keeps). ``Mapping.from_definition`` checks its shape with JSON Schema;
 ``Mapping.bind`` checks it against the real tables (tables, columns, key types, filter
-fields, constant types). Both raise MappingError naming the mapping and the field,
-before anything is written.
+fields, constant types, transforms, value maps). Both raise MappingError naming the
+mapping and the field, before anything is written.
+
+A field value flows through, in order: its value map or lookup, its transforms, and
+the conversion to the destination field's type.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Callable
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
+from ansible_collections.tablesync.integration.plugins.module_utils.transforms import ValueMap, build_transforms
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter
 
 try:
@@ -36,6 +40,10 @@ KEY_KINDS = ("text", "integer", "uuid")
 OTHER_SIDE = {"local": "integration", "integration": "local"}
 FLOW_DIRECTION = {("local", "integration"): "to_integration", ("integration", "local"): "from_integration"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+UPDATE_CONFLICT_RESOLUTIONS = ("none", "local_wins", "integration_wins", "merge")
+MERGE_FALLBACKS = ("none", "local_wins", "integration_wins")
+DELETION_CONFLICT_RESOLUTIONS = ("none", "remove_coupling", "restore_records")
+GUARDS = ("max_deletes", "max_deletes_percent", "max_changes", "max_changes_percent")
 
 _FIELD_SCHEMA = {
     "type": "object",
@@ -45,6 +53,17 @@ _FIELD_SCHEMA = {
         "integration_field": {"type": ["string", "null"], "minLength": 1},
         "direction": {"type": ["string", "null"], "enum": list(DIRECTIONS) + [None]},
         "constant": {},
+        "transform": {
+            "type": "array",
+            "items": {"oneOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]},
+        },
+        "value_map": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["values"],
+            "properties": {"values": {"type": "object", "minProperties": 1}, "default": {}, "local_default": {}},
+        },
+        "lookup": {"type": "string", "pattern": NAME_PATTERN},
     },
 }
 
@@ -67,6 +86,14 @@ SCHEMA = {
         "integration_table_filter": {"type": ["string", "null"]},
         "synch_only_coupled_records": {"type": "boolean"},
         "dependencies": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
+        "update_conflict_resolution": {"enum": list(UPDATE_CONFLICT_RESOLUTIONS)},
+        "merge_fallback": {"enum": list(MERGE_FALLBACKS)},
+        "deletion_conflict_resolution": {"enum": list(DELETION_CONFLICT_RESOLUTIONS)},
+        "propagate_deletions": {"type": "boolean"},
+        "max_deletes": {"type": ["integer", "null"], "minimum": 0},
+        "max_deletes_percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+        "max_changes": {"type": ["integer", "null"], "minimum": 0},
+        "max_changes_percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
     },
 }
 
@@ -77,6 +104,14 @@ DEFAULTS: dict[str, Any] = {
     "integration_table_filter": None,
     "synch_only_coupled_records": True,
     "dependencies": [],
+    "update_conflict_resolution": "none",
+    "merge_fallback": "none",
+    "deletion_conflict_resolution": "none",
+    "propagate_deletions": False,
+    "max_deletes": None,
+    "max_deletes_percent": None,
+    "max_changes": None,
+    "max_changes_percent": None,
 }
 
 _NO_CONSTANT = object()
@@ -90,6 +125,9 @@ class FieldMapping:
     integration_field: str | None
     direction: str
     constant: Any = _NO_CONSTANT
+    transform: list[Any] = field(default_factory=list)
+    value_map: ValueMap | None = None
+    lookup: str | None = None
 
     @property
     def is_constant(self) -> bool:
@@ -118,6 +156,7 @@ class Flow:
     dst: str
     fields: list[FieldMapping]
     converters: list[Callable[[Any], Any]] = field(default_factory=list)
+    transforms: list[Callable[[Any], Any] | None] = field(default_factory=list)
 
     @property
     def dst_fields(self) -> list[str]:
@@ -141,8 +180,14 @@ class Mapping:
     integration_table_filter: str | None = None
     synch_only_coupled_records: bool = True
     dependencies: list[str] = field(default_factory=list)
+    update_conflict_resolution: str = "none"
+    merge_fallback: str = "none"
+    deletion_conflict_resolution: str = "none"
+    propagate_deletions: bool = False
+    guards: dict[str, Any] = field(default_factory=dict)
     definition: dict[str, Any] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
+    restore_flows: dict[tuple[str, str], Flow] = field(default_factory=dict)
     bound: bool = False
 
     # -- construction ------------------------------------------------------------------------
@@ -166,7 +211,18 @@ class Mapping:
                 integration_field=raw.get("integration_field"),
                 direction=raw.get("direction") or clean["direction"],
                 constant=raw["constant"] if "constant" in raw else _NO_CONSTANT,
+                transform=list(raw.get("transform") or []),
+                lookup=raw.get("lookup"),
             )
+            try:
+                build_transforms(fm.transform, None)
+                fm.value_map = ValueMap(raw["value_map"]) if "value_map" in raw else None
+            except ValueError as exc:
+                raise MappingError(clean["name"], str(exc), field=fm.describe()) from None
+            if fm.is_constant and (fm.value_map or fm.lookup):
+                raise MappingError(clean["name"], "a constant takes no value_map or lookup", field=fm.describe())
+            if fm.value_map and fm.lookup:
+                raise MappingError(clean["name"], "a field has a value_map or a lookup, not both", field=fm.describe())
             if fm.local_field is None and fm.integration_field is None:
                 raise MappingError(clean["name"], "a field mapping needs 'field', 'integration_field' or both", field=where)
             if not fm.is_constant and (fm.local_field is None or fm.integration_field is None):
@@ -178,6 +234,11 @@ class Mapping:
                     clean["name"], "direction %s is outside the mapping's direction %s" % (fm.direction, clean["direction"]), field=fm.describe()
                 )
             fields.append(fm)
+        for fm in fields:
+            if fm.value_map and fm.value_map.ambiguous and fm.direction in ("from_integration", "bidirectional"):
+                raise MappingError(clean["name"], "value_map is not one-to-one (integration values %s appear twice), so it cannot be "
+                                   "read in reverse; set the field's direction to to_integration" % ", ".join(fm.value_map.ambiguous),
+                                   field=fm.describe())
         if clean["name"] in clean["dependencies"]:
             raise MappingError(clean["name"], "a mapping cannot depend on itself", field="dependencies")
         mapping = cls(
@@ -194,6 +255,11 @@ class Mapping:
             integration_table_filter=clean["integration_table_filter"],
             synch_only_coupled_records=clean["synch_only_coupled_records"],
             dependencies=list(clean["dependencies"]),
+            update_conflict_resolution=clean["update_conflict_resolution"],
+            merge_fallback=clean["merge_fallback"],
+            deletion_conflict_resolution=clean["deletion_conflict_resolution"],
+            propagate_deletions=clean["propagate_deletions"],
+            guards={k: clean[k] for k in GUARDS if clean.get(k) is not None},
             definition=clean,
         )
         for side in ("local", "integration"):
@@ -229,6 +295,23 @@ class Mapping:
         if self.direction == "from_integration":
             return [("integration", "local")]
         return [("local", "integration"), ("integration", "local")]
+
+    def lookups(self) -> list[str]:
+        """Mappings whose couplings translate references of this one (implied dependencies)."""
+        out: list[str] = []
+        for fm in self.fields:
+            if fm.lookup and fm.lookup != self.name and fm.lookup not in out:
+                out.append(fm.lookup)
+        return out
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.direction == "bidirectional"
+
+    @property
+    def keeps_last_values(self) -> bool:
+        """A field-level merge needs the values last synchronised, per coupling."""
+        return self.bidirectional and self.update_conflict_resolution == "merge"
 
     def side_fields(self, side: str) -> list[str]:
         """Fields of one side that take part in the mapping: its fingerprint covers them."""
@@ -283,21 +366,33 @@ class Mapping:
                 raise MappingError(self.name, str(exc), field="table_filter" if side == "local" else "integration_table_filter") from None
         flows = {}
         for src, dst in self.flow_pairs():
-            flow_fields = [fm for fm in self.fields if fm.flows(src, dst)]
-            columns = tables[dst].info.columns
-            convs = []
-            for fm in flow_fields:
-                col = columns[fm.field_on(dst)]
-                conv = converter(col.kind, col.max_length if col.kind == "text" else None)
-                if fm.is_constant:
-                    try:
-                        conv(fm.constant)
-                    except ConversionError as exc:
-                        raise MappingError(self.name, "constant %r: %s" % (fm.constant, exc), field=fm.field_on(dst)) from None
-                convs.append(conv)
-            flows[(src, dst)] = Flow(src, dst, flow_fields, convs)
+            flows[(src, dst)] = self._flow(tables, src, dst, [fm for fm in self.fields if fm.flows(src, dst)])
+        # why: restoring a record deleted on a side that only sends needs the fields read the other way
+        self.restore_flows = {
+            (src, dst): self._flow(tables, src, dst, [fm for fm in self.fields if fm.field_on(dst) is not None
+                                                      and (fm.field_on(src) is not None or fm.is_constant)])
+            for src, dst in (("local", "integration"), ("integration", "local"))
+        }
         self.bound = True
         return flows
+
+    def _flow(self, tables: TMapping[str, Any], src: str, dst: str, flow_fields: list[FieldMapping]) -> Flow:
+        columns = tables[dst].info.columns
+        convs = []
+        transforms = []
+        for fm in flow_fields:
+            col = columns[fm.field_on(dst)]
+            length = col.max_length if col.kind == "text" else None
+            conv = converter(col.kind, length)
+            transform = build_transforms(fm.transform, length)
+            if fm.is_constant:
+                try:
+                    conv(transform(fm.constant) if transform else fm.constant)
+                except ConversionError as exc:
+                    raise MappingError(self.name, "constant %r: %s" % (fm.constant, exc), field=fm.field_on(dst)) from None
+            convs.append(conv)
+            transforms.append(transform)
+        return Flow(src, dst, flow_fields, convs, transforms)
 
 
 def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:

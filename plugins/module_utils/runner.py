@@ -26,8 +26,10 @@ AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")
 
 
 def dependencies_of(mapping: Mapping) -> list[str]:
-    """Declared dependencies (later: plus those implied by lookups)."""
-    return list(mapping.dependencies)
+    """Declared dependencies plus those implied by lookups (a reference needs its target coupled first)."""
+    out = list(mapping.dependencies)
+    out.extend(name for name in mapping.lookups() if name not in out)
+    return out
 
 
 def order_mappings(mappings: Sequence[Mapping]) -> list[Mapping]:
@@ -133,6 +135,7 @@ class SyncRunner:
             bound.append((m, tables, m.bind(tables)))
         run_id = None if self.dry_run else self.store.start_run(mode, [m.name for m in selected])
         result = RunResult(run_id, mode)
+        planned: dict = {}  # check mode: couplings the run would create, for the lookups of later mappings
         try:
             for mapping, tables, flows in bound:
                 opts = JobOptions(
@@ -142,6 +145,7 @@ class SyncRunner:
                     batch_size=self.batch_size,
                     max_records=self.max_records,
                     watermark_overlap=self.watermark_overlap,
+                    planned=planned if self.dry_run else None,
                 )
                 result.jobs.append(MappingSync(mapping, tables, flows, self.store, run_id, opts).run())
             if mode == "full":

@@ -14,15 +14,25 @@ without a duplicate.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE, Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS, BatchCommit, Coupling, PendingCreate, Store
-from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, fingerprint, id_text, utcnow
+from ansible_collections.tablesync.integration.plugins.module_utils.values import (
+    ConversionError,
+    canonical,
+    converter,
+    fingerprint,
+    id_text,
+    utcnow,
+)
 
 
 @dataclass
@@ -33,6 +43,8 @@ class JobOptions:
     batch_size: int = 1000
     max_records: int = 100
     watermark_overlap: float = 60.0
+    # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
+    planned: dict[str, dict[str, dict[str, str | None]]] | None = None
 
 
 @dataclass
@@ -51,10 +63,11 @@ class JobResult:
     records_truncated: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
+    uncoupled: int = 0
 
     @property
     def changed(self) -> bool:
-        return any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled"))
+        return bool(self.uncoupled) or any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled"))
 
     def as_dict(self) -> dict[str, Any]:
         duration = (self.ended_at - self.started_at).total_seconds() if self.ended_at else None
@@ -75,7 +88,7 @@ class JobResult:
 
 @dataclass
 class _Change:
-    """A planned write of one record."""
+    """A planned write of one record: ``values`` to its destination, ``back`` to its source."""
 
     src_id: str
     src_fp: str
@@ -83,6 +96,14 @@ class _Change:
     src_modified: Any
     coupling: Coupling | None = None
     dst_id: str | None = None
+    back: dict[str, Any] | None = None  # why: a conflict resolved for the destination writes the source record
+    dst_fp: str | None = None  # the destination's fingerprint after the write, when known from its full record
+    last_values: str | None = None
+    row: tuple | None = None
+    replaces: Coupling | None = None  # a restored record replaces the coupling of the deleted one
+
+
+_MISSING = object()
 
 
 class MappingSync:
@@ -97,6 +118,10 @@ class MappingSync:
         self.run_id = run_id
         self.opts = options
         self.result = JobResult(mapping.name, mapping.direction, options.mode)
+        # why: a bidirectional record written (or failed as a conflict) by the first flow is not read again by the second
+        self.handled: dict[str, set[str]] = {"local": set(), "integration": set()}
+        self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
+        self.planned = options.planned if options.planned is not None else {}
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -104,10 +129,19 @@ class MappingSync:
         if not dry:
             self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, self.mapping.direction)
         try:
+            coupled = self.store.count_couplings(self.mapping.name) if self.mapping.guards else 0
+            if self.mapping.guards and not dry:
+                # why: the guard must stop the job before its first write, so the plan comes first
+                plan_opts = dataclasses.replace(self.opts, dry_run=True, planned={})
+                MappingSync(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
+            if self.opts.mode == "full" and self.store.exists:
+                self._detect_deletions()
             for flow in self.flows.values():
                 if not dry:
                     self._recover_pending(flow)
                 self._run_flow(flow)
+            if self.mapping.guards and dry:
+                self._check_guard(coupled)
             self.result.status = "partial" if self.result.counts["failed"] else "success"
         except Exception as exc:
             self.result.status = "failed"
@@ -118,6 +152,23 @@ class MappingSync:
             if not dry and self.result.job_id is not None:
                 self.store.end_job(self.result.job_id, self.result.status, self.result.counts, self.result.message)
         return self.result
+
+    def _check_guard(self, coupled: int) -> None:
+        """Fail when the plan deletes or overwrites more of the mapping's records than it allows."""
+        counts = self.result.counts
+        deletes = counts["deleted"]
+        changes = counts["modified"] + counts["deleted"]
+        base = max(coupled, 1)
+        figures = {"max_deletes": deletes, "max_deletes_percent": 100.0 * deletes / base,
+                   "max_changes": changes, "max_changes_percent": 100.0 * changes / base}
+        exceeded = [k for k, limit in self.mapping.guards.items() if figures[k] > limit]
+        if exceeded:
+            limits = ", ".join("%s %s" % (k, self.mapping.guards[k]) for k in exceeded)
+            raise GuardError(
+                "mapping %s: the run would delete %d and overwrite %d of %d coupled records (%.1f%% changed), more than %s allows; "
+                "nothing was written" % (self.mapping.name, deletes, counts["modified"], coupled, figures["max_changes_percent"], limits),
+                plan=dict(counts, coupled_records=coupled),
+            )
 
     def _run_flow(self, flow: Flow) -> None:
         src = flow.src
@@ -162,9 +213,12 @@ class MappingSync:
 
     # -- one page -------------------------------------------------------------------------------------
     def _process_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str]) -> None:
+        src, dst = flow.src, flow.dst
+        handled = self.handled[src]
+        if handled:
+            rows = [r for r in rows if id_text(r[0]) not in handled]
         if not rows:
             return
-        src = flow.src
         counts = self.result.counts
         counts["read"] += len(rows)
         mapping = self.mapping
@@ -178,6 +232,7 @@ class MappingSync:
         batch = BatchCommit()
         updates: list[_Change] = []
         inserts: list[_Change] = []
+        todo: list[tuple[tuple, str, str, Coupling | None]] = []
         for row, sid in zip(rows, ids):
             fp = fingerprint([row[i] for i in fp_pos])
             cp = couplings.get(sid)
@@ -188,68 +243,233 @@ class MappingSync:
                 # why: a record whose create failed is retried even where scheduled runs create nothing
                 counts["skipped"] += 1
                 continue
+            todo.append((row, sid, fp, cp))
+        self._prefetch_lookups(flow, [t[0] for t in todo], positions)
+        partners: dict[str, tuple] = {}
+        if mapping.bidirectional:
+            coupled = [t[3].side_id(dst) for t in todo if t[3] is not None]  # type: ignore[union-attr]
+            if coupled:
+                partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled, mapping.read_fields(dst))}
+        restores: list[_Change] = []
+        for row, sid, fp, cp in todo:
             try:
-                values = self._values(flow, row, positions, cp is not None)
-            except ConversionError as exc:
+                if cp is None:
+                    inserts.append(_Change(sid, fp, self._values(flow, row, positions, False), row[mod_pos] if mod_pos is not None else None,
+                                           row=row))
+                    continue
+                change = _Change(sid, fp, {}, row[mod_pos] if mod_pos is not None else None, cp, row=row)
+                if mapping.bidirectional:
+                    partner = partners.get(cp.side_id(dst))
+                    if partner is None:
+                        self._dst_deleted(flow, change, positions, batch, restores)
+                        continue
+                    self.handled[dst].add(cp.side_id(dst))
+                    self._plan_coupled(flow, change, positions, partner)
+                else:
+                    change.values = self._values(flow, row, positions, True)
+                updates.append(change)
+            except (ConversionError, RecordError) as exc:
                 self._fail(batch, src, sid, str(exc))
-                continue
-            change = _Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None, cp)
-            (updates if cp is not None else inserts).append(change)
-        self._apply_updates(flow, updates, batch)
-        self._apply_inserts(flow, inserts, batch)
+        self._apply_updates(flow, updates, batch, positions, restores)
+        self._apply_inserts(flow, inserts + restores, batch, positions)
+        self._lookup_cache.clear()
         if not self.opts.dry_run:
             batch.counts = dict(counts)
             self.store.commit_batch(mapping.name, self.run_id or "", self.result.job_id or 0, batch)
 
+    # -- field values --------------------------------------------------------------------------------
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
-        """Destination values of one record, converted to the destination's types."""
+        """Destination values of one record: value map or lookup, transforms, then type conversion."""
         values: dict[str, Any] = {}
         dst_key = self.mapping.key(flow.dst)
-        for fm, conv in zip(flow.fields, flow.converters):
+        for fm, conv, transform in zip(flow.fields, flow.converters, flow.transforms):
             name = fm.field_on(flow.dst)
             if for_update and name == dst_key:
                 continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
             raw = fm.constant if fm.is_constant else row[positions[fm.field_on(flow.src)]]
             try:
+                if fm.value_map is not None:
+                    raw = fm.value_map.translate(raw, flow.dst)
+                elif fm.lookup is not None:
+                    raw = self._lookup(fm.lookup, flow.src, fm.field_on(flow.src), raw)
+                if transform is not None:
+                    raw = transform(raw)
                 values[name] = conv(raw)
             except ConversionError as exc:
                 raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
         return values
 
-    def _dst_fp(self, flow: Flow, values: dict[str, Any]) -> str:
-        return fingerprint([values.get(f) for f in self.mapping.side_fields(flow.dst)])
+    def _prefetch_lookups(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int]) -> None:
+        """One store query per lookup field and page instead of one per record."""
+        if not rows or not self.store.exists:
+            return
+        for fm in flow.fields:
+            if fm.lookup is None:
+                continue
+            pos = positions[fm.field_on(flow.src)]  # type: ignore[index]
+            wanted = sorted({id_text(r[pos]) for r in rows if r[pos] is not None and r[pos] != ""})
+            found = self.store.lookup_ids(fm.lookup, flow.src, wanted) if wanted else {}
+            for value in wanted:
+                self._lookup_cache[(fm.lookup, flow.src, value)] = found.get(value)
 
-    def _apply_updates(self, flow: Flow, updates: list[_Change], batch: BatchCommit) -> None:
+    def _lookup(self, mapping: str, side: str, field_name: str | None, value: Any) -> Any:
+        """The other side's id of the record ``value`` refers to, through ``mapping``'s couplings."""
+        if value is None or value == "":
+            return None
+        key = id_text(value)
+        cache_key = (mapping, side, key)
+        if cache_key not in self._lookup_cache:
+            found = self.store.lookup_ids(mapping, side, [key]) if self.store.exists else {}
+            self._lookup_cache[cache_key] = found.get(key)
+        target = self._lookup_cache[cache_key]
+        if target is None:
+            plan = self.planned.get(mapping, {}).get(side, {})
+            if key in plan:
+                return plan[key]  # why: check mode counts a reference to a record the same run would create
+            raise RecordError("%s field %s: %r refers to a record that is not coupled in mapping %s yet "
+                              "(it is retried once that record is synchronised)" % (side, field_name, value, mapping))
+        return target
+
+    def _side_values(self, side: str, row: tuple | None, positions: dict[str, int], written: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A record's mapped values on one side as they are after ``written`` is applied."""
+        out = {f: (row[positions[f]] if row is not None else None) for f in self.mapping.side_fields(side)}
+        if written:
+            out.update((k, v) for k, v in written.items() if k in out)
+        return out
+
+    def _fp_of(self, side: str, values: dict[str, Any]) -> str:
+        return fingerprint([values.get(f) for f in self.mapping.side_fields(side)])
+
+    def _last_values(self, local: dict[str, Any], integration: dict[str, Any]) -> str | None:
+        if not self.mapping.keeps_last_values:
+            return None
+        return json.dumps({"local": {k: canonical(v) for k, v in local.items()},
+                           "integration": {k: canonical(v) for k, v in integration.items()}}, sort_keys=True)
+
+    # -- bidirectional decisions ------------------------------------------------------------------------
+    def _plan_coupled(self, flow: Flow, ch: _Change, positions: dict[str, int], partner: tuple) -> None:
+        """Decide what a changed, coupled record writes where; raises RecordError for a conflict left unresolved."""
+        src, dst = flow.src, flow.dst
+        mapping = self.mapping
+        cp = ch.coupling
+        dst_fields = mapping.read_fields(dst)
+        dst_positions = {f: i for i, f in enumerate(dst_fields)}
+        src_now = self._side_values(src, ch.row, positions)
+        dst_now = self._side_values(dst, partner, dst_positions)
+        if self._fp_of(dst, dst_now) == (cp.local_fp if dst == "local" else cp.integration_fp):  # type: ignore[union-attr]
+            values = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
+            # why: a change to a field that does not flow this way writes nothing and counts as unchanged
+            ch.values = {k: v for k, v in values.items() if canonical(v) != canonical(dst_now.get(k))}
+        else:
+            ch.values, ch.back = self._resolve_conflict(flow, ch, positions, partner, dst_positions, src_now, dst_now)
+        src_after = dict(src_now, **{k: v for k, v in (ch.back or {}).items() if k in src_now})
+        dst_after = dict(dst_now, **{k: v for k, v in ch.values.items() if k in dst_now})
+        ch.src_fp, ch.dst_fp = self._fp_of(src, src_after), self._fp_of(dst, dst_after)
+        local, integration = (src_after, dst_after) if src == "local" else (dst_after, src_after)
+        ch.last_values = self._last_values(local, integration)
+
+    def _resolve_conflict(self, flow: Flow, ch: _Change, positions: dict[str, int], partner: tuple, dst_positions: dict[str, int],
+                          src_now: dict[str, Any], dst_now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Both records changed since the last sync: field by field, what goes which way."""
+        src, dst = flow.src, flow.dst
+        mapping = self.mapping
+        policy = mapping.update_conflict_resolution
+        reverse = self.flows[(dst, src)]
+        forward = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
+        backward = self._values(reverse, partner, dst_positions, True)
+        last: dict[str, dict[str, Any]] = {}
+        if policy == "merge" and ch.coupling.last_values:  # type: ignore[union-attr]
+            last = json.loads(ch.coupling.last_values)  # type: ignore[union-attr]
+        winner = {"local_wins": "local", "integration_wins": "integration"}.get(policy if policy != "merge" else mapping.merge_fallback)
+        to_dst: dict[str, Any] = {}
+        to_src: dict[str, Any] = {}
+        conflicts: list[str] = []
+        for fm in mapping.fields:
+            fs, fd = fm.field_on(src), fm.field_on(dst)
+            if fm.is_constant or fs is None or fd is None:
+                continue
+            if (fd in forward and canonical(forward[fd]) == canonical(dst_now[fd])) or (
+                    fd not in forward and fs in backward and canonical(backward[fs]) == canonical(src_now[fs])):
+                continue  # the two sides agree on this field
+            src_changed = canonical(src_now[fs]) != last.get(src, {}).get(fs, _MISSING)
+            dst_changed = canonical(dst_now[fd]) != last.get(dst, {}).get(fd, _MISSING)
+            if src_changed and not dst_changed:
+                if fd in forward:
+                    to_dst[fd] = forward[fd]
+            elif dst_changed and not src_changed:
+                if fs in backward:
+                    to_src[fs] = backward[fs]
+            elif winner is None:
+                conflicts.append(fm.describe())
+            elif winner == src:
+                if fd in forward:
+                    to_dst[fd] = forward[fd]
+                elif fs in backward:
+                    to_src[fs] = backward[fs]
+            else:
+                if fs in backward:
+                    to_src[fs] = backward[fs]
+                elif fd in forward:
+                    to_dst[fd] = forward[fd]
+        if conflicts:
+            cp = ch.coupling
+            raise RecordError("conflict: local record %s and integration record %s both changed since the last synchronisation; "
+                              "fields that differ: %s (update_conflict_resolution %s%s): nothing was overwritten"
+                              % (cp.local_id, cp.integration_id, ", ".join(conflicts), policy,  # type: ignore[union-attr]
+                                 ", merge_fallback none" if policy == "merge" else ""))
+        return to_dst, to_src
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def _apply_updates(self, flow: Flow, updates: list[_Change], batch: BatchCommit, positions: dict[str, int],
+                       restores: list[_Change]) -> None:
         if not updates:
             return
         src, dst = flow.src, flow.dst
-        if self.opts.dry_run:
-            results = [None] * len(updates)
-        else:
-            results = self.tables[dst].update([(ch.coupling.side_id(dst), ch.values) for ch in updates])  # type: ignore[union-attr]
-        for ch, res in zip(updates, results):
-            cp = ch.coupling
-            dst_id = cp.side_id(dst)  # type: ignore[union-attr]
-            if res is not None and not res.ok:
-                reason = res.error or "refused"
-                if res.missing:
-                    reason = "coupled %s record %s no longer exists" % (dst, dst_id)
-                self._fail(batch, src, ch.src_id, reason)
+        failed: set[int] = set()
+        for side, attr in ((src, "back"), (dst, "values")):
+            todo = [ch for ch in updates if getattr(ch, attr) and id(ch) not in failed]
+            if not todo:
                 continue
+            ids = [ch.coupling.side_id(side) for ch in todo]  # type: ignore[union-attr]
+            if self.opts.dry_run:
+                # why: check mode plans a deleted destination the way the real run handles it
+                found = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [self.mapping.key(side)])}
+                results = [WriteResult(True, record_id=i) if i in found else WriteResult(False, record_id=i, missing=True) for i in ids]
+            else:
+                results = self.tables[side].update([(i, getattr(ch, attr)) for i, ch in zip(ids, todo)])
+            for ch, res in zip(todo, results):
+                if res.ok:
+                    continue
+                failed.add(id(ch))
+                if res.missing and side == dst:
+                    self._dst_deleted(flow, ch, positions, batch, restores)
+                else:
+                    reason = res.error or "refused"
+                    if res.missing:
+                        reason = "%s record %s no longer exists" % (side, ch.coupling.side_id(side))  # type: ignore[union-attr]
+                    self._fail(batch, src, ch.src_id, reason)
+        for ch in updates:
+            if id(ch) in failed:
+                continue
+            cp = ch.coupling
             self._set_fps(cp, flow, ch)  # type: ignore[arg-type]
+            cp.last_values = ch.last_values  # type: ignore[union-attr]
             batch.changed_couplings.append(cp)  # type: ignore[arg-type]
             batch.succeeded.append((src, ch.src_id))
-            self.result.counts["modified"] += 1
-            self._log("modified", cp.local_id, cp.integration_id)  # type: ignore[union-attr]
+            if ch.values or ch.back:
+                self.result.counts["modified"] += 1
+                self._log("modified", cp.local_id, cp.integration_id)  # type: ignore[union-attr]
+            else:
+                self.result.counts["unchanged"] += 1  # both sides changed to the same values
 
     def _set_fps(self, cp: Coupling, flow: Flow, ch: _Change) -> None:
-        dst_fp = self._dst_fp(flow, ch.values)
+        dst_fp = ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
         if flow.src == "local":
             cp.local_fp, cp.integration_fp, cp.local_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
         else:
             cp.integration_fp, cp.local_fp, cp.integration_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
 
-    def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit) -> None:
+    def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit, positions: dict[str, int]) -> None:
         if not inserts:
             return
         src, dst = flow.src, flow.dst
@@ -262,26 +482,137 @@ class MappingSync:
                     ch.values[dst_key] = new_id
             ch.dst_id = id_text(ch.values[dst_key]) if dst_key in ch.values else None
         if self.opts.dry_run:
+            plan = self.planned.setdefault(self.mapping.name, {"local": {}, "integration": {}})
             for ch in inserts:
+                plan[src][ch.src_id] = ch.dst_id
+                if ch.dst_id is not None:
+                    plan[dst][ch.dst_id] = ch.src_id
+                    if self.mapping.bidirectional:
+                        self.handled[dst].add(ch.dst_id)
                 self.result.counts["inserted"] += 1
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
         self.store.add_pending([
-            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": self._dst_fp(flow, ch.values)})
+            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": self._fp_of(dst, ch.values)})
             for ch in inserts
         ])
         results = table.insert([ch.values for ch in inserts])
+        written = {}
+        if self.mapping.bidirectional:
+            # why: the new record's defaults and triggers are part of what the next run compares
+            fields = self.mapping.read_fields(dst)
+            new_ids = [res.record_id for res in results if res.ok and res.record_id is not None]
+            written = {id_text(r[0]): r for r in table.read_by_ids(new_ids, fields)} if new_ids else {}
+            dst_positions = {f: i for i, f in enumerate(fields)}
         for ch, res in zip(inserts, results):
             batch.cleared_pending.append((src, ch.src_id))
             if not res.ok:
                 self._fail(batch, src, ch.src_id, res.error or "refused")
                 continue
+            if ch.replaces is not None:
+                batch.removed_couplings.append((ch.replaces.local_id, ch.replaces.integration_id))
             cp = _new_coupling(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
+            if res.record_id in written:
+                dst_values = self._side_values(dst, written[res.record_id], dst_positions)
+                ch.dst_fp = self._fp_of(dst, dst_values)
+                src_values = self._side_values(src, ch.row, positions)
+                local, integration = (src_values, dst_values) if src == "local" else (dst_values, src_values)
+                cp.last_values = self._last_values(local, integration)
             self._set_fps(cp, flow, ch)
             batch.new_couplings.append(cp)
             batch.succeeded.append((src, ch.src_id))
+            if self.mapping.bidirectional:
+                self.handled[dst].add(res.record_id)  # type: ignore[arg-type]
             self.result.counts["inserted"] += 1
             self._log_pair("inserted", flow, ch.src_id, res.record_id)
+
+    # -- deletions ------------------------------------------------------------------------------------------
+    def _dst_deleted(self, flow: Flow, ch: _Change, positions: dict[str, int], batch: BatchCommit, restores: list[_Change]) -> None:
+        """The destination record of a changed, coupled source record is gone: a deletion conflict."""
+        cp = ch.coupling
+        policy = self.mapping.deletion_conflict_resolution
+        dst_id = cp.side_id(flow.dst)  # type: ignore[union-attr]
+        if policy == "remove_coupling":
+            self._uncouple(batch, cp, flow.src, ch.src_id)  # type: ignore[arg-type]
+        elif policy == "restore_records":
+            try:
+                values = self._values(flow, ch.row, positions, False)  # type: ignore[arg-type]
+            except (ConversionError, RecordError) as exc:
+                self._fail(batch, flow.src, ch.src_id, str(exc))
+                return
+            restores.append(_Change(ch.src_id, ch.src_fp, values, ch.src_modified, row=ch.row, replaces=cp))
+        else:
+            self._fail(batch, flow.src, ch.src_id, "coupled %s record %s no longer exists (deletion_conflict_resolution none)" % (flow.dst, dst_id))
+
+    def _detect_deletions(self) -> None:
+        """Full syncs compare couplings with the records that still exist on both sides."""
+        mapping = self.mapping
+        for page in self.store.iter_couplings(mapping.name, batch=self.opts.batch_size):
+            present = {}
+            for side in ("local", "integration"):
+                ids = [cp.side_id(side) for cp in page]
+                present[side] = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [mapping.key(side)])}
+            gone = [(cp, [s for s in ("local", "integration") if cp.side_id(s) not in present[s]]) for cp in page]
+            gone = [(cp, sides) for cp, sides in gone if sides]
+            if not gone:
+                continue
+            batch = BatchCommit()
+            for cp, sides in gone:
+                if len(sides) == 2:
+                    self._uncouple(batch, cp, None, None)
+                else:
+                    self._source_deleted(cp, sides[0], batch)
+            if not self.opts.dry_run:
+                batch.counts = dict(self.result.counts)
+                self.store.commit_batch(mapping.name, self.run_id or "", self.result.job_id or 0, batch)
+
+    def _source_deleted(self, cp: Coupling, gone: str, batch: BatchCommit) -> None:
+        """One record of a coupling was deleted on side ``gone``; its partner still exists."""
+        mapping = self.mapping
+        keep = OTHER_SIDE[gone]
+        keep_id, gone_id = cp.side_id(keep), cp.side_id(gone)
+        self.handled[keep].add(keep_id)
+        fields = mapping.read_fields(keep)
+        rows = self.tables[keep].read_by_ids([keep_id], fields)
+        if not rows:
+            return
+        row = rows[0]
+        positions = {f: i for i, f in enumerate(fields)}
+        keep_fp = self._fp_of(keep, self._side_values(keep, row, positions))
+        unchanged = keep_fp == (cp.local_fp if keep == "local" else cp.integration_fp)
+        if mapping.propagate_deletions and unchanged and (gone, keep) in self.flows:
+            if not self.opts.dry_run:
+                res = self.tables[keep].delete([keep_id])[0]
+                if not res.ok and not res.missing:
+                    self._fail(batch, keep, keep_id, "deleting it after %s record %s was deleted: %s" % (gone, gone_id, res.error))
+                    return
+            batch.removed_couplings.append((cp.local_id, cp.integration_id))
+            batch.succeeded.append((keep, keep_id))
+            self.result.counts["deleted"] += 1
+            self._log("deleted", cp.local_id, cp.integration_id)
+            return
+        policy = mapping.deletion_conflict_resolution
+        if policy == "remove_coupling":
+            self._uncouple(batch, cp, keep, keep_id)
+        elif policy == "restore_records":
+            flow = mapping.restore_flows[(keep, gone)]
+            try:
+                values = self._values(flow, row, positions, False)
+            except (ConversionError, RecordError) as exc:
+                self._fail(batch, keep, keep_id, "restoring deleted %s record %s: %s" % (gone, gone_id, exc))
+                return
+            self._apply_inserts(flow, [_Change(keep_id, keep_fp, values, row[positions[mapping.modified_field(keep)]]
+                                               if mapping.modified_field(keep) else None, row=row, replaces=cp)], batch, positions)
+        else:
+            self._fail(batch, keep, keep_id, "coupled %s record %s was deleted (deletion_conflict_resolution none; set remove_coupling, "
+                                             "restore_records or propagate_deletions)" % (gone, gone_id))
+
+    def _uncouple(self, batch: BatchCommit, cp: Coupling, side: str | None, record_id: str | None) -> None:
+        batch.removed_couplings.append((cp.local_id, cp.integration_id))
+        if side is not None:
+            batch.succeeded.append((side, record_id))  # type: ignore[arg-type]
+        self.result.uncoupled += 1
+        self._log("uncoupled", cp.local_id, cp.integration_id)
 
     # -- crash repair -------------------------------------------------------------------------------------
     def _recover_pending(self, flow: Flow) -> None:
@@ -353,4 +684,3 @@ def _as_datetime(value: Any) -> datetime.datetime | None:
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day)
     return None
-

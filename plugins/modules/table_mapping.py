@@ -70,6 +70,33 @@ options:
       constant:
         description: A value always written to the one field named (O(fields[].field) or O(fields[].integration_field)).
         type: raw
+      transform:
+        description:
+          - Transforms applied, in order, to the value written to the other side (after O(fields[].value_map) or
+            O(fields[].lookup), before the conversion to the destination field's type).
+          - "Each entry is a name or a one-key dict of a name and its argument: V(trim), V(upper), V(lower);
+            V(truncate) (to the destination field's length) or C({truncate: 40});
+            C({regex_replace: {pattern: '[^0-9+]', replacement: ''}});
+            C({date_format: '%Y-%m-%d'}) (strftime); C({number_format: ',.2f'}) (a Python format specification)."
+          - Text rules leave other values as they are. An unknown name is a validation error.
+        type: list
+        elements: raw
+      value_map:
+        description:
+          - Option values translated between the sides, for example an ERP blocked flag to a CRM state code.
+          - C(values) maps local values to integration values (keys are compared as text, so V(1), V(1.0) and V(true) are one key);
+            a field that flows from the integration side reads it in reverse, so it must then be one-to-one.
+          - C(default) is written to the integration side for a value C(values) does not list, C(local_default) to the local side;
+            without them such a value fails its record. A null stays null.
+        type: dict
+      lookup:
+        description:
+          - Name of another mapping whose couplings translate this reference, for example V(SALESPEOPLE) for
+            C(customer.salesperson_code -> account.ownerid). The value is an id of that mapping's records on the source side and
+            becomes the coupled id on the other side.
+          - The lookup makes this mapping depend on the other one. A reference to a record that is not coupled yet fails its
+            record, which is retried by later runs.
+        type: str
   table_filter:
     description: Which local records the mapping sees, in the OData C($filter) language, for example V(blocked eq 0 and country in ('DK','SE')).
     type: str
@@ -87,8 +114,50 @@ options:
     type: list
     elements: str
     default: []
+  update_conflict_resolution:
+    description:
+      - What a bidirectional mapping does with a record changed on both sides since the last synchronisation.
+      - V(none) fails the record with a conflict error naming both ids and the fields that differ, and overwrites nothing.
+      - V(local_wins) and V(integration_wins) write the winner's values to the other side.
+      - V(merge) merges field by field against the values last synchronised (kept per coupling for such mappings),
+        so edits of different fields on the two sides both survive; a field changed on both sides is resolved by O(merge_fallback).
+        Records synchronised before V(merge) was chosen have no such values yet; every field that differs is then resolved by
+        O(merge_fallback) once.
+    type: str
+    choices: [none, local_wins, integration_wins, merge]
+  merge_fallback:
+    description: How O(update_conflict_resolution=merge) resolves a field changed differently on both sides.
+    type: str
+    choices: [none, local_wins, integration_wins]
+  deletion_conflict_resolution:
+    description:
+      - What happens when one record of a coupling was deleted and the deletion is not propagated.
+      - V(none) fails the record; V(remove_coupling) forgets the coupling (a later full synchronisation creates the record again);
+        V(restore_records) recreates the deleted record from its partner and couples the two.
+      - Full synchronisations check every coupling; modified-records runs notice a deleted destination when its source changed.
+    type: str
+    choices: [none, remove_coupling, restore_records]
+  propagate_deletions:
+    description:
+      - Delete the partner of a record deleted on a side whose records flow to the other side (full synchronisations),
+        reported as C(deleted). Only when the partner did not change since the last synchronisation; otherwise
+        O(deletion_conflict_resolution) applies.
+    type: bool
+  max_deletes:
+    description: Stop a job before it writes anything when it would delete more records than this.
+    type: int
+  max_deletes_percent:
+    description: Stop a job before it writes anything when it would delete more than this share (0-100) of the coupled records.
+    type: float
+  max_changes:
+    description: Stop a job before it writes anything when it would overwrite or delete more coupled records than this.
+    type: int
+  max_changes_percent:
+    description: Stop a job before it writes anything when it would overwrite or delete more than this share (0-100) of the coupled records.
+    type: float
 notes:
   - Supports C(check_mode) and C(diff_mode).
+  - Options left out take their defaults (V(none), V(false), no limit) when a mapping is declared.
 requirements:
   - SQLAlchemy >= 2.0
   - jsonschema
@@ -115,6 +184,26 @@ EXAMPLES = r"""
     store: /var/lib/tablesync/store.sqlite
     local: {type: sqlite, path: /srv/erp.sqlite}
     integration: {type: sqlite, path: /srv/crm.sqlite}
+
+- name: Contacts kept in step both ways, merging edits of different fields
+  tablesync.integration.table_mapping:
+    name: CONTACTS
+    local_table: contact
+    local_key: "no"
+    local_modified_field: modified_on
+    integration_table: contact
+    integration_key: contactid
+    integration_modified_field: modifiedon
+    direction: bidirectional
+    update_conflict_resolution: merge
+    merge_fallback: integration_wins
+    deletion_conflict_resolution: restore_records
+    max_changes_percent: 20
+    fields:
+      - {field: first_name, integration_field: firstname, transform: [trim]}
+      - {field: surname, integration_field: lastname, transform: [trim, {truncate: 50}]}
+      - {field: email, integration_field: emailaddress1, direction: to_integration, transform: [lower]}
+      - {field: company_no, integration_field: parentcustomerid, lookup: CUSTOMER}
 
 - name: Remove a mapping and its couplings
   tablesync.integration.table_mapping:
@@ -152,6 +241,14 @@ DECLARATION_KEYS = (
     "integration_table_filter",
     "synch_only_coupled_records",
     "dependencies",
+    "update_conflict_resolution",
+    "merge_fallback",
+    "deletion_conflict_resolution",
+    "propagate_deletions",
+    "max_deletes",
+    "max_deletes_percent",
+    "max_changes",
+    "max_changes_percent",
 )
 
 
@@ -185,12 +282,23 @@ def main() -> None:
                 "integration_field": {"type": "str"},
                 "direction": {"type": "str", "choices": ["to_integration", "from_integration", "bidirectional"]},
                 "constant": {"type": "raw"},
+                "transform": {"type": "list", "elements": "raw"},
+                "value_map": {"type": "dict"},
+                "lookup": {"type": "str"},
             },
         },
         table_filter={"type": "str"},
         integration_table_filter={"type": "str"},
         synch_only_coupled_records={"type": "bool"},
         dependencies={"type": "list", "elements": "str", "default": []},
+        update_conflict_resolution={"type": "str", "choices": ["none", "local_wins", "integration_wins", "merge"]},
+        merge_fallback={"type": "str", "choices": ["none", "local_wins", "integration_wins"]},
+        deletion_conflict_resolution={"type": "str", "choices": ["none", "remove_coupling", "restore_records"]},
+        propagate_deletions={"type": "bool"},
+        max_deletes={"type": "int"},
+        max_deletes_percent={"type": "float"},
+        max_changes={"type": "int"},
+        max_changes_percent={"type": "float"},
     )
     module = AnsibleModule(
         argument_spec=spec,

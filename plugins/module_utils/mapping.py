@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter
 
 try:
@@ -67,6 +68,8 @@ SCHEMA = {
         "integration_table_filter": {"type": ["string", "null"]},
         "synch_only_coupled_records": {"type": "boolean"},
         "dependencies": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
+        "match_on": MATCH_ON_SCHEMA,
+        "initial_direction": INITIAL_DIRECTION_SCHEMA,
     },
 }
 
@@ -77,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "integration_table_filter": None,
     "synch_only_coupled_records": True,
     "dependencies": [],
+    "match_on": None,
+    "initial_direction": None,
 }
 
 _NO_CONSTANT = object()
@@ -178,6 +183,8 @@ class Mapping:
                     clean["name"], "direction %s is outside the mapping's direction %s" % (fm.direction, clean["direction"]), field=fm.describe()
                 )
             fields.append(fm)
+        if clean["initial_direction"] and clean["direction"] != "bidirectional":
+            raise MappingError(clean["name"], "initial_direction applies to bidirectional mappings only", field="initial_direction")
         if clean["name"] in clean["dependencies"]:
             raise MappingError(clean["name"], "a mapping cannot depend on itself", field="dependencies")
         mapping = cls(
@@ -281,6 +288,7 @@ class Mapping:
                                                   context="mapping %s, %s" % (self.name, "table_filter" if side == "local" else "integration_table_filter"))
             except FilterError as exc:
                 raise MappingError(self.name, str(exc), field="table_filter" if side == "local" else "integration_table_filter") from None
+        match_keys(self, tables)  # raises MappingError for a match field the tables lack
         flows = {}
         for src, dst in self.flow_pairs():
             flow_fields = [fm for fm in self.fields if fm.flows(src, dst)]

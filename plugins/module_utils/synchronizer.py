@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS, BatchCommit, Coupling, PendingCreate, Store
@@ -33,6 +34,8 @@ class JobOptions:
     batch_size: int = 1000
     max_records: int = 100
     watermark_overlap: float = 60.0
+    hold: dict[str, set[str]] = field(default_factory=dict)  # side -> ids never created (ambiguous matches)
+    create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
 
 
 @dataclass
@@ -51,6 +54,7 @@ class JobResult:
     records_truncated: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
+    matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
 
     @property
     def changed(self) -> bool:
@@ -70,6 +74,7 @@ class JobResult:
             "counts": dict(self.counts),
             "changed": self.changed,
             "message": self.message,
+            "matching": self.matching,
         }
 
 
@@ -126,6 +131,9 @@ class MappingSync:
         modified_field = self.mapping.modified_field(src)
         where = self.mapping.filters.get(src)
         retry = set(self.store.failed_ids(self.mapping.name, src)) if self.store.exists else set()
+        if self.opts.mode == "modified" and self.store.exists:
+            # why: a pair coupled but never synchronised may be older than the watermark
+            retry.update(self.store.unsynced_ids(self.mapping.name, src))
         read_started = utcnow()
         max_seen = None
         if retry:
@@ -181,6 +189,9 @@ class MappingSync:
         for row, sid in zip(rows, ids):
             fp = fingerprint([row[i] for i in fp_pos])
             cp = couplings.get(sid)
+            if held(mapping, self.opts, src, sid, cp):
+                counts["skipped"] += 1
+                continue
             if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
                 counts["unchanged"] += 1
                 continue

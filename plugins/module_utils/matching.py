@@ -14,6 +14,7 @@ does not duplicate them. A full sync runs this before it creates anything.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -243,7 +244,8 @@ class PlannedCouplings:
         out = self._store.couplings_for(mapping, side, ids) if self._store.exists else {}
         if mapping == self._mapping:
             planned = self._planned[side]
-            out.update({i: planned[i] for i in ids if i in planned})
+            # copies: a dry-run job sets fingerprints on what it is given, and nothing was written
+            out.update({i: dataclasses.replace(planned[i]) for i in ids if i in planned})
         return out
 
     def failed_ids(self, mapping: str, side: str) -> list[str]:

@@ -48,20 +48,23 @@ class CouplingPlan:
     mapping: str
     add: list[tuple[str, str]] = field(default_factory=list)
     remove: list[tuple[str, str]] = field(default_factory=list)
+    reset: list[tuple[str, str]] = field(default_factory=list)  # kept, fingerprints cleared (resync)
     before: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
-        return bool(self.add or self.remove)
+        return bool(self.add or self.remove or self.reset)
 
     def after(self) -> set[tuple[str, str]]:
         return (self.before - set(self.remove)) | set(self.add)
 
     def diff(self) -> dict[str, Any]:
-        def lines(pairs: set[tuple[str, str]]) -> list[str]:
-            return ["%s <-> %s" % p for p in sorted(pairs)]
+        reset = set(self.reset)
 
-        return {"before": {"couplings": lines(self.before)}, "after": {"couplings": lines(self.after())},
+        def lines(pairs: set[tuple[str, str]], marked: set[tuple[str, str]]) -> list[str]:
+            return ["%s <-> %s%s" % (p[0], p[1], " (to resynchronise)" if p in marked else "") for p in sorted(pairs)]
+
+        return {"before": {"couplings": lines(self.before, set())}, "after": {"couplings": lines(self.after(), reset)},
                 "before_header": "couplings of %s" % self.mapping, "after_header": "couplings of %s" % self.mapping}
 
 
@@ -86,12 +89,14 @@ def _check_exist(mapping: Mapping, tables: dict[str, Any], side: str, ids: Seque
             mapping.name, side, "s" if len(missing) > 1 else "", ", ".join(missing), "do" if len(missing) > 1 else "does", table.info.name))
 
 
-def plan_couple(mapping: Mapping, tables: dict[str, Any], store: Any, pairs: Sequence[tuple[str, str]], force: bool = False) -> CouplingPlan:
+def plan_couple(mapping: Mapping, tables: dict[str, Any], store: Any, pairs: Sequence[tuple[str, str]], force: bool = False,
+                resync: bool = False) -> CouplingPlan:
     """Plan coupling the given pairs; raises RecordError before anything is written.
 
     Errors: a record that does not exist, a record given twice with different partners,
     or (without ``force``) a record already coupled to a different partner. With ``force``
-    the other coupling is removed first.
+    the other coupling is removed first. With ``resync`` a pair already coupled loses its
+    fingerprints, so the next sync rewrites it in the mapping's direction.
     """
     plan = CouplingPlan(mapping.name)
     wanted: dict[str, str] = {}
@@ -109,6 +114,9 @@ def plan_couple(mapping: Mapping, tables: dict[str, Any], store: Any, pairs: Seq
     conflicts = []
     for lid, iid in wanted.items():
         if lid in by_local and by_local[lid].integration_id == iid:
+            cp = by_local[lid]
+            if resync and (cp.local_fp is not None or cp.integration_fp is not None):
+                plan.reset.append((lid, iid))
             continue
         for cp in (by_local.get(lid), by_integration.get(iid)):
             if cp is not None:
@@ -145,7 +153,7 @@ def plan_uncouple(mapping: Mapping, store: Any, records: Sequence[dict[str, str 
 
 
 def apply_plan(store: Any, plan: CouplingPlan) -> None:
-    store.change_couplings(plan.mapping, add=plan.add, remove=plan.remove)
+    store.change_couplings(plan.mapping, add=plan.add, remove=plan.remove, reset=plan.reset)
 
 
 def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, store: Any, hold: dict[str, set[str]],

@@ -87,6 +87,21 @@ options:
     type: list
     elements: str
     default: []
+  match_on:
+    description:
+      - Fields that identify the same record on both sides. A full synchronisation first couples each uncoupled
+        record to the one uncoupled record of the other side with the same normalised values, and creates only
+        records that match nothing; keys held by several records on either side are reported and left alone.
+      - Each entry is a field name of one of the field mappings (either side), or a dictionary with C(field),
+        C(integration_field) and the normalisation options C(ignore_case) and C(trim) (both default V(true)).
+    type: list
+    elements: raw
+  initial_direction:
+    description:
+      - For a bidirectional mapping, which side wins the first synchronisation of a pair coupled but never
+        synchronised (by matching or M(tablesync.integration.coupling)). Defaults to V(to_integration).
+    type: str
+    choices: [to_integration, from_integration]
 notes:
   - Supports C(check_mode) and C(diff_mode).
 requirements:
@@ -108,6 +123,7 @@ EXAMPLES = r"""
     direction: to_integration
     dependencies: [CURRENCY, SALESPEOPLE]
     table_filter: "blocked eq 0"
+    match_on: [email]
     fields:
       - {field: "no", integration_field: accountnumber}
       - {field: name, integration_field: name}
@@ -152,6 +168,8 @@ DECLARATION_KEYS = (
     "integration_table_filter",
     "synch_only_coupled_records",
     "dependencies",
+    "match_on",
+    "initial_direction",
 )
 
 
@@ -191,6 +209,8 @@ def main() -> None:
         integration_table_filter={"type": "str"},
         synch_only_coupled_records={"type": "bool"},
         dependencies={"type": "list", "elements": "str", "default": []},
+        match_on={"type": "list", "elements": "raw"},
+        initial_direction={"type": "str", "choices": ["to_integration", "from_integration"]},
     )
     module = AnsibleModule(
         argument_spec=spec,

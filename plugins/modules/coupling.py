@@ -16,8 +16,8 @@ description:
     uncoupled (O(state=absent)). Coupling a record already coupled to a different partner is an error unless
     O(force=true); coupling a record that does not exist is an error naming it.
   - With O(match=true) the uncoupled records of both sides are paired on match fields (O(match_on), or the
-    mapping's declared C(match_on)): a record whose normalised key is held by exactly one uncoupled record on
-    the other side is coupled to it. Keys held by more than one record on either side are ambiguous: they are
+    mapping's declared C(match_on)). A record whose normalised key is held by exactly one uncoupled record on
+    the other side is coupled to it. Keys held by more than one record on either side are ambiguous; they are
     reported and left uncoupled, never guessed. O(unmatched) decides what happens to the rest.
   - A new coupling has no fingerprints yet, so the next sync (of any mode) writes the source record over its
     partner in the mapping's direction and the two agree; for a bidirectional mapping its C(initial_direction)

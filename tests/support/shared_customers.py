@@ -68,10 +68,9 @@ def _variant(email: str, i: int) -> str:
     return email
 
 
-def build_shared_customers(directory: str, distinct: int = 250, ambiguous: int = 5) -> SharedCustomers:
-    """ERP and CRM SQLite files under ``directory``; ``distinct`` customers split 60/20/20."""
-    os.makedirs(directory, exist_ok=True)
-    data = SharedCustomers(os.path.join(directory, "erp.sqlite"), os.path.join(directory, "crm.sqlite"))
+def shared_customer_rows(distinct: int = 250, ambiguous: int = 5) -> tuple[SharedCustomers, list[tuple], list[tuple]]:
+    """The expected e-mail sets, the customer rows and the account rows (in the schemas' column order)."""
+    data = SharedCustomers("", "")
     n_shared, n_only = distinct * 60 // 100, distinct * 20 // 100
     erp_rows: list[tuple] = []
     crm_rows: list[tuple] = []
@@ -97,6 +96,14 @@ def build_shared_customers(directory: str, distinct: int = 250, ambiguous: int =
         for j in range(2 if one_erp else 1):
             crm_rows.append((next(ids), "Y%02d%d" % (k, j), "Ambiguous %d/%d" % (k, j), email if j == 0 else " %s" % email, None))
         data.ambiguous_records += 3
+    return data, erp_rows, crm_rows
+
+
+def build_shared_customers(directory: str, distinct: int = 250, ambiguous: int = 5) -> SharedCustomers:
+    """ERP and CRM SQLite files under ``directory``; ``distinct`` customers split 60/20/20."""
+    os.makedirs(directory, exist_ok=True)
+    data, erp_rows, crm_rows = shared_customer_rows(distinct, ambiguous)
+    data.erp, data.crm = os.path.join(directory, "erp.sqlite"), os.path.join(directory, "crm.sqlite")
     for path, schema, table, rows in ((data.erp, ERP_SCHEMA, "customer (no, name, email, phone)", erp_rows),
                                       (data.crm, CRM_SCHEMA, "account (accountid, accountnumber, name, emailaddress1, telephone1)", crm_rows)):
         if os.path.exists(path):
@@ -122,3 +129,26 @@ def email_counts(path: str, table: str, column: str) -> dict[str, int]:
         return out
     finally:
         conn.close()
+
+
+def load_shared_customers(erp_url: str, crm_url: str, distinct: int = 250, ambiguous: int = 5) -> SharedCustomers:
+    """The same data in two server databases (PostgreSQL, MariaDB), through SQLAlchemy."""
+    import sqlalchemy as sa
+
+    data, erp_rows, crm_rows = shared_customer_rows(distinct, ambiguous)
+    now = sa.func.current_timestamp()
+    for url, name, columns, values in (
+        (erp_url, "customer", ("no", "name", "email", "phone"), erp_rows),
+        (crm_url, "account", ("accountid", "accountnumber", "name", "emailaddress1", "telephone1"), crm_rows),
+    ):
+        meta = sa.MetaData()
+        cols = [sa.Column(c, sa.String(64), primary_key=(i == 0), nullable=not (i == 0 or (name, c) == ("customer", "name")))
+                for i, c in enumerate(columns)]
+        modified = "modified_on" if name == "customer" else "modifiedon"
+        table = sa.Table(name, meta, *cols, sa.Column(modified, sa.DateTime, nullable=False, server_default=now))
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            meta.create_all(conn)
+            conn.execute(table.insert(), [dict(zip(columns, r)) for r in values])
+        engine.dispose()
+    return data

@@ -69,7 +69,7 @@ class MatchKey:
         def run(value: Any) -> str | None:
             if value is None:
                 return None
-            text = value if type(value) is str else str(canonical(value))
+            text = value if isinstance(value, str) else str(canonical(value))
             if trim:
                 text = text.strip()
             if ignore_case:

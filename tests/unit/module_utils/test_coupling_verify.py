@@ -33,7 +33,7 @@ def accounts_by_number(demo, *numbers):
 def test_couple_then_first_modified_sync_follows_the_mapping_direction(demo):
     demo.declare()
     demo.run("full")
-    store, mapping, tables, _ = bound(demo, "CUSTOMER")
+    store, mapping, tables = bound(demo, "CUSTOMER")[:3]
     customers = [r[0] for r in rows(demo.erp, "select no from customer order by no limit 2")]
     a0, a1 = accounts_by_number(demo, *customers)
     # swap the two couplings: each customer now points at the other's account
@@ -54,7 +54,7 @@ def test_couple_then_first_modified_sync_follows_the_mapping_direction(demo):
 def test_couple_is_idempotent_and_refuses_conflicts_without_force(demo):
     demo.declare()
     demo.run("full")
-    store, mapping, tables, _ = bound(demo, "CUSTOMER")
+    store, mapping, tables = bound(demo, "CUSTOMER")[:3]
     c0, c1 = (r[0] for r in rows(demo.erp, "select no from customer order by no limit 2"))
     a0, a1 = accounts_by_number(demo, c0, c1)
     assert not plan_couple(mapping, tables, store, [(c0, a0), (c1, a1)]).changed
@@ -71,7 +71,7 @@ def test_couple_is_idempotent_and_refuses_conflicts_without_force(demo):
 def test_uncouple_by_either_id_is_idempotent(demo):
     demo.declare()
     demo.run("full")
-    store, mapping, tables, _ = bound(demo, "CUSTOMER")
+    store, mapping, tables = bound(demo, "CUSTOMER")[:3]
     c0, c1, c2 = (r[0] for r in rows(demo.erp, "select no from customer order by no limit 3"))
     a0, a1, a2 = accounts_by_number(demo, c0, c1, c2)
     plan = plan_uncouple(mapping, store, [{"local_id": c0}, {"integration_id": a1}, {"local_id": c2, "integration_id": a0}])

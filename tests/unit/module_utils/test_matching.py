@@ -23,7 +23,7 @@ def shared(tmp_path):
 
 
 def couplings(demo) -> dict[str, str]:
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     return {c.local_id: c.integration_id for page in store.iter_couplings("CUSTOMER") for c in page}
 
 

@@ -136,9 +136,11 @@ class MappingSync:
             retry.update(self.store.unsynced_ids(self.mapping.name, src))
         read_started = utcnow()
         max_seen = None
-        if retry:
+        ordered = sorted(retry)
+        for start in range(0, len(ordered), self.opts.batch_size):  # pages: newly coupled pairs can be many
             # why: records that failed last time are retried even when they did not change
-            retried = [r for r in table.read_by_ids(sorted(retry), fields) if where is None or where.matches(dict(zip(fields, r)))]
+            chunk = ordered[start:start + self.opts.batch_size]
+            retried = [r for r in table.read_by_ids(chunk, fields) if where is None or where.matches(dict(zip(fields, r)))]
             self._process_page(flow, fields, retried, retry)
         since = None
         if self.opts.mode == "modified" and modified_field:

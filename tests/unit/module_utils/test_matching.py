@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
-from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, match_mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, couple_matches, match_mapping
 from tests.support.fixtures import Demo, execute, rows
 from tests.support.shared_customers import build_shared_customers, customer_mapping, email_counts
 
@@ -145,3 +145,22 @@ def test_match_key_normalises_values():
     assert norm("   ") is None and norm(None) is None
     assert norm(5) == norm("5")
     assert MatchKey("a", "b", ignore_case=False, trim=False).normaliser()(" A ") == " A "
+
+
+def test_pairs_coupled_by_matching_are_written_by_the_next_modified_sync(shared):
+    data = shared.data
+    execute(data.erp, "update customer set modified_on = '2020-01-01 00:00:00'")
+    shared.declare([customer_mapping("to_integration")])
+    assert shared.run("modified").jobs[0].counts["skipped"] == 207  # sets the watermark; creates nothing
+    store, endpoints = shared.engine()
+    mapping = Mapping.from_definition(customer_mapping("to_integration"))
+    tables = open_tables(mapping, endpoints)
+    mapping.bind(tables)
+    found = match_mapping(mapping, tables, store, match_on=["email"])
+    couple_matches(store, "CUSTOMER", found.pairs, batch_size=40)
+    # no record is newer than the watermark, yet every new pair is read (in pages) and written once
+    run = shared.run("modified", batch_size=40)
+    assert run.jobs[0].counts["read"] == 150 and run.jobs[0].counts["modified"] == 150
+    assert run.jobs[0].counts["inserted"] == 0  # synch_only_coupled_records: uncoupled ones wait
+    assert rows(data.crm, "select name from account where accountnumber = 'C00001'") == [("Customer 1",)]
+    assert shared.run("modified", batch_size=40).jobs[0].counts["read"] == 0

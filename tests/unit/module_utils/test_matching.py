@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from ansible_collections.tablesync.integration.plugins.module_utils.coupling import create_unmatched
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, couple_matches, match_mapping
@@ -164,3 +165,22 @@ def test_pairs_coupled_by_matching_are_written_by_the_next_modified_sync(shared)
     assert run.jobs[0].counts["inserted"] == 0  # synch_only_coupled_records: uncoupled ones wait
     assert rows(data.crm, "select name from account where accountnumber = 'C00001'") == [("Customer 1",)]
     assert shared.run("modified", batch_size=40).jobs[0].counts["read"] == 0
+
+
+def test_create_unmatched_creates_only_what_matches_nothing(shared):
+    data = shared.data
+    shared.declare([customer_mapping("to_integration")])
+    store, endpoints = shared.engine()
+    mapping = Mapping.from_definition(customer_mapping("to_integration"))
+    tables = open_tables(mapping, endpoints)
+    flows = mapping.bind(tables)
+    found = match_mapping(mapping, tables, store, match_on=["email"])
+    couple_matches(store, "CUSTOMER", found.pairs)
+    job = create_unmatched(mapping, tables, flows, store, found.held, batch_size=40)
+    assert job.counts["inserted"] == len(data.erp_only) == 50 and job.counts["failed"] == 0
+    assert job.counts["modified"] == 0  # the matched pairs are left to the next sync
+    assert rows(data.crm, "select name from account where accountnumber = 'A00001'") == [("Customer 1 Ltd",)]
+    counts = email_counts(data.crm, "account", "emailaddress1")
+    assert [e for e, n in counts.items() if n != 1 and e not in data.ambiguous] == []
+    assert store.count_couplings("CUSTOMER") == 200
+    assert store.jobs(mappings=["CUSTOMER"])[-1]["inserted"] == 50  # logged as a job

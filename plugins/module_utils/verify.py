@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import JobOptions, MappingSync
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,17 +26,12 @@ KINDS = ("differing", "missing_local", "missing_integration", "orphaned", "uncou
 
 
 @dataclass
-class _Check:
-    """One value to compare: ``dst_field`` should hold ``src_field`` (or the constant) converted."""
+class _Compare:
+    """Destination fields one flow keeps equal to what a sync would write from its source."""
 
-    src: str
-    dst: str
-    src_field: str | None
-    dst_field: str
-    convert: Any  # source value -> destination kind, as a sync writes it
-    read_back: Any  # destination value as read -> its own kind (drivers return loose types)
-    constant: Any = None
-    is_constant: bool = False
+    flow: Flow
+    fields: list[str]
+    read_back: dict[str, Any]  # destination value as read -> its own kind (drivers return loose types)
 
 
 @dataclass
@@ -65,57 +61,41 @@ class VerifyResult:
         return out
 
 
-def _checks(mapping: Mapping, flows: dict[tuple[str, str], Flow], tables: dict[str, Any]) -> list[_Check]:
-    """The values a sync keeps equal: each destination field once, keys of coupled records excepted."""
-    checks: list[_Check] = []
-    seen: set[tuple[str, str]] = set()
-    for (src, dst), flow in flows.items():
-        for fm, conv in zip(flow.fields, flow.converters):
-            dst_field = fm.field_on(dst)
-            if dst_field == mapping.key(dst) or (dst, dst_field) in seen:
+def _compares(mapping: Mapping, flows: dict[tuple[str, str], Flow], tables: dict[str, Any]) -> list[_Compare]:
+    """Each destination field once (a bidirectional pair in one flow only), keys of coupled records excepted."""
+    out: list[_Compare] = []
+    seen: set[int] = set()
+    seen_dst: set[tuple[str, str]] = set()
+    for (_src, dst), flow in flows.items():
+        names = []
+        for fm in flow.fields:
+            name = fm.field_on(dst)
+            if name == mapping.key(dst) or id(fm) in seen or (dst, name) in seen_dst:
                 continue  # why: a sync never renames a coupled record's key, so verify does not ask for it
-            if not fm.is_constant and (src, fm.field_on(src)) in seen:
-                continue  # bidirectional field pair: compared once
-            seen.add((dst, dst_field))  # type: ignore[arg-type]
-            if not fm.is_constant:
-                seen.add((src, fm.field_on(src)))  # type: ignore[arg-type]
-            read_back = converter(tables[dst].info.columns[dst_field].kind)
-            checks.append(_Check(src, dst, None if fm.is_constant else fm.field_on(src), dst_field, conv, read_back,  # type: ignore[arg-type]
-                                 fm.constant if fm.is_constant else None, fm.is_constant))
-    return checks
-
-
-def _same(check: _Check, rows: dict[str, dict[str, Any]]) -> tuple[bool, Any, Any]:
-    """Whether the destination value equals what a sync would write there; (equal, expected, actual)."""
-    actual = rows[check.dst][check.dst_field]
-    raw = check.constant if check.is_constant else rows[check.src][check.src_field]
-    try:
-        expected = check.convert(raw)
-    except ConversionError:
-        return False, raw, actual
-    try:
-        actual_value = check.read_back(actual)
-    except ConversionError:
-        actual_value = actual
-    return canonical(expected) == canonical(actual_value), expected, actual
+            seen.add(id(fm))
+            seen_dst.add((dst, name))  # type: ignore[arg-type]
+            names.append(name)
+        columns = tables[dst].info.columns
+        out.append(_Compare(flow, names, {n: converter(columns[n].kind) for n in names}))  # type: ignore[misc]
+    return out
 
 
 def verify_mapping(mapping: Mapping, tables: dict[str, Any], flows: dict[tuple[str, str], Flow], store: Any,
                    batch_size: int = 1000, max_reported: int = 100) -> VerifyResult:
     """Compare every coupling's records and list uncoupled records; reads only."""
     result = VerifyResult(mapping.name)
-    checks = _checks(mapping, flows, tables)
+    compares = _compares(mapping, flows, tables)
+    # why: expected values come from the synchronizer itself, so verify agrees with what a sync writes
+    writer = MappingSync(mapping, tables, flows, store, None, JobOptions(mode="full", dry_run=True))
     fields = {side: mapping.read_fields(side) for side in SIDES}
-    if not store.exists:
-        couplings_pages: Any = []
-    else:
-        couplings_pages = store.iter_couplings(mapping.name, batch=batch_size)
+    positions = {side: {f: i for i, f in enumerate(fields[side])} for side in SIDES}
+    couplings_pages: Any = store.iter_couplings(mapping.name, batch=batch_size) if store.exists else []
     for page in couplings_pages:
         result.couplings += len(page)
-        found: dict[str, dict[str, dict[str, Any]]] = {}
+        found: dict[str, dict[str, tuple]] = {}
         for side in SIDES:
             ids = [cp.side_id(side) for cp in page]
-            found[side] = {id_text(r[0]): dict(zip(fields[side], r)) for r in tables[side].read_by_ids(ids, fields[side])}
+            found[side] = {id_text(r[0]): tuple(r) for r in tables[side].read_by_ids(ids, fields[side])}
         for cp in page:
             pair = {"local_id": cp.local_id, "integration_id": cp.integration_id}
             local, remote = found["local"].get(cp.local_id), found["integration"].get(cp.integration_id)
@@ -127,10 +107,21 @@ def verify_mapping(mapping: Mapping, tables: dict[str, Any], flows: dict[tuple[s
                 continue
             rows = {"local": local, "integration": remote}
             differences = []
-            for check in checks:
-                equal, expected, actual = _same(check, rows)
-                if not equal:
-                    differences.append({"field": check.dst_field, "side": check.dst, "expected": _show(expected), "actual": _show(actual)})
+            for cmp in compares:
+                src, dst = cmp.flow.src, cmp.flow.dst
+                try:
+                    values = writer._values(cmp.flow, rows[src], positions[src], True)
+                except ConversionError as exc:
+                    differences.append({"field": None, "side": dst, "expected": None, "actual": None, "error": str(exc)})
+                    continue
+                for name in cmp.fields:
+                    expected, actual = values.get(name), rows[dst][positions[dst][name]]
+                    try:
+                        same = canonical(expected) == canonical(cmp.read_back[name](actual))
+                    except ConversionError:
+                        same = False
+                    if not same:
+                        differences.append({"field": name, "side": dst, "expected": canonical(expected), "actual": canonical(actual)})
             if differences:
                 result.add("differing", dict(pair, fields=differences), max_reported)
             else:
@@ -138,11 +129,6 @@ def verify_mapping(mapping: Mapping, tables: dict[str, Any], flows: dict[tuple[s
     for side in SIDES:
         _uncoupled(mapping, tables[side], side, store, batch_size, max_reported, result)
     return result
-
-
-def _show(value: Any) -> Any:
-    """A JSON-friendly form of a value for the report."""
-    return canonical(value)
 
 
 def _uncoupled(mapping: Mapping, table: Any, side: str, store: Any, batch_size: int, cap: int, result: VerifyResult) -> None:

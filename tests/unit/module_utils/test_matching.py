@@ -10,6 +10,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.coupling imp
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, couple_matches, match_mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.verify import verify_mapping
 from tests.support.fixtures import Demo, execute, rows
 from tests.support.shared_customers import build_shared_customers, customer_mapping, email_counts
 
@@ -184,3 +185,18 @@ def test_create_unmatched_creates_only_what_matches_nothing(shared):
     assert [e for e, n in counts.items() if n != 1 and e not in data.ambiguous] == []
     assert store.count_couplings("CUSTOMER") == 200
     assert store.jobs(mappings=["CUSTOMER"])[-1]["inserted"] == 50  # logged as a job
+
+
+def test_verify_compares_a_bidirectional_pair_once(shared):
+    shared.declare([customer_mapping("bidirectional", match_on=["email"])])
+    shared.run("full")
+    execute(shared.data.crm, "update account set telephone1 = '999' where accountnumber = 'C00001'")
+    store, endpoints = shared.engine(read_only=True)
+    mapping = Mapping.from_definition(store.get_mapping("CUSTOMER"))
+    tables = open_tables(mapping, endpoints)
+    report = verify_mapping(mapping, tables, mapping.bind(tables), store).as_dict()
+    assert report["couplings"] == 250 and report["in_agreement"] == 249
+    # the ambiguous records were left uncoupled on purpose: verify lists them
+    assert report["counts"]["uncoupled_local"] + report["counts"]["uncoupled_integration"] == 15
+    assert report["differing"] == [{"local_id": "C00001", "integration_id": report["differing"][0]["integration_id"],
+                                    "fields": [{"field": "telephone1", "side": "integration", "expected": "+45 1000 0001", "actual": "999"}]}]

@@ -10,6 +10,7 @@ its cost should grow linearly with the table size. Prints one JSON line; writes 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -18,8 +19,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "collections"), ROOT]
+importlib.import_module("tests.conftest")  # links the checkout as the collection
 
-import tests.conftest  # noqa: E402,F401 - links the checkout as the collection
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint  # noqa: E402
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables  # noqa: E402
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import match_mapping  # noqa: E402

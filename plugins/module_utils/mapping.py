@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
 from ansible_collections.tablesync.integration.plugins.module_utils.transforms import ValueMap, build_transforms
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter
 
@@ -94,6 +95,8 @@ SCHEMA = {
         "max_deletes_percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
         "max_changes": {"type": ["integer", "null"], "minimum": 0},
         "max_changes_percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+        "match_on": MATCH_ON_SCHEMA,
+        "initial_direction": INITIAL_DIRECTION_SCHEMA,
     },
 }
 
@@ -112,6 +115,8 @@ DEFAULTS: dict[str, Any] = {
     "max_deletes_percent": None,
     "max_changes": None,
     "max_changes_percent": None,
+    "match_on": None,
+    "initial_direction": None,
 }
 
 _NO_CONSTANT = object()
@@ -239,6 +244,8 @@ class Mapping:
                 raise MappingError(clean["name"], "value_map is not one-to-one (integration values %s appear twice), so it cannot be "
                                    "read in reverse; set the field's direction to to_integration" % ", ".join(fm.value_map.ambiguous),
                                    field=fm.describe())
+        if clean["initial_direction"] and clean["direction"] != "bidirectional":
+            raise MappingError(clean["name"], "initial_direction applies to bidirectional mappings only", field="initial_direction")
         if clean["name"] in clean["dependencies"]:
             raise MappingError(clean["name"], "a mapping cannot depend on itself", field="dependencies")
         mapping = cls(
@@ -364,6 +371,7 @@ class Mapping:
                                                   context="mapping %s, %s" % (self.name, "table_filter" if side == "local" else "integration_table_filter"))
             except FilterError as exc:
                 raise MappingError(self.name, str(exc), field="table_filter" if side == "local" else "integration_table_filter") from None
+        match_keys(self, tables)  # raises MappingError for a match field the tables lack
         flows = {}
         for src, dst in self.flow_pairs():
             flows[(src, dst)] = self._flow(tables, src, dst, [fm for fm in self.fields if fm.flows(src, dst)])

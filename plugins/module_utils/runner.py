@@ -18,6 +18,7 @@ from typing import Any
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import couple_before_full_sync
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import JobOptions, JobResult, MappingSync
 
@@ -147,7 +148,10 @@ class SyncRunner:
                     watermark_overlap=self.watermark_overlap,
                     planned=planned if self.dry_run else None,
                 )
-                result.jobs.append(MappingSync(mapping, tables, flows, self.store, run_id, opts).run())
+                job = MappingSync(mapping, tables, flows, self.store, run_id, opts)
+                if mode == "full":
+                    couple_before_full_sync(job)  # couple matching records before anything is created
+                result.jobs.append(job.run())
             if mode == "full":
                 self._after_full_sync(selected, after_full_sync, result)
             else:

@@ -345,6 +345,32 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.mapping == mapping)).scalar() or 0
 
+    def change_couplings(self, mapping: str, add: Sequence[tuple[str, str]] = (), remove: Sequence[tuple[str, str]] = (),
+                         reset: Sequence[tuple[str, str]] = ()) -> None:
+        """Remove, reset, then add couplings (local id, integration id) in one transaction.
+
+        New and reset couplings carry no fingerprints: the next sync sees the source as changed
+        and writes it in the mapping's direction, so the two records agree.
+        """
+        if not add and not remove and not reset:
+            return
+        c = self.t["couplings"]
+        with self._write() as conn:
+            for local_id, integration_id in remove:
+                conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id == local_id, c.c.integration_id == integration_id))
+            for local_id, integration_id in reset:
+                conn.execute(sa.update(c).where(c.c.mapping == mapping, c.c.local_id == local_id, c.c.integration_id == integration_id)
+                             .values(local_fp=None, integration_fp=None, last_values=None))
+            if add:
+                conn.execute(c.insert(), [Coupling(mapping, local_id=lid, integration_id=iid).row() for lid, iid in add])
+
+    def unsynced_ids(self, mapping: str, side: str) -> list[str]:
+        """Ids of one side whose coupling has no fingerprint there yet (coupled, never synchronised)."""
+        c = self.t["couplings"]
+        col, fp = (c.c.local_id, c.c.local_fp) if side == "local" else (c.c.integration_id, c.c.integration_fp)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(col).where(c.c.mapping == mapping, fp.is_(None)).order_by(col))]
+
     def lookup_ids(self, mapping: str, side: str, ids: Iterable[str]) -> dict[str, str]:
         """Translate ids of one side to the coupled ids of the other side."""
         return {k: v.side_id("integration" if side == "local" else "local") for k, v in self.couplings_for(mapping, side, list(ids)).items()}

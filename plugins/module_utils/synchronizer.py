@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE, Flow, Mapping
@@ -45,6 +46,8 @@ class JobOptions:
     watermark_overlap: float = 60.0
     # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
     planned: dict[str, dict[str, dict[str, str | None]]] | None = None
+    hold: dict[str, set[str]] = field(default_factory=dict)  # side -> ids never created (ambiguous matches)
+    create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
 
 
 @dataclass
@@ -64,6 +67,7 @@ class JobResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
     uncoupled: int = 0
+    matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
 
     @property
     def changed(self) -> bool:
@@ -83,6 +87,7 @@ class JobResult:
             "counts": dict(self.counts),
             "changed": self.changed,
             "message": self.message,
+            "matching": self.matching,
         }
 
 
@@ -177,11 +182,16 @@ class MappingSync:
         modified_field = self.mapping.modified_field(src)
         where = self.mapping.filters.get(src)
         retry = set(self.store.failed_ids(self.mapping.name, src)) if self.store.exists else set()
+        if self.opts.mode == "modified" and self.store.exists:
+            # why: a pair coupled but never synchronised may be older than the watermark
+            retry.update(self.store.unsynced_ids(self.mapping.name, src))
         read_started = utcnow()
         max_seen = None
-        if retry:
+        ordered = sorted(retry)
+        for start in range(0, len(ordered), self.opts.batch_size):  # pages: newly coupled pairs can be many
             # why: records that failed last time are retried even when they did not change
-            retried = [r for r in table.read_by_ids(sorted(retry), fields) if where is None or where.matches(dict(zip(fields, r)))]
+            chunk = ordered[start:start + self.opts.batch_size]
+            retried = [r for r in table.read_by_ids(chunk, fields) if where is None or where.matches(dict(zip(fields, r)))]
             self._process_page(flow, fields, retried, retry)
         since = None
         if self.opts.mode == "modified" and modified_field:
@@ -236,6 +246,9 @@ class MappingSync:
         for row, sid in zip(rows, ids):
             fp = fingerprint([row[i] for i in fp_pos])
             cp = couplings.get(sid)
+            if held(mapping, self.opts, src, sid, cp):
+                counts["skipped"] += 1
+                continue
             if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
                 counts["unchanged"] += 1
                 continue
@@ -356,7 +369,9 @@ class MappingSync:
         dst_positions = {f: i for i, f in enumerate(dst_fields)}
         src_now = self._side_values(src, ch.row, positions)
         dst_now = self._side_values(dst, partner, dst_positions)
-        if self._fp_of(dst, dst_now) == (cp.local_fp if dst == "local" else cp.integration_fp):  # type: ignore[union-attr]
+        never_synced = cp.local_fp is None and cp.integration_fp is None  # type: ignore[union-attr]
+        # why: a newly coupled pair follows its initial direction (coupling.held skips the other side)
+        if never_synced or self._fp_of(dst, dst_now) == (cp.local_fp if dst == "local" else cp.integration_fp):  # type: ignore[union-attr]
             values = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
             # why: a change to a field that does not flow this way writes nothing and counts as unchanged
             ch.values = {k: v for k, v in values.items() if canonical(v) != canonical(dst_now.get(k))}

@@ -115,6 +115,12 @@ jobs:
     duration:
       description: Seconds the job took.
       type: float
+    matching:
+      description:
+        - With O(mode=full) and a mapping that declares C(match_on), what matching did before the job created
+          anything, as the M(tablesync.integration.coupling) module reports it with O(tablesync.integration.coupling#module:match=true)
+          (counts, pairs, ambiguous, unmatched); null otherwise.
+      type: dict
 totals:
   description: The counts of all jobs added up.
   returned: always

@@ -155,6 +155,21 @@ options:
   max_changes_percent:
     description: Stop a job before it writes anything when it would overwrite or delete more than this share (0-100) of the coupled records.
     type: float
+  match_on:
+    description:
+      - Fields that identify the same record on both sides. A full synchronisation first couples each uncoupled
+        record to the one uncoupled record of the other side with the same normalised values, and creates only
+        records that match nothing; keys held by several records on either side are reported and left alone.
+      - Each entry is a field name of one of the field mappings (either side), or a dictionary with C(field),
+        C(integration_field) and the normalisation options C(ignore_case) and C(trim) (both default V(true)).
+    type: list
+    elements: raw
+  initial_direction:
+    description:
+      - For a bidirectional mapping, which side wins the first synchronisation of a pair coupled but never
+        synchronised (by matching or M(tablesync.integration.coupling)). Defaults to V(to_integration).
+    type: str
+    choices: [to_integration, from_integration]
 notes:
   - Supports C(check_mode) and C(diff_mode).
   - Options left out take their defaults (V(none), V(false), no limit) when a mapping is declared.
@@ -177,6 +192,7 @@ EXAMPLES = r"""
     direction: to_integration
     dependencies: [CURRENCY, SALESPEOPLE]
     table_filter: "blocked eq 0"
+    match_on: [email]
     fields:
       - {field: "no", integration_field: accountnumber}
       - {field: name, integration_field: name}
@@ -249,6 +265,8 @@ DECLARATION_KEYS = (
     "max_deletes_percent",
     "max_changes",
     "max_changes_percent",
+    "match_on",
+    "initial_direction",
 )
 
 
@@ -299,6 +317,8 @@ def main() -> None:
         max_deletes_percent={"type": "float"},
         max_changes={"type": "int"},
         max_changes_percent={"type": "float"},
+        match_on={"type": "list", "elements": "raw"},
+        initial_direction={"type": "str", "choices": ["to_integration", "from_integration"]},
     )
     module = AnsibleModule(
         argument_spec=spec,

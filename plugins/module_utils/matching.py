@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Match-based coupling: pair uncoupled records of the two sides on declared match fields.
+
+A mapping may declare ``match_on``: field pairs whose normalised values identify a
+record on both sides (an e-mail address, or a number and a name). Uncoupled records
+of each side are streamed once and indexed on their normalised key, so matching costs
+two scans and no nested loop. A key held by exactly one uncoupled record on each side
+couples the two; a key held by more than one record on either side is ambiguous and
+is reported, never guessed, and its records are held back from creation so a full sync
+does not duplicate them. A full sync runs this before it creates anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
+from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
+from ansible_collections.tablesync.integration.plugins.module_utils.values import canonical, id_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
+
+SIDES = ("local", "integration")
+
+MATCH_ON_SCHEMA: dict[str, Any] = {
+    "type": ["array", "null"],
+    "minItems": 1,
+    "items": {
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["field", "integration_field"],
+                "properties": {
+                    "field": {"type": "string", "minLength": 1},
+                    "integration_field": {"type": "string", "minLength": 1},
+                    "ignore_case": {"type": ["boolean", "null"]},
+                    "trim": {"type": ["boolean", "null"]},
+                },
+            },
+        ]
+    },
+}
+INITIAL_DIRECTION_SCHEMA: dict[str, Any] = {"enum": ["to_integration", "from_integration", None]}
+
+
+@dataclass(frozen=True)
+class MatchKey:
+    """One field pair of a match, with how its values are normalised before comparing."""
+
+    local_field: str
+    integration_field: str
+    ignore_case: bool = True
+    trim: bool = True
+
+    def field_on(self, side: str) -> str:
+        return self.local_field if side == "local" else self.integration_field
+
+    def normaliser(self) -> Callable[[Any], str | None]:
+        ignore_case, trim = self.ignore_case, self.trim
+
+        def run(value: Any) -> str | None:
+            if value is None:
+                return None
+            text = value if isinstance(value, str) else str(canonical(value))
+            if trim:
+                text = text.strip()
+            if ignore_case:
+                text = text.casefold()
+            return text or None  # why: an empty value identifies nothing
+
+        return run
+
+
+def match_keys(mapping: Mapping, tables: dict[str, Any] | None = None, match_on: Sequence[Any] | None = None) -> list[MatchKey]:
+    """The mapping's match fields (or ``match_on`` given instead), checked against the tables.
+
+    A plain string names a field of one of the mapping's field mappings (either side);
+    the pair is that field mapping's two fields. Raises MappingError naming the entry.
+    """
+    entries = match_on if match_on is not None else mapping.definition.get("match_on")
+    keys: list[MatchKey] = []
+    for index, entry in enumerate(entries or ()):
+        where = "match_on[%d]" % index
+        if isinstance(entry, str):
+            pair = next(((fm.local_field, fm.integration_field) for fm in mapping.fields
+                         if not fm.is_constant and entry in (fm.local_field, fm.integration_field)), None)
+            if pair is None:
+                raise MappingError(mapping.name, "%s is not a field of any field mapping; give {field: ..., integration_field: ...}" % entry, field=where)
+            key = MatchKey(pair[0], pair[1])  # type: ignore[arg-type]
+        elif isinstance(entry, dict) and entry.get("field") and entry.get("integration_field"):
+            key = MatchKey(entry["field"], entry["integration_field"],
+                           ignore_case=entry.get("ignore_case") is not False, trim=entry.get("trim") is not False)
+        else:
+            raise MappingError(mapping.name, "a match entry is a field name or {field: ..., integration_field: ...}, not %r" % (entry,), field=where)
+        if tables is not None:
+            for side in SIDES:
+                columns = tables[side].info.columns
+                name = key.field_on(side)
+                if name not in columns:
+                    raise MappingError(mapping.name, "%s table %s has no column %s" % (side, tables[side].info.name, name), field=where)
+        keys.append(key)
+    return keys
+
+
+@dataclass
+class MatchResult:
+    """What matching found. ``pairs`` and ``held`` are complete; the lists are capped for reporting."""
+
+    mapping: str
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    held: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in SIDES})
+    ambiguous: list[dict[str, Any]] = field(default_factory=list)
+    ambiguous_keys: int = 0
+    unmatched: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SIDES})
+    unmatched_records: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "coupled": len(self.pairs),
+            "ambiguous": self.ambiguous_keys,
+            "ambiguous_records": sum(len(ids) for ids in self.held.values()),
+            "unmatched": sum(self.unmatched.values()),
+            "unmatched_local": self.unmatched["local"],
+            "unmatched_integration": self.unmatched["integration"],
+        }
+
+    def report(self, cap: int) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "pairs": [{"local_id": lid, "integration_id": iid} for lid, iid in self.pairs[:cap]],
+            "pairs_truncated": len(self.pairs) > cap,
+            "ambiguous": self.ambiguous[:cap],
+            "unmatched": self.unmatched_records[:cap],
+        }
+
+
+def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[MatchKey], batch_size: int,
+           result: MatchResult, cap: int) -> dict[tuple[str, ...], list[str]]:
+    """Normalised key -> ids of the side's uncoupled records (within the mapping's filter).
+
+    Memory is O(uncoupled records of the side): one key tuple and its ids each. That is the
+    price of a hash join instead of a nested loop; coupled records are never kept.
+    """
+    fields = [mapping.key(side)] + [k.field_on(side) for k in keys]
+    norms = [k.normaliser() for k in keys]
+    index: dict[tuple[str, ...], list[str]] = {}
+    for page in table.scan(fields, where=mapping.filters.get(side), page_size=batch_size):
+        ids = [id_text(r[0]) for r in page]
+        coupled = store.couplings_for(mapping.name, side, ids) if store.exists else {}
+        for row, rid in zip(page, ids):
+            if rid in coupled:
+                continue
+            key = tuple(norm(v) for norm, v in zip(norms, row[1:]))
+            if any(part is None for part in key):
+                _unmatched(result, side, rid, cap)
+                continue
+            index.setdefault(key, []).append(rid)  # type: ignore[arg-type]
+    return index
+
+
+def _unmatched(result: MatchResult, side: str, rid: str, cap: int) -> None:
+    result.unmatched[side] += 1
+    if len(result.unmatched_records) < cap:
+        result.unmatched_records.append({"side": side, "id": rid})
+
+
+def _ambiguous(result: MatchResult, key: tuple[str, ...], local_ids: list[str], integration_ids: list[str], cap: int) -> None:
+    result.ambiguous_keys += 1
+    result.held["local"].update(local_ids)
+    result.held["integration"].update(integration_ids)
+    if len(result.ambiguous) < cap:
+        result.ambiguous.append({"key": list(key), "local_ids": sorted(local_ids), "integration_ids": sorted(integration_ids)})
+
+
+def match_mapping(mapping: Mapping, tables: dict[str, Any], store: Any, match_on: Sequence[Any] | None = None,
+                  batch_size: int = 1000, max_reported: int = 100) -> MatchResult:
+    """Match the mapping's uncoupled records; writes nothing (see ``couple_matches``).
+
+    A key shared by two uncoupled records of the same side is ambiguous too, even with no
+    partner: creating both would duplicate it on the other side.
+    """
+    keys = match_keys(mapping, tables, match_on)
+    if not keys:
+        raise MappingError(mapping.name, "no match fields: declare match_on on the mapping or give it", field="match_on")
+    result = MatchResult(mapping.name)
+    local = _index(mapping, tables["local"], "local", store, keys, batch_size, result, max_reported)
+    remote = _index(mapping, tables["integration"], "integration", store, keys, batch_size, result, max_reported)
+    for key, local_ids in local.items():
+        integration_ids = remote.pop(key, [])
+        if len(local_ids) == 1 and len(integration_ids) == 1:
+            result.pairs.append((local_ids[0], integration_ids[0]))
+        elif len(local_ids) > 1 or len(integration_ids) > 1:
+            _ambiguous(result, key, local_ids, integration_ids, max_reported)
+        else:
+            _unmatched(result, "local", local_ids[0], max_reported)
+    for key, integration_ids in remote.items():
+        if len(integration_ids) > 1:
+            _ambiguous(result, key, [], integration_ids, max_reported)
+        else:
+            _unmatched(result, "integration", integration_ids[0], max_reported)
+    result.pairs.sort()
+    return result
+
+
+def couple_matches(store: Any, mapping: str, pairs: Sequence[tuple[str, str]], batch_size: int = 1000) -> None:
+    """Store the matched couplings, one transaction per batch (without fingerprints)."""
+    for start in range(0, len(pairs), batch_size):
+        store.change_couplings(mapping, add=pairs[start:start + batch_size])
+
+
+class PlannedCouplings:
+    """A store that also shows couplings a check-mode run would have made.
+
+    Why: check mode writes nothing, yet its plan must count a matched record as an update of
+    its partner, not as a create, to report what the real run does.
+    """
+
+    def __init__(self, store: Any, mapping: str, pairs: Sequence[tuple[str, str]]):
+        self._store = store
+        self._mapping = mapping
+        self._planned: dict[str, dict[str, Coupling]] = {s: {} for s in SIDES}
+        for lid, iid in pairs:
+            cp = Coupling(mapping, local_id=lid, integration_id=iid)
+            self._planned["local"][lid] = cp
+            self._planned["integration"][iid] = cp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @property
+    def exists(self) -> bool:
+        return True
+
+    def couplings_for(self, mapping: str, side: str, ids: Sequence[str]) -> dict[str, Coupling]:
+        out = self._store.couplings_for(mapping, side, ids) if self._store.exists else {}
+        if mapping == self._mapping:
+            planned = self._planned[side]
+            # copies: a dry-run job sets fingerprints on what it is given, and nothing was written
+            out.update({i: dataclasses.replace(planned[i]) for i in ids if i in planned})
+        return out
+
+    def failed_ids(self, mapping: str, side: str) -> list[str]:
+        return self._store.failed_ids(mapping, side) if self._store.exists else []
+
+    def unsynced_ids(self, mapping: str, side: str) -> list[str]:
+        return self._store.unsynced_ids(mapping, side) if self._store.exists else []
+
+    def watermark(self, mapping: str, side: str) -> Any:
+        return self._store.watermark(mapping, side) if self._store.exists else None
+
+
+def couple_before_full_sync(job: Any) -> MatchResult | None:
+    """Before a full sync job creates anything: couple its mapping's matching records.
+
+    ``job`` is a synchronizer.MappingSync not yet run. Matched pairs are committed (or, in
+    check mode, planned), ambiguous records are held back from creation, and the job's
+    counts and records report the couplings. No-op for a mapping without ``match_on``.
+    """
+    mapping = job.mapping
+    if not mapping.definition.get("match_on"):
+        return None
+    result = match_mapping(mapping, job.tables, job.store, batch_size=job.opts.batch_size, max_reported=job.opts.max_records)
+    if job.opts.dry_run:
+        job.store = PlannedCouplings(job.store, mapping.name, result.pairs)
+    else:
+        couple_matches(job.store, mapping.name, result.pairs, job.opts.batch_size)
+    job.opts.hold = result.held
+    job.result.counts["coupled"] += len(result.pairs)
+    job.result.matching = result.report(job.opts.max_records)
+    for lid, iid in result.pairs:
+        job._log("coupled", lid, iid)
+    return result

@@ -1,0 +1,110 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: table_mapping_info
+short_description: List the declared integration table mappings, for export and review
+version_added: 0.1.0
+description:
+  - Returns the declared mappings in declaration order with their field mappings, filters and options, and
+    the number of couplings of each.
+  - Each entry of RV(mappings) holds the options of M(tablesync.integration.table_mapping) that are set, so a
+    mapping set can be exported from one store and declared again in another (see the examples).
+  - Reads only the store; never changes anything.
+author:
+  - tablesync developers (@tablesync)
+extends_documentation_fragment:
+  - tablesync.integration.connection
+options:
+  names:
+    description: Only these mappings. All declared mappings when omitted.
+    type: list
+    elements: str
+notes:
+  - Supports C(check_mode); the module never reports C(changed).
+  - O(local) and O(integration) are not used.
+requirements:
+  - SQLAlchemy >= 2.0
+"""
+
+EXAMPLES = r"""
+- name: Export the mapping set of the production store
+  tablesync.integration.table_mapping_info:
+    store: postgresql://sync@db.example.com/tablesync
+  register: exported
+
+- name: Declare the same mappings in a test store
+  tablesync.integration.table_mapping:
+    name: "{{ item.name }}"
+    local_table: "{{ item.local_table }}"
+    local_key: "{{ item.local_key }}"
+    local_modified_field: "{{ item.local_modified_field | default(omit) }}"
+    integration_table: "{{ item.integration_table }}"
+    integration_key: "{{ item.integration_key }}"
+    integration_modified_field: "{{ item.integration_modified_field | default(omit) }}"
+    direction: "{{ item.direction }}"
+    fields: "{{ item.fields }}"
+    table_filter: "{{ item.table_filter | default(omit) }}"
+    integration_table_filter: "{{ item.integration_table_filter | default(omit) }}"
+    synch_only_coupled_records: "{{ item.synch_only_coupled_records }}"
+    dependencies: "{{ item.dependencies }}"
+    match_on: "{{ item.match_on | default(omit) }}"
+    initial_direction: "{{ item.initial_direction | default(omit) }}"
+    store: /tmp/test-store.sqlite
+  loop: "{{ exported.mappings }}"
+  loop_control:
+    label: "{{ item.name }}"
+"""
+
+RETURN = r"""
+mappings:
+  description: The declarations, each valid input for M(tablesync.integration.table_mapping).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: CUSTOMER
+      local_table: customer
+      local_key: "no"
+      integration_table: account
+      integration_key: accountid
+      direction: to_integration
+      fields: [{"field": "no", "integration_field": "accountnumber"}]
+      dependencies: [CURRENCY, SALESPEOPLE]
+      synch_only_coupled_records: true
+couplings:
+  description: Number of couplings of each mapping listed.
+  returned: always
+  type: dict
+  sample: {"CUSTOMER": 2000}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+
+
+def main() -> None:
+    spec = common_argument_spec()
+    spec.update(names={"type": "list", "elements": "str"})
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    names = module.params["names"]
+    with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
+        declared = store.list_mappings()
+        known = {d["name"] for d in declared}
+        unknown = [n for n in names or () if n not in known]
+        if unknown:
+            module.fail_json(msg="mapping %s not declared in the store %s (declared: %s)"
+                             % (", ".join(unknown), store.address, ", ".join(sorted(known)) or "none"))
+        # why: unset options are left out, so each entry can be passed to table_mapping as it is
+        selected = [{k: v for k, v in d.items() if v is not None} for d in declared if not names or d["name"] in names]
+        couplings = {d["name"]: store.count_couplings(d["name"]) for d in selected}
+    module.exit_json(changed=False, mappings=selected, couplings=couplings)
+
+
+if __name__ == "__main__":
+    main()

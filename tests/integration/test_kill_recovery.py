@@ -26,25 +26,54 @@ def _count(path: str, sql: str) -> int:
         return 0
 
 
-def _start(demo, batch_size: int) -> subprocess.Popen:
+def _start(demo, batch_size: int, output: int | None = subprocess.DEVNULL) -> subprocess.Popen:
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), os.path.join(PLAYBOOKS, "sync.yml"),
            *extra_vars(store_path=demo.store_path, erp=demo.erp, crm=demo.crm, sync_mode="full", batch_size=batch_size)]
-    # a session of its own, so the kill reaches the module process ansible-playbook started
-    return subprocess.Popen(cmd, env=playbook_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(cmd, env=playbook_env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True, text=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: Ansible's worker calls setsid, so a process-group kill misses the module."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the sync's whole process tree, the module process first, and wait until it is gone."""
+    for pid in reversed([proc.pid, *_descendants(proc.pid)]):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _descendants(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _kill_when(proc: subprocess.Popen, demo, table: str, at_least: int, limit: float = 120.0) -> bool:
-    """SIGKILL the whole process group once the CRM table holds ``at_least`` rows."""
+    """SIGKILL the sync once the CRM table holds ``at_least`` rows."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
         if _count(demo.crm, "select count(*) from %s" % table) >= at_least:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+            _kill_tree(proc)
             return True
         time.sleep(0.01)
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        _kill_tree(proc)
     return False
 
 
@@ -60,8 +89,9 @@ def test_sigkill_at_several_points_then_rerun_has_no_duplicates_and_no_losses(tm
         kills += _kill_when(proc, demo, table, threshold)
     assert kills >= 3, "the sync finished before it could be killed; the test proves nothing"
     # the rerun completes what the killed runs left
-    proc = _start(demo, batch_size=500)
-    assert proc.wait(timeout=600) == 0
+    proc = _start(demo, batch_size=500, output=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-5000:]
     for mapping, local, integration, number in (("CUSTOMER", "customer", "account", "accountnumber"),):
         source = {r[0] for r in rows(demo.erp, "select no from %s" % local)}
         created = rows(demo.crm, "select %s, count(*) from %s group by %s" % (number, integration, number))

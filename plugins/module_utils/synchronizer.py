@@ -353,4 +353,3 @@ def _as_datetime(value: Any) -> datetime.datetime | None:
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day)
     return None
-

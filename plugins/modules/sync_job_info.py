@@ -80,11 +80,27 @@ jobs:
     mapping:
       description: Mapping name.
       type: str
+    mode:
+      description: V(full) or V(modified).
+      type: str
+    direction:
+      description: Mapping direction when the job ran.
+      type: str
     status:
       description: V(running), V(success), V(partial) or V(failed).
       type: str
+    started_at:
+      description: When the job started (UTC).
+      type: str
+      sample: "2026-11-25 14:03:07.512344"
+    ended_at:
+      description: When the job ended (UTC); null while it runs.
+      type: str
+    message:
+      description: Why the job failed as a whole, when it did.
+      type: str
     counts:
-      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
+      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled; for a running job, so far.
       type: dict
     errors:
       description: One entry per failed record (side, record_id, message), when O(include_errors) is true.

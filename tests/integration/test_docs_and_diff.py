@@ -1,0 +1,59 @@
+"""What ansible-doc shows for every module and role, and the diff the sync module reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.conftest import ROOT, playbook_env
+from tests.support.fixtures import rows
+
+MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "modules")) if name.endswith(".py") and name != "__init__.py")
+
+
+def ansible_doc(*args: str) -> dict:
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json", *args]
+    proc = subprocess.run(cmd, env=playbook_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_documents_options_examples_and_return_values(module):
+    entry = ansible_doc("tablesync.integration.%s" % module)["tablesync.integration.%s" % module]
+    options = entry["doc"]["options"]
+    for shared in ("store", "local", "integration"):
+        assert shared in options, "%s: the connection doc fragment is missing" % module
+    assert options["local"]["suboptions"]["password"]["description"]
+    assert entry["doc"]["short_description"] and entry["doc"]["author"]
+    assert "tablesync.integration.%s:" % module in entry["examples"]
+    assert entry["return"], "%s documents no return values" % module
+
+
+@pytest.mark.parametrize("role", ["default_mappings", "full_sync"])
+def test_role_variables_are_documented(role):
+    spec = ansible_doc("-t", "role", "tablesync.integration.%s" % role)["tablesync.integration.%s" % role]
+    options = spec["entry_points"]["main"]["options"]
+    for side in ("store", "local", "integration"):
+        assert "%s_%s" % (role, side) in options
+    assert all(option.get("description") for option in options.values())
+
+
+def test_sync_diff_lists_what_changes(demo, run_sync):
+    demo.declare()
+    first = run_sync("--diff", sync_mode="full")
+    assert "CUSTOMER (to_integration): 200 inserted" in first["diff"]["prepared"]
+    changed = demo.change_customers(2, seed=5)
+    before = rows(demo.crm, "select accountnumber, name from account order by 1")
+    plan = run_sync("--diff", "--check", sync_mode="modified")
+    prepared = plan["diff"]["prepared"]
+    assert "CUSTOMER (to_integration): 2 modified" in prepared
+    assert all("modified CUSTOMER: local %s," % number in prepared for number in changed)
+    assert "CURRENCY" not in prepared
+    assert rows(demo.crm, "select accountnumber, name from account order by 1") == before
+    assert "diff" not in run_sync(sync_mode="modified")
+    assert "diff" not in run_sync("--diff", sync_mode="modified")

@@ -39,5 +39,5 @@ def test_summary_marks_check_mode_and_stays_off_unless_enabled(demo):
     summary = planned.stdout[planned.stdout.index("SYNC SUMMARY"):]
     assert "check mode: planned, nothing written" in summary
     assert [line.split()[2] for line in summary.splitlines() if line.startswith("  CUSTOMER")] == ["200"]
-    plain = ansible_playbook("sync.yml", *_playbook_vars(demo, sync_mode="full"), env={"ANSIBLE_CALLBACKS_ENABLED": ""})
+    plain = ansible_playbook("sync.yml", *_playbook_vars(demo, sync_mode="full"), env={"ANSIBLE_CALLBACKS_ENABLED": None})
     assert "SYNC SUMMARY" not in plain.stdout

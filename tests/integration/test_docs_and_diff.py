@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import ROOT, playbook_env
+from tests.integration.conftest import ROOT, ansible_playbook, playbook_env
 from tests.support.fixtures import rows
 
 MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "modules")) if name.endswith(".py") and name != "__init__.py")
@@ -57,3 +57,16 @@ def test_sync_diff_lists_what_changes(demo, run_sync):
     assert rows(demo.crm, "select accountnumber, name from account order by 1") == before
     assert "diff" not in run_sync(sync_mode="modified")
     assert "diff" not in run_sync("--diff", sync_mode="modified")
+
+
+def test_unreachable_store_fails_with_what_to_fix(tmp_path):
+    playbook = tmp_path / "info.yml"
+    # nothing listens on port 9 of the loopback interface
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - tablesync.integration.sync_job_info: {store: 'postgresql://postgres@127.0.0.1:9/tablesync'}\n"
+    )
+    proc = ansible_playbook(str(playbook), check=False)
+    assert proc.returncode != 0
+    assert "store: cannot open it (check the store option" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -44,6 +44,8 @@ from ansible.plugins.callback import CallbackBase
 from ansible_collections.tablesync.integration.plugins.module_utils.report import summary_lines
 
 SYNC_ACTIONS = frozenset(("tablesync.integration.sync",))
+# A sync started with poll 0 reports through the async_status task that waits for it.
+ASYNC_STATUS_ACTIONS = frozenset(("ansible.builtin.async_status", "ansible.legacy.async_status"))
 
 
 class CallbackModule(CallbackBase):
@@ -60,13 +62,18 @@ class CallbackModule(CallbackBase):
         self._runs: list[tuple[str, str, bool, dict]] = []
 
     def _collect(self, result, failed: bool = False) -> None:
-        if result.task.resolved_action not in SYNC_ACTIONS:
+        action = result.task.resolved_action
+        if action not in SYNC_ACTIONS and action not in ASYNC_STATUS_ACTIONS:
             return
         data = result.result
         items = data.get("results") if isinstance(data.get("results"), list) else [data]
         for item in items:
             if not isinstance(item, dict) or item.get("skipped"):
                 continue
+            if action in ASYNC_STATUS_ACTIONS and "synch_only_coupled_records" not in item:
+                continue  # the status of some other async task
+            if not failed and "jobs" not in item:
+                continue  # an async sync that has only been started (poll 0)
             if failed and not item.get("jobs"):
                 # failed before any job ran (bad options, unreachable database): say why
                 item = dict(item, errors=[{"mapping": "-", "side": "-", "record_id": "-", "message": item.get("msg", "failed")}])

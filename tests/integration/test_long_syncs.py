@@ -16,7 +16,8 @@ def test_sync_runs_as_an_async_task(demo, tmp_path):
     demo.declare()
     demo.close()
     result_file = str(tmp_path / "async.json")
-    ansible_playbook("sync_async.yml", *extra_vars(store_path=demo.store_path, erp=demo.erp, crm=demo.crm, result_file=result_file))
+    proc = ansible_playbook("sync_async.yml", *extra_vars(store_path=demo.store_path, erp=demo.erp, crm=demo.crm, result_file=result_file),
+                            env={"ANSIBLE_CALLBACKS_ENABLED": "tablesync.integration.sync_summary"})
     with open(result_file) as handle:
         result = json.load(handle)
     polled, background = result["polled"], result["background"]
@@ -26,6 +27,11 @@ def test_sync_runs_as_an_async_task(demo, tmp_path):
     assert background["finished"] == 1 and background["changed"] is False
     assert [j["mapping"] for j in background["jobs"]] == [j["mapping"] for j in polled["jobs"]]
     assert rows(demo.crm, "select count(*) from account")[0][0] == 200
+    # the summary callback reports both: the polled task, and the background one through async_status
+    summary = proc.stdout[proc.stdout.index("SYNC SUMMARY"):]
+    titles = [line for line in summary.splitlines() if " | localhost | " in line]
+    assert [t.split(" | ")[0] for t in titles] == ["Full synchronisation, polled every 2 seconds", "Wait for the background synchronisation"]
+    assert "run %s" % polled["run_id"] in titles[0] and "run %s" % background["run_id"] in titles[1]
 
 
 def _running_customer_job(store: str) -> tuple | None:

@@ -15,6 +15,8 @@ description:
     unchanged, skipped, failed, coupled and duration), followed by the failed records with their ids.
   - Works beside the stdout callback, whatever it is; enable it in C(ansible.cfg) with
     C(callbacks_enabled = tablesync.integration.sync_summary).
+  - When the stdout callback writes machine-readable output (C(ansible.posix.json), C(ansible.posix.jsonl)),
+    the table goes to standard error so that standard output stays parseable (see O(output)).
 author:
   - tablesync developers (@tablesync)
 options:
@@ -27,6 +29,18 @@ options:
         key: max_failures
     env:
       - name: TABLESYNC_SUMMARY_MAX_FAILURES
+  output:
+    description:
+      - Where the table is printed. V(auto) is standard output, or standard error when the stdout callback
+        writes JSON.
+    type: str
+    choices: [auto, stdout, stderr]
+    default: auto
+    ini:
+      - section: callback_sync_summary
+        key: output
+    env:
+      - name: TABLESYNC_SUMMARY_OUTPUT
 """
 
 EXAMPLES = r"""
@@ -38,12 +52,15 @@ EXAMPLES = r"""
 # max_failures = 50
 """
 
+from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.tablesync.integration.plugins.module_utils.report import summary_lines
 
 SYNC_ACTIONS = frozenset(("tablesync.integration.sync",))
+# Stdout callbacks whose output is parsed by programs: the table must not go there.
+MACHINE_READABLE_STDOUT = frozenset(("ansible.posix.json", "ansible.posix.jsonl", "json", "jsonl"))
 # A sync started with poll 0 reports through the async_status task that waits for it.
 ASYNC_STATUS_ACTIONS = frozenset(("ansible.builtin.async_status", "ansible.legacy.async_status"))
 
@@ -96,7 +113,11 @@ class CallbackModule(CallbackBase):
         if not self._runs:
             return
         max_failures = self.get_option("max_failures")
-        self._display.banner("SYNC SUMMARY")
+        output = self.get_option("output")
+        if output == "auto":
+            output = "stderr" if C.DEFAULT_STDOUT_CALLBACK in MACHINE_READABLE_STDOUT else "stdout"
+        to_stderr = output == "stderr"
+        self._display.display("\nSYNC SUMMARY " + "*" * 66, stderr=to_stderr)
         for task_name, host, check_mode, data in self._runs:
             title = ["%s | %s" % (task_name, host)]
             if data.get("mode"):
@@ -105,6 +126,6 @@ class CallbackModule(CallbackBase):
                 title.append("run %s" % data["run_id"])
             if check_mode:
                 title.append("check mode: planned, nothing written")
-            self._display.display(" | ".join(title))
+            self._display.display(" | ".join(title), stderr=to_stderr)
             lines = summary_lines(data.get("jobs") or [], data.get("errors") or [], max_errors=max_failures)
-            self._display.display("\n".join("  " + line for line in lines) + "\n")
+            self._display.display("\n".join("  " + line for line in lines) + "\n", stderr=to_stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.integration.conftest import ansible_playbook, extra_vars
 from tests.support.fixtures import execute, rows
 
@@ -41,3 +43,34 @@ def test_summary_marks_check_mode_and_stays_off_unless_enabled(demo):
     assert [line.split()[2] for line in summary.splitlines() if line.startswith("  CUSTOMER")] == ["200"]
     plain = ansible_playbook("sync.yml", *_playbook_vars(demo, sync_mode="full"), env={"ANSIBLE_CALLBACKS_ENABLED": None})
     assert "SYNC SUMMARY" not in plain.stdout
+
+
+JSON_STDOUT = '''
+from __future__ import annotations
+
+import json
+
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    """Stands in for ansible.posix.json: one JSON document on stdout."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "json"
+
+    def v2_playbook_on_stats(self, stats):
+        self._display.display(json.dumps({"stats": {h: stats.summarize(h) for h in sorted(stats.processed)}}))
+'''
+
+
+def test_summary_keeps_json_stdout_parseable(demo, tmp_path):
+    demo.declare()
+    plugins = tmp_path / "callback_plugins"
+    plugins.mkdir()
+    (plugins / "json.py").write_text(JSON_STDOUT)
+    env = dict(ENABLED, ANSIBLE_CALLBACK_PLUGINS=str(plugins), ANSIBLE_STDOUT_CALLBACK="json")
+    proc = ansible_playbook("sync.yml", *_playbook_vars(demo, sync_mode="full"), env=env)
+    assert json.loads(proc.stdout)["stats"]["localhost"]["failures"] == 0
+    assert "SYNC SUMMARY" in proc.stderr and "CUSTOMER" in proc.stderr

@@ -23,6 +23,23 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Returns the same counts, records and errors as a plan and writes nothing to the endpoints or the store.
+  diff_mode:
+    support: full
+    details: Lists per mapping what changed (or would change) and the changed records.
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   mode:
     description: Full synchronisation or modified records only.
@@ -58,9 +75,6 @@ options:
     type: int
     default: 60
 notes:
-  - Supports C(check_mode), which returns the same counts as a plan and writes nothing to the endpoints or the store.
-  - Supports C(diff_mode); the diff lists, per mapping, what changed (or would change in check mode) and the changed
-    records, at most O(max_reported_records).
   - Works as an C(async) task; while it runs, M(tablesync.integration.sync_job_info) shows the records each job has
     processed so far, since the counts are committed batch by batch.
 requirements:

@@ -18,6 +18,22 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Reads only; the module never reports C(changed).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   run_id:
     description: Only the jobs of this run.
@@ -45,8 +61,6 @@ options:
     description: Return the errors of each job.
     type: bool
     default: true
-notes:
-  - Supports C(check_mode); the module never reports C(changed).
 requirements:
   - SQLAlchemy >= 2.0
 """

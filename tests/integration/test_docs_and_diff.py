@@ -32,6 +32,8 @@ def test_module_documents_options_examples_and_return_values(module):
     assert entry["doc"]["short_description"] and entry["doc"]["author"]
     assert "tablesync.integration.%s:" % module in entry["examples"]
     assert entry["return"], "%s documents no return values" % module
+    attributes = entry["doc"].get("attributes") or {}
+    assert attributes.get("check_mode", {}).get("support") in ("full", "partial"), "%s: document check mode support in attributes" % module
 
 
 @pytest.mark.parametrize("role", ["default_mappings", "full_sync"])

@@ -198,7 +198,7 @@ def fingerprint(values: Sequence[Any]) -> str:
 
 def id_text(value: Any) -> str:
     """Record ids are kept as text in the store, whatever the key's type."""
-    return value if isinstance(value, str) else str(canonical(value))
+    return value if value.__class__ is str else str(canonical(value))
 
 
 def utcnow() -> datetime.datetime:

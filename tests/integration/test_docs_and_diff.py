@@ -72,3 +72,22 @@ def test_unreachable_store_fails_with_what_to_fix(tmp_path):
     assert proc.returncode != 0
     assert "store: cannot open it (check the store option" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.endswith("_info")])
+def test_info_modules_never_report_changed(module, demo, run_sync, tmp_path):
+    demo.declare()
+    run_sync(sync_mode="full")
+    out = tmp_path / "info.json"
+    playbook = tmp_path / "info.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  module_defaults:\n    group/tablesync.integration.integration:\n"
+        "      store: %s\n      local: {type: sqlite, path: %s}\n      integration: {type: sqlite, path: %s}\n"
+        "  tasks:\n    - tablesync.integration.%s:\n      register: info\n"
+        "    - ansible.builtin.copy: {content: '{{ info | to_json }}', dest: %s, mode: '0644'}\n"
+        % (demo.store_path, demo.erp, demo.crm, module, out)
+    )
+    ansible_playbook(str(playbook))
+    result = json.loads(out.read_text())
+    assert result["changed"] is False and not result.get("failed")

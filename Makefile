@@ -1,10 +1,11 @@
 # Build and test entry points for the tablesync.integration collection.
 #
-#   make test         services + lint + unit + integration (what CI runs)
+#   make test         services + lint + sanity + ansible-lint + unit + integration + molecule (what CI runs)
 #   make venv         create .venv and install requirements-dev.txt (only when needed)
 #   make collection   link the checkout as collections/ansible_collections/tablesync/integration
 #   make demo         run playbooks/demo.yml (embedded SQLite ERP and CRM)
 #   make sanity       ansible-test sanity in a copy of the checkout
+#   make molecule     molecule test (converge, idempotence, verify on localhost)
 #   make help         list all targets
 #
 # Every target that needs Python tools depends on the venv stamp, so a fresh
@@ -43,7 +44,7 @@ SHELL_SCRIPTS := $(wildcard tests/ci/*.sh .ci/run)
 ANSIBLE_ENV := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" ANSIBLE_CONFIG="$(CURDIR)/ansible.cfg"
 
 .PHONY: help venv collection demo services lint fix unit integration test sanity \
-        build changelog-lint ansible-lint clean distclean
+        molecule build changelog-lint ansible-lint clean distclean
 
 help:
 	@echo "Targets:"
@@ -54,10 +55,11 @@ help:
 	@echo "  fix             ruff check --fix (safe auto-fixes)"
 	@echo "  unit            pytest -n $(PYTEST_WORKERS) tests/unit"
 	@echo "  integration     pytest tests/integration (runs ansible-playbook)"
-	@echo "  test            services + lint + unit + integration (CI entry point)"
+	@echo "  test            services + lint + sanity + ansible-lint + unit + integration + molecule (CI entry point)"
 	@echo "  demo            ansible-playbook playbooks/demo.yml"
 	@echo "  sanity          ansible-test sanity --local --python $(SANITY_PYTHON) in a copy under tests/output/"
 	@echo "  ansible-lint    ansible-lint (profile in .ansible-lint)"
+	@echo "  molecule        molecule test: extensions/molecule/default on localhost, no containers"
 	@echo "  changelog-lint  antsibull-changelog lint"
 	@echo "  build           ansible-galaxy collection build into tests/output/build/"
 	@echo "  clean           remove generated files (keeps $(VENV))"
@@ -115,7 +117,7 @@ integration: $(STAMP) collection services
 	fi
 
 # Make stops at the first failing step, so a failure anywhere fails `make test`.
-test: services lint unit integration
+test: services lint sanity ansible-lint unit integration molecule
 
 # Extra ansible-playbook options: make demo DEMO_ARGS="-e demo_dir=/tmp/demo -v"
 DEMO_ARGS ?=
@@ -127,21 +129,29 @@ demo: $(STAMP) collection
 # ansible-test sees a path ending in ansible_collections/tablesync/integration.
 # The copy gets a git repo of its own: ansible-test lists content through the
 # nearest .git above the collection root, and the checkout's would list nothing
-# (tests/output is ignored there). Its own tests/output (results) survives runs.
+# (tests/output is ignored there). The copy is made afresh with git and tar.
 sanity: $(STAMP)
-	@command -v rsync >/dev/null || { echo "sanity: rsync not found (apt-get install rsync)" >&2; exit 1; }
 	$(BIN)/python tests/ci/get_pip_standin.py --install
-	@mkdir -p $(SANITY_DIR)
-	rsync -a --delete \
-	    --exclude=/.git --exclude=/.venv --exclude=/collections --exclude=/tests/output \
-	    --filter=':- .gitignore' \
-	    ./ $(SANITY_DIR)/
+	@rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)
+	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(SANITY_DIR)
 	@[ -d $(SANITY_DIR)/.git ] || git -C $(SANITY_DIR) init --quiet
 	cd $(SANITY_DIR) && env -u ANSIBLE_CONFIG PATH="$(BIN):$$PATH" \
 	    $(BIN)/ansible-test sanity --local --python $(SANITY_PYTHON) $(SANITY_ARGS)
 
 ansible-lint: $(STAMP) collection
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint
+
+# The prerun of molecule builds the collection and installs it into the first
+# entry of ANSIBLE_COLLECTIONS_PATH: a temporary directory here, so the installed
+# copy never shadows the checkout for other runs, and a fresh one every time.
+# The demo databases are built in that directory too, and removed with it.
+MOLECULE_ARGS ?=
+
+molecule: $(STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	    $(ANSIBLE_ENV) TABLESYNC_MOLECULE_DIR="$$tmp/demo" \
+	    ANSIBLE_COLLECTIONS_PATH="$$tmp/collections:$$HOME/.ansible/collections" \
+	    $(BIN)/molecule test $(MOLECULE_ARGS)
 
 changelog-lint: $(STAMP)
 	$(BIN)/antsibull-changelog lint

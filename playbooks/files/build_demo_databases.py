@@ -483,7 +483,7 @@ class DemoFactory:
 
     def digits(self, count: int) -> str:
         """count random decimal digits."""
-        return "".join(self.rng.choice("0123456789") for _ in range(count))
+        return "".join(self.rng.choice("0123456789") for _digit in range(count))
 
     def post_code(self, country: Country, city: City) -> str:
         """A post code of the city in the country's format."""
@@ -591,7 +591,7 @@ class DemoFactory:
 def system_users(factory: DemoFactory, count: int) -> list[dict[str, Any]]:
     """CRM sales people with unique 2-3 letter upper-case nicknames."""
     rng, users = factory.rng, []
-    for _ in range(count):
+    for _user in range(count):
         country = factory.country()
         while True:
             first, last = factory.person(country)
@@ -633,7 +633,7 @@ def units_of_measure(factory: DemoFactory) -> list[dict[str, Any]]:
 def customers(factory: DemoFactory, count: int, nicknames: Sequence[str]) -> list[Company]:
     """Customers C00010, C00020, ... with address, contact data, credit limit and salesperson."""
     rng, result = factory.rng, []
-    foreign = [code for code, *_ in CURRENCIES if code != LOCAL_CURRENCY]
+    foreign = [currency[0] for currency in CURRENCIES if currency[0] != LOCAL_CURRENCY]
     for index in range(1, count + 1):
         country = factory.country()
         city = rng.choice(country.cities)
@@ -667,7 +667,7 @@ def contacts(factory: DemoFactory, companies: Sequence[Company], per_customer: i
     """0..2*per_customer contacts per customer (per_customer on average), CT000001, ..."""
     rng, rows = factory.rng, []
     for company in companies:
-        for _ in range(rng.randint(0, 2 * per_customer)):
+        for _contact in range(rng.randint(0, 2 * per_customer)):
             first, last = factory.person(company.country)
             rows.append({
                 "no": f"CT{len(rows) + 1:06d}",
@@ -685,10 +685,10 @@ def contacts(factory: DemoFactory, companies: Sequence[Company], per_customer: i
 def items(factory: DemoFactory, count: int) -> list[dict[str, Any]]:
     """Items 1000, 1001, ... from the furniture, IT, office and consumables catalogues."""
     rng, rows = factory.rng, []
-    weights = [weight for _, weight, _ in CATALOGUES]
+    weights = [catalogue[1] for catalogue in CATALOGUES]
     for index in range(count):
-        catalogue, _, prefixes = rng.choices(CATALOGUES, weights=weights)[0]
-        for _ in range(20):
+        catalogue, _weight, prefixes = rng.choices(CATALOGUES, weights=weights)[0]
+        for _attempt in range(20):
             kind = rng.choice(catalogue)
             candidate = f"{rng.choice(prefixes)} {kind.noun}, {rng.choice(kind.variants)}"
             if not factory.is_used("item", candidate):
@@ -713,7 +713,7 @@ def resources(factory: DemoFactory, count: int) -> list[dict[str, Any]]:
     rng, rows = factory.rng, []
     for index in range(1, count + 1):
         if rng.random() < 0.7:
-            for _ in range(20):
+            for _attempt in range(20):
                 first, last = factory.person(factory.country())
                 if not factory.is_used("resource", f"{first} {last}"):
                     break
@@ -793,7 +793,7 @@ def inspect_database(path: Path, tables: Sequence[Table]) -> str:
                 if table.name not in names:
                     return "foreign"
                 present = {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
-                if not {column for column, _ in table.columns} <= present:
+                if not {column[0] for column in table.columns} <= present:
                     return "foreign"
         finally:
             conn.close()
@@ -826,7 +826,7 @@ def write_database(path: Path, tables: Sequence[Table], rows: dict[str, list[dic
                 table_rows = rows.get(table.name, [])
                 if table_rows:
                     columns = list(table_rows[0])
-                    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+                    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
                     conn.executemany(sql, [tuple(row[c] for c in columns) for row in table_rows])
         counts = count_rows(conn, tables)
     finally:

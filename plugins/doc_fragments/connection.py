@@ -30,7 +30,7 @@ options:
         required: true
         choices: [sqlite, postgresql, mysql, dataverse, business_central, odata]
       path:
-        description: SQLite database file (O(local.type=sqlite)).
+        description: SQLite database file, for C(type=sqlite).
         type: path
       url:
         description:

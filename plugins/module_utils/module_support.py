@@ -53,22 +53,35 @@ def require_libraries(module: AnsibleModule) -> None:
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=mapping.JSONSCHEMA_IMPORT_ERROR)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The driver's message without SQLAlchemy's statement, parameters and background link."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @contextlib.contextmanager
 def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "integration"), read_only: bool = False) -> Iterator[Any]:
     """Open the store and the requested endpoints; engine errors become ``fail_json``."""
     require_libraries(module)
     from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import sa_exc
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
     store = None
     endpoints: dict[str, Any] = {}
     try:
-        store = Store(module.params["store"], read_only=read_only)
+        try:
+            store = Store(module.params["store"], read_only=read_only)
+        except sa_exc.SQLAlchemyError as exc:
+            # why: a store that cannot be reached is a setting to fix, not a module crash
+            module.fail_json(msg="store: cannot open it (check the store option and that its server is reachable): %s" % _first_line(exc))
         for side in sides:
             endpoints[side] = open_endpoint(side, module.params.get(side))
         yield store, endpoints
     except TableSyncError as exc:
         module.fail_json(msg=str(exc))
+    except sa_exc.SQLAlchemyError as exc:
+        module.fail_json(msg="database error (check the store, local and integration options and the servers): %s" % _first_line(exc))
     finally:
         for endpoint in endpoints.values():
             endpoint.close()

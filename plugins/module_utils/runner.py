@@ -54,7 +54,7 @@ def order_mappings(mappings: Sequence[Mapping]) -> list[Mapping]:
     heapq.heapify(ready)
     ordered: list[Mapping] = []
     while ready:
-        _, name = heapq.heappop(ready)
+        name = heapq.heappop(ready)[1]
         ordered.append(by_name[name])
         for child in dependents[name]:
             blockers[child].discard(name)

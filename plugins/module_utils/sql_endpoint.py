@@ -300,7 +300,7 @@ class SqlTable(Table):
                     )
                     params = [dict({"_v_" + c: values[c] for c in columns}, _k=self._native_id(rid)) for rid, values in group]
                     conn.execute(stmt, params)
-            return [WriteResult(True, record_id=rid) if rid in existing else _missing(rid) for rid, _ in changes]
+            return [WriteResult(True, record_id=rid) if rid in existing else _missing(rid) for rid, _values in changes]
         except sa_exc.SQLAlchemyError as exc:
             if len(changes) == 1:
                 return [WriteResult(False, record_id=changes[0][0], error=_db_error(exc))]
@@ -345,7 +345,7 @@ class SqlEndpoint(Endpoint):
         cached = self._tables.get((name, key))
         if cached is not None:
             return cached
-        schema, _, table_name = name.rpartition(".")
+        schema, _dot, table_name = name.rpartition(".")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=sa_exc.SAWarning)

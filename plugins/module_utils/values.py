@@ -165,7 +165,7 @@ def converter(kind: str, max_length: int | None = None) -> Callable[[Any], Any]:
 
 def canonical(value: Any) -> Any:
     """A representation that is equal for equal values whatever the driver returned."""
-    if value is None or type(value) is str or type(value) is int:
+    if value is None or type(value) in (str, int):  # exact types: bool is an int
         return value
     if isinstance(value, bool):
         return int(value)
@@ -198,7 +198,7 @@ def fingerprint(values: Sequence[Any]) -> str:
 
 def id_text(value: Any) -> str:
     """Record ids are kept as text in the store, whatever the key's type."""
-    return value if type(value) is str else str(canonical(value))
+    return value if value.__class__ is str else str(canonical(value))
 
 
 def utcnow() -> datetime.datetime:

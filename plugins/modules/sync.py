@@ -23,6 +23,23 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Returns the same counts, records and errors as a plan and writes nothing to the endpoints or the store.
+  diff_mode:
+    support: full
+    details: Lists per mapping what changed (or would change) and the changed records.
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   mode:
     description: Full synchronisation or modified records only.
@@ -58,7 +75,8 @@ options:
     type: int
     default: 60
 notes:
-  - Supports C(check_mode), which returns the same counts as a plan and writes nothing to the endpoints or the store.
+  - Works as an C(async) task; while it runs, M(tablesync.integration.sync_job_info) shows the records each job has
+    processed so far, since the counts are committed batch by batch.
 requirements:
   - SQLAlchemy >= 2.0
   - jsonschema
@@ -86,6 +104,13 @@ EXAMPLES = r"""
   tasks:
     - name: Synchronise modified records
       tablesync.integration.sync:
+
+- name: A long full synchronisation as an async task
+  tablesync.integration.sync:
+    mode: full
+    batch_size: 500
+  async: 3600
+  poll: 30
 """
 
 RETURN = r"""
@@ -94,6 +119,16 @@ run_id:
   returned: always
   type: str
   sample: 2f0c1f5e-8c59-4a53-9d7e-3f1c2b4f8a11
+mode:
+  description: The synchronisation mode that ran.
+  returned: always
+  type: str
+  sample: full
+status:
+  description: V(success), V(partial) (some records failed) or V(failed) for the run as a whole.
+  returned: always
+  type: str
+  sample: success
 jobs:
   description: One entry per sync job, in the order they ran.
   returned: always
@@ -103,18 +138,41 @@ jobs:
     mapping:
       description: Mapping name.
       type: str
+      sample: CUSTOMER
     direction:
       description: Mapping direction.
       type: str
+      sample: to_integration
+    mode:
+      description: V(full) or V(modified).
+      type: str
+    job_id:
+      description: Id of the job in the job log (null in check mode).
+      type: int
     status:
       description: V(success), V(partial) (some records failed) or V(failed).
       type: str
-    counts:
-      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
-      type: dict
+    started_at:
+      description: When the job started (UTC).
+      type: str
+      sample: "2026-11-25 14:03:07.512344"
+    ended_at:
+      description: When the job ended (UTC).
+      type: str
     duration:
       description: Seconds the job took.
       type: float
+      sample: 0.42
+    counts:
+      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
+      type: dict
+      sample: {"read": 2000, "inserted": 2000, "modified": 0, "deleted": 0, "unchanged": 0, "skipped": 0, "failed": 0, "coupled": 0}
+    changed:
+      description: Whether the job changed records, couplings or the mapping's setting.
+      type: bool
+    message:
+      description: Why the job failed as a whole, when it did.
+      type: str
     matching:
       description:
         - With O(mode=full) and a mapping that declares C(match_on), what matching did before the job created
@@ -127,19 +185,45 @@ totals:
   type: dict
   sample: {"inserted": 2000, "modified": 0, "unchanged": 0, "failed": 0}
 records:
-  description: Changed records (mapping, action, local_id, integration_id), at most O(max_reported_records).
+  description: Changed records, at most O(max_reported_records).
   returned: always
   type: list
   elements: dict
+  contains:
+    mapping:
+      description: Mapping name.
+      type: str
+    action:
+      description: What happened to the record, for example V(inserted), V(modified), V(deleted) or V(coupled).
+      type: str
+    local_id:
+      description: Id of the record on the local side.
+      type: str
+    integration_id:
+      description: Id of the record on the integration side.
+      type: str
 records_truncated:
   description: Whether more records changed than RV(records) lists.
   returned: always
   type: bool
 errors:
-  description: Records that failed, with the side, id and reason.
+  description: Records that failed, at most O(max_reported_records).
   returned: always
   type: list
   elements: dict
+  contains:
+    mapping:
+      description: Mapping name.
+      type: str
+    side:
+      description: Side of the record that failed, V(local) or V(integration).
+      type: str
+    record_id:
+      description: Id of the record that failed.
+      type: str
+    message:
+      description: Why it failed.
+      type: str
 synch_only_coupled_records:
   description: The setting each mapping ends the run with.
   returned: always
@@ -150,6 +234,21 @@ synch_only_coupled_records:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+
+
+def diff_text(jobs: list, records: list, truncated: bool) -> str:
+    """What the run changed, per mapping and per record, for --diff."""
+    lines = []
+    for job in jobs:
+        counts = job["counts"]
+        changes = ", ".join("%d %s" % (counts[key], key) for key in ("inserted", "modified", "deleted", "coupled") if counts.get(key))
+        if changes:
+            lines.append("%s (%s): %s" % (job["mapping"], job["direction"], changes))
+    for rec in records:
+        lines.append("  %s %s: local %s, integration %s" % (rec["action"], rec["mapping"], rec.get("local_id"), rec.get("integration_id")))
+    if truncated:
+        lines.append("  ... and more (raise max_reported_records to list them)")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -197,6 +296,8 @@ def main() -> None:
         "errors": run.errors(p["max_reported_records"]),
         "synch_only_coupled_records": run.synch_only_coupled_records,
     }
+    if module._diff and run.changed:
+        result["diff"] = {"prepared": diff_text(jobs, records, truncated)}
     if run.failed_records and not p["tolerate_record_errors"]:
         module.fail_json(msg="%d record(s) failed to synchronise; see errors (they are retried on the next run)" % run.failed_records, **result)
     module.exit_json(**result)

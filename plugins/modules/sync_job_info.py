@@ -18,6 +18,22 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Reads only; the module never reports C(changed).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   run_id:
     description: Only the jobs of this run.
@@ -45,8 +61,6 @@ options:
     description: Return the errors of each job.
     type: bool
     default: true
-notes:
-  - Supports C(check_mode); the module never reports C(changed).
 requirements:
   - SQLAlchemy >= 2.0
 """
@@ -80,11 +94,27 @@ jobs:
     mapping:
       description: Mapping name.
       type: str
+    mode:
+      description: V(full) or V(modified).
+      type: str
+    direction:
+      description: Mapping direction when the job ran.
+      type: str
     status:
       description: V(running), V(success), V(partial) or V(failed).
       type: str
+    started_at:
+      description: When the job started (UTC).
+      type: str
+      sample: "2026-11-25 14:03:07.512344"
+    ended_at:
+      description: When the job ended (UTC); null while it runs.
+      type: str
+    message:
+      description: Why the job failed as a whole, when it did.
+      type: str
     counts:
-      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
+      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled; for a running job, so far.
       type: dict
     errors:
       description: One entry per failed record (side, record_id, message), when O(include_errors) is true.

@@ -19,6 +19,23 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Validates the declaration against the endpoints and reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    details: The declaration before and after.
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   name:
     description: Name of the mapping, for example V(CUSTOMER).
@@ -171,7 +188,6 @@ options:
     type: str
     choices: [to_integration, from_integration]
 notes:
-  - Supports C(check_mode) and C(diff_mode).
   - Options left out take their defaults (V(none), V(false), no limit) when a mapping is declared.
 requirements:
   - SQLAlchemy >= 2.0

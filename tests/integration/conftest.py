@@ -22,10 +22,17 @@ def playbook_env() -> dict[str, str]:
     return env
 
 
-def ansible_playbook(playbook: str, *args: str, check: bool = True, **popen: object) -> subprocess.CompletedProcess:
+def ansible_playbook(playbook: str, *args: str, check: bool = True, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """Run ansible-playbook on the checkout; ``env`` overrides variables of playbook_env() (None removes one)."""
     path = playbook if os.path.isabs(playbook) else os.path.join(PLAYBOOKS, playbook)
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path, *args]
-    proc = subprocess.run(cmd, env=playbook_env(), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    environ = playbook_env()
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    proc = subprocess.run(cmd, env=environ, capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("ansible-playbook failed (%d):\n%s\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
     return proc

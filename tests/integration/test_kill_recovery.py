@@ -90,7 +90,7 @@ def test_sigkill_at_several_points_then_rerun_has_no_duplicates_and_no_losses(tm
     assert kills >= 3, "the sync finished before it could be killed; the test proves nothing"
     # the rerun completes what the killed runs left
     proc = _start(demo, batch_size=500, output=subprocess.PIPE)
-    out, _ = proc.communicate(timeout=600)
+    out, _ignored = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-5000:]
     for mapping, local, integration, number in (("CUSTOMER", "customer", "account", "accountnumber"),):
         source = {r[0] for r in rows(demo.erp, "select no from %s" % local)}

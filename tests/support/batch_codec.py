@@ -75,7 +75,7 @@ class BatchChangeSetResponse:
 
 def content_type_param(content_type: str, name: str) -> str | None:
     for piece in content_type.split(";")[1:]:
-        key, _, value = piece.strip().partition("=")
+        key, _ignored, value = piece.strip().partition("=")
         if key.strip().lower() == name.lower():
             return value.strip().strip('"')
     return None

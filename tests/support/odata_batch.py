@@ -123,7 +123,7 @@ class BatchExecutor:
         return results
 
     def _run_changeset(self, parts: list[BatchRequestPart], outer: ApiRequest) -> BatchChangeSetResponse | BatchResponsePart:
-        result, _ = self._run_atomic(parts, outer)
+        result, _ignored = self._run_atomic(parts, outer)
         return result
 
     def _run_atomic(self, parts: list[BatchRequestPart], outer: ApiRequest) -> tuple[BatchChangeSetResponse | BatchResponsePart, int | None]:
@@ -181,7 +181,7 @@ class BatchExecutor:
     # ------------------------------------------------------------------------------------------
     def _resolve_url(self, url: str) -> tuple[str, list[tuple[str, str]]]:
         if url.startswith("$"):
-            ref, _, rest = url[1:].partition("/")
+            ref, _ignored, rest = url[1:].partition("/")
             base = self.content_ids.get(ref)
             if base is None:
                 raise ODataError(400, "0x0" if self.dispatcher.dv else "BadRequest", f"Content-ID reference '${ref}' is not defined.")
@@ -211,7 +211,7 @@ class BatchExecutor:
         except ODataError as exc:
             return self._as_part(self.dispatcher.error_response(exc), part)
         header_items = list(part.headers.items())
-        inner_names = {k.lower() for k, _ in header_items}
+        inner_names = {k.lower() for k, _ignored in header_items}
         for name in ("Company", "Authorization"):
             value = outer.headers.get(name)
             if value is not None and name.lower() not in inner_names:

@@ -507,7 +507,7 @@ class Dispatcher(WriteOperations):
         return size, True
 
     def _check_options(self, req: ApiRequest, allowed: set[str]) -> None:
-        for name, _ in req.query:
+        for name, _ignored in req.query:
             if not name.startswith("$"):
                 continue
             if name == "$skip" and self.dv:
@@ -584,7 +584,7 @@ class Dispatcher(WriteOperations):
             if self.dv and self._annotation_wanted(annotations, "Microsoft.Dynamics.CRM.totalrecordcount"):
                 body["@Microsoft.Dynamics.CRM.totalrecordcount"] = min(total, 5000)
                 body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > 5000
-        body["value"] = [self.format_row(table, row[defn.key], select, prefs) for _, row in page]
+        body["value"] = [self.format_row(table, row[defn.key], select, prefs) for _ignored, row in page]
 
         delta_version = state.get("dv", self.svc._store.current_version)
         if more:
@@ -640,7 +640,7 @@ class Dispatcher(WriteOperations):
 
     def get_entity(self, table: Table, key_text: str, req: ApiRequest) -> ApiResponse:
         self._check_options(req, {"$select"})
-        key, _ = self.find_key(table, key_text)
+        key, _ignored = self.find_key(table, key_text)
         defn = table.definition
         if key is None:
             raise self.err_not_found(defn, key_text)
@@ -678,7 +678,7 @@ class Dispatcher(WriteOperations):
     def _delta_items(self, table: Table, since: int, until: int) -> list[tuple[str, str]]:
         changed = sorted((v, k) for k, v in table.versions.items() if since < v <= until)
         deleted = sorted((v, k) for k, v in table.tombstones.items() if since < v <= until and k not in table.rows)
-        return [("row", k) for _, k in changed] + [("deleted", k) for _, k in deleted]
+        return [("row", k) for _ignored, k in changed] + [("deleted", k) for _ignored, k in deleted]
 
     def _get_delta(self, table: Table, req: ApiRequest, prefs: dict[str, str | None]) -> ApiResponse:
         self._check_tracking_allowed(table, req)

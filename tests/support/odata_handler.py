@@ -71,7 +71,7 @@ def token_endpoint(svc: ODataService, method: str, path: str, headers: Headers, 
     authorization = headers.get("Authorization") or ""
     if authorization.lower().startswith("basic "):
         try:
-            user, _, password = base64.b64decode(authorization[6:].strip()).decode().partition(":")
+            user, _ignored, password = base64.b64decode(authorization[6:].strip()).decode().partition(":")
         except ValueError:
             user, password = "", ""
         form.setdefault("client_id", unquote(user))

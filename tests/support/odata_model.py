@@ -380,4 +380,4 @@ class Store:
 
 
 def iter_tables(store: Store, company: str | None) -> Iterable[Table]:
-    return (t for (c, _), t in store.tables.items() if c == company)
+    return (t for (c, _ignored), t in store.tables.items() if c == company)

@@ -207,5 +207,3 @@ def encode_token(data: dict[str, Any]) -> str:
 def decode_token(token: str) -> dict[str, Any]:
     padded = token + "=" * (-len(token) % 4)
     return json.loads(base64.urlsafe_b64decode(padded.encode()))
-
-

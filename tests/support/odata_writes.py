@@ -117,7 +117,7 @@ class WriteOperations:
         if set_name not in self.svc._defs:
             raise self.err_segment(set_name)
         target_table = self.svc._store.table(None, set_name)
-        key, _ = self.find_key(target_table, key_text)
+        key, _ignored = self.find_key(target_table, key_text)
         if key is None:
             raise self.err_not_found(target_table.definition, key_text)
         row[value_name] = key
@@ -202,7 +202,7 @@ class WriteOperations:
             if if_match or not self.dv:
                 raise self.err_not_found(defn, key_text)
             # Dataverse upsert: create the record with the key from the URL.
-            row, _ = self.build_row(table, body, None, None)
+            row, _ignored = self.build_row(table, body, None, None)
             row.update(alternate)
             parsed = parse_key_text(key_text)
             new_key = parsed.get("", parsed.get(defn.key)) if not alternate else str(uuid.uuid4())
@@ -213,7 +213,7 @@ class WriteOperations:
             raise self.err_duplicate(defn, key)
         if if_match and not etag_matches(if_match, current):
             raise self.err_stale()
-        row, _ = self.build_row(table, body, table.rows[key], key)
+        row, _ignored = self.build_row(table, body, table.rows[key], key)
         self.store_row(table, key, row, created=False)
         return self._write_response(table, key, req, prefs, created=False)
 
@@ -227,7 +227,7 @@ class WriteOperations:
                 "BadRequest_InvalidToken",
                 "Could not validate the client concurrency token required by the service. Please provide a valid token in the client request.",
             )
-        key, _ = self.find_key(table, key_text)
+        key, _ignored = self.find_key(table, key_text)
         if key is None:
             raise self.err_not_found(defn, key_text)
         if if_match and not etag_matches(if_match, self.etag(table.versions[key])):
@@ -271,7 +271,7 @@ class WriteOperations:
                     key = normalize_guid(raw_key)
                     if key not in table.rows:
                         raise self.err_not_found(defn, key)
-                    row, _ = self.build_row(table, target, table.rows[key], key)
+                    row, _ignored = self.build_row(table, target, table.rows[key], key)
                     self.store_row(table, key, row, created=False)
                     ids.append(key)
         except Exception:

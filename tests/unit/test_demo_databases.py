@@ -93,7 +93,7 @@ def test_default_row_counts(default_build: tuple[dict[str, Any], Path, Path]) ->
 
 
 def test_references_and_codes(default_build: tuple[dict[str, Any], Path, Path]) -> None:
-    _, erp, crm = default_build
+    erp, crm = default_build[1:]
     customer_numbers = {row[0] for row in query(erp, "SELECT no FROM customer")}
     assert {row[0] for row in query(erp, "SELECT DISTINCT company_no FROM contact")} <= customer_numbers
     assert query(erp, "SELECT COUNT(*) FROM contact WHERE company_no IS NULL")[0][0] == 0
@@ -123,7 +123,7 @@ def test_references_and_codes(default_build: tuple[dict[str, Any], Path, Path]) 
 
 
 def test_modified_on_is_historical(default_build: tuple[dict[str, Any], Path, Path]) -> None:
-    _, erp, crm = default_build
+    erp, crm = default_build[1:]
     day_ago, two_years_ago = utc_now_text(-timedelta(days=1)), utc_now_text(-timedelta(days=740))
     for path, tables in ((erp, ERP_MODIFIED), (crm, CRM_MODIFIED)):
         for table, column in tables.items():
@@ -139,7 +139,7 @@ def test_modified_on_is_historical(default_build: tuple[dict[str, Any], Path, Pa
 
 
 def test_indexes_and_triggers(default_build: tuple[dict[str, Any], Path, Path]) -> None:
-    _, erp, crm = default_build
+    erp, crm = default_build[1:]
     for path, tables in ((erp, ERP_MODIFIED), (crm, CRM_MODIFIED)):
         for table, column in tables.items():
             indexed = {
@@ -162,7 +162,7 @@ def test_indexes_and_triggers(default_build: tuple[dict[str, Any], Path, Path]) 
 def test_update_trigger(
     default_build: tuple[dict[str, Any], Path, Path], tmp_path: Path, side: str, table: str, key: str, column: str, change: str
 ) -> None:
-    _, erp, crm = default_build
+    erp, crm = default_build[1:]
     path = tmp_path / f"{side}.db"
     shutil.copyfile(erp if side == "erp" else crm, path)
     conn = sqlite3.connect(path)
@@ -187,7 +187,7 @@ def test_update_trigger(
 
 
 def test_crm_default_and_trigger_on_empty_table(default_build: tuple[dict[str, Any], Path, Path], tmp_path: Path) -> None:
-    _, _, crm = default_build
+    crm = default_build[2]
     path = tmp_path / "crm.db"
     shutil.copyfile(crm, path)
     conn = sqlite3.connect(path)
@@ -208,23 +208,23 @@ def test_rerun_without_force_reports_unchanged(tmp_path: Path) -> None:
     first, erp, crm = build(tmp_path, *SMALL)
     assert first["changed"] is True
     content = (erp.read_bytes(), crm.read_bytes())
-    again, _, _ = build(tmp_path, *SMALL)
+    again = build(tmp_path, *SMALL)[0]
     assert again["changed"] is False
     assert again["erp"] == first["erp"] and again["crm"] == first["crm"]
     assert (erp.read_bytes(), crm.read_bytes()) == content
-    forced, _, _ = build(tmp_path, *SMALL, "--force")
+    forced = build(tmp_path, *SMALL, "--force")[0]
     assert forced["changed"] is True
     crm.unlink()
-    rebuilt, _, _ = build(tmp_path, *SMALL)
+    rebuilt = build(tmp_path, *SMALL)[0]
     assert rebuilt["changed"] is True and crm.exists()
 
 
 def test_foreign_file_needs_force(tmp_path: Path) -> None:
     (tmp_path / "erp.db").write_text("not a database\n")
-    refused, erp, _ = build(tmp_path, *SMALL, expect_rc=1)
+    refused, erp = build(tmp_path, *SMALL, expect_rc=1)[:2]
     assert refused["failed"] is True and refused["changed"] is False
     assert erp.read_text() == "not a database\n"
-    forced, _, _ = build(tmp_path, *SMALL, "--force")
+    forced = build(tmp_path, *SMALL, "--force")[0]
     assert forced["changed"] is True and forced["erp"]["customer"] == 150
 
 
@@ -232,16 +232,16 @@ def test_same_seed_gives_identical_content(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "c").mkdir()
-    _, erp_a, crm_a = build(tmp_path / "a", *SMALL, "--seed", "7")
-    _, erp_b, crm_b = build(tmp_path / "b", *SMALL, "--seed", "7")
-    _, erp_c, _ = build(tmp_path / "c", *SMALL, "--seed", "8")
+    erp_a, crm_a = build(tmp_path / "a", *SMALL, "--seed", "7")[1:]
+    erp_b, crm_b = build(tmp_path / "b", *SMALL, "--seed", "7")[1:]
+    erp_c = build(tmp_path / "c", *SMALL, "--seed", "8")[1]
     assert dump(erp_a) == dump(erp_b) and dump(crm_a) == dump(crm_b)
     assert erp_a.read_bytes() == erp_b.read_bytes() and crm_a.read_bytes() == crm_b.read_bytes()
     assert dump(erp_a) != dump(erp_c)
 
 
 def test_change_demo_records(tmp_path: Path) -> None:
-    _, erp, _ = build(tmp_path, *SMALL)
+    erp = build(tmp_path, *SMALL)[1]
     before = {row[0]: row[1:] for row in query(erp, "SELECT no, phone, credit_limit, modified_on FROM customer")}
     started = utc_now_text(-timedelta(seconds=1))
     result = run_script(CHANGE, "--erp", str(erp), "--count", "5", "--seed", "3")

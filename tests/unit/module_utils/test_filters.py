@@ -399,13 +399,13 @@ def test_thread_safe_parsing():
 
     def work():
         try:
-            for _ in range(5):
+            for _round in range(5):
                 for t in texts:
                     assert parse_filter(t, FIELDS).tree == expected[t]
         except Exception as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work) for _thread in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -26,7 +26,7 @@ def test_full_sync_creates_and_couples_every_record_in_reference_order(demo):
     assert counts(run, "CUSTOMER")["inserted"] == customers
     assert rows(demo.crm, "select count(*), count(distinct accountnumber) from account")[0] == (customers, customers)
     # every account is coupled to the customer it was made from
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     couplings = {c.local_id: c.integration_id for page in store.iter_couplings("CUSTOMER") for c in page}
     accounts = dict(rows(demo.crm, "select accountnumber, accountid from account"))
     assert couplings == accounts
@@ -142,7 +142,7 @@ def test_validation_errors_name_mapping_and_field_and_write_nothing(demo):
     bad[0]["fields"].append({"field": "nonexistent", "integration_field": "modifiedon"})
     with pytest.raises(MappingError, match="mapping CURRENCY, field nonexistent"):
         demo.declare(bad)
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     assert store.list_mappings() == []
     wrong_table = default_mapping_set()[:1]
     wrong_table[0]["integration_table"] = "currencies"
@@ -168,7 +168,7 @@ def test_crash_between_create_and_coupling_is_repaired_without_duplicates(demo):
 
     demo.declare()
     demo.run("full", names=["CURRENCY"])
-    store, _ = demo.engine()
+    store = demo.engine()[0]
     # forget two couplings and leave their pending intents, as a killed run would
     victims = rows(demo.erp, "select code from currency order by code limit 2")
     accounts = {}

@@ -399,7 +399,7 @@ def test_batch_continue_on_error_returns_successes(dv, dvs):
 
 def test_batch_stops_at_first_error_without_continue_on_error(dv, dvs):
     items = [_create(dv, "one"), _create(dv, "two", nosuch=1), _create(dv, "three")]
-    responses, _ = _post_batch(dv, dvs, items)
+    responses, _ignored = _post_batch(dv, dvs, items)
     assert [r.status for r in responses] == [204, 400]
     assert [r["name"] for r in dv.rows("accounts")] == ["one"]
 
@@ -417,7 +417,7 @@ def test_batch_changeset_is_atomic_and_supports_content_id(dv, dvs):
             ),
         ]
     )
-    responses, _ = _post_batch(dv, dvs, [good, BatchRequestPart("GET", "accounts?$select=name", {"Accept": "application/json"})])
+    responses, _ignored = _post_batch(dv, dvs, [good, BatchRequestPart("GET", "accounts?$select=name", {"Accept": "application/json"})])
     assert isinstance(responses[0], BatchChangeSetResponse)
     assert [p.status for p in responses[0].parts] == [204, 204]
     assert [p.content_id for p in responses[0].parts] == ["1", "2"]
@@ -426,7 +426,7 @@ def test_batch_changeset_is_atomic_and_supports_content_id(dv, dvs):
     assert dv.rows("contacts")[0]["_parentcustomerid_value"] == parent
 
     failing = BatchChangeSet([_create(dv, "rolled back"), _create(dv, "bad", nosuch=1)])
-    responses, _ = _post_batch(dv, dvs, [failing], Prefer="odata.continue-on-error")
+    responses, _ignored = _post_batch(dv, dvs, [failing], Prefer="odata.continue-on-error")
     flat = flatten_responses(responses)
     assert len(flat) == 1 and flat[0].status == 400
     assert [r["name"] for r in dv.rows("accounts")] == ["parent"]
@@ -558,9 +558,9 @@ def test_reset_connection_raises_connection_error(dv, dvs):
 
 def test_fault_rate_is_seeded_and_bounded(dv):
     plan = FaultPlan(rate=0.5, kinds=("503",), seed=7, max_faults=3)
-    outcomes = [plan.next_fault() for _ in range(40)]
+    outcomes = [plan.next_fault() for _ignored in range(40)]
     again = FaultPlan(rate=0.5, kinds=("503",), seed=7, max_faults=3)
-    assert outcomes == [again.next_fault() for _ in range(40)]
+    assert outcomes == [again.next_fault() for _ignored in range(40)]
     assert outcomes.count("503") == 3
 
 

@@ -1,0 +1,93 @@
+"""What ansible-doc shows for every module and role, and the diff the sync module reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.conftest import ROOT, ansible_playbook, playbook_env
+from tests.support.fixtures import rows
+
+MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "modules")) if name.endswith(".py") and name != "__init__.py")
+
+
+def ansible_doc(*args: str) -> dict:
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json", *args]
+    proc = subprocess.run(cmd, env=playbook_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_documents_options_examples_and_return_values(module):
+    entry = ansible_doc("tablesync.integration.%s" % module)["tablesync.integration.%s" % module]
+    options = entry["doc"]["options"]
+    for shared in ("store", "local", "integration"):
+        assert shared in options, "%s: the connection doc fragment is missing" % module
+    assert options["local"]["suboptions"]["password"]["description"]
+    assert entry["doc"]["short_description"] and entry["doc"]["author"]
+    assert "tablesync.integration.%s:" % module in entry["examples"]
+    assert entry["return"], "%s documents no return values" % module
+    attributes = entry["doc"].get("attributes") or {}
+    assert attributes.get("check_mode", {}).get("support") in ("full", "partial"), "%s: document check mode support in attributes" % module
+
+
+@pytest.mark.parametrize("role", ["default_mappings", "full_sync"])
+def test_role_variables_are_documented(role):
+    spec = ansible_doc("-t", "role", "tablesync.integration.%s" % role)["tablesync.integration.%s" % role]
+    options = spec["entry_points"]["main"]["options"]
+    for side in ("store", "local", "integration"):
+        assert "%s_%s" % (role, side) in options
+    assert all(option.get("description") for option in options.values())
+
+
+def test_sync_diff_lists_what_changes(demo, run_sync):
+    demo.declare()
+    first = run_sync("--diff", sync_mode="full")
+    assert "CUSTOMER (to_integration): 200 inserted" in first["diff"]["prepared"]
+    changed = demo.change_customers(2, seed=5)
+    before = rows(demo.crm, "select accountnumber, name from account order by 1")
+    plan = run_sync("--diff", "--check", sync_mode="modified")
+    prepared = plan["diff"]["prepared"]
+    assert "CUSTOMER (to_integration): 2 modified" in prepared
+    assert all("modified CUSTOMER: local %s," % number in prepared for number in changed)
+    assert "CURRENCY" not in prepared
+    assert rows(demo.crm, "select accountnumber, name from account order by 1") == before
+    assert "diff" not in run_sync(sync_mode="modified")
+    assert "diff" not in run_sync("--diff", sync_mode="modified")
+
+
+def test_unreachable_store_fails_with_what_to_fix(tmp_path):
+    playbook = tmp_path / "info.yml"
+    # nothing listens on port 9 of the loopback interface
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - tablesync.integration.sync_job_info: {store: 'postgresql://postgres@127.0.0.1:9/tablesync'}\n"
+    )
+    proc = ansible_playbook(str(playbook), check=False)
+    assert proc.returncode != 0
+    assert "store: cannot open it (check the store option" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m.endswith("_info")])
+def test_info_modules_never_report_changed(module, demo, run_sync, tmp_path):
+    demo.declare()
+    run_sync(sync_mode="full")
+    out = tmp_path / "info.json"
+    playbook = tmp_path / "info.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  module_defaults:\n    group/tablesync.integration.integration:\n"
+        "      store: %s\n      local: {type: sqlite, path: %s}\n      integration: {type: sqlite, path: %s}\n"
+        "  tasks:\n    - tablesync.integration.%s:\n      register: info\n"
+        "    - ansible.builtin.copy: {content: '{{ info | to_json }}', dest: %s, mode: '0644'}\n"
+        % (demo.store_path, demo.erp, demo.crm, module, out)
+    )
+    ansible_playbook(str(playbook))
+    result = json.loads(out.read_text())
+    assert result["changed"] is False and not result.get("failed")

@@ -31,6 +31,10 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "password": {"type": "str", "no_log": True},
     "schema": {"type": "str"},
     "connect_options": {"type": "dict"},
+    "sslmode": {"type": "str", "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+    "ssl_ca": {"type": "path"},
+    "ssl_cert": {"type": "path"},
+    "ssl_key": {"type": "path", "no_log": False},
 }
 
 
@@ -40,6 +44,7 @@ def common_argument_spec() -> dict[str, Any]:
         "store": {"type": "str", "default": "~/.tablesync/store.sqlite"},
         "local": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
         "integration": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
+        "lock_timeout": {"type": "float", "default": 300.0},
     }
 
 

@@ -57,6 +57,14 @@ options:
     description: Seconds of safety overlap kept when a modified-records run advances its modified-on watermark.
     type: int
     default: 60
+  rebind:
+    description:
+      - The store keeps the couplings of one pair of endpoints, and the first run records that pair's types
+        and addresses. A run against another pair fails before writing anything, because couplings of one
+        environment must never be applied to another.
+      - Set V(true) only when the same databases moved to a new address; the store then records the new pair.
+    type: bool
+    default: false
 notes:
   - Supports C(check_mode), which returns the same counts as a plan and writes nothing to the endpoints or the store.
 requirements:
@@ -156,6 +164,7 @@ def main() -> None:
         max_reported_records={"type": "int", "default": 100},
         tolerate_record_errors={"type": "bool", "default": False},
         watermark_overlap={"type": "int", "default": 60},
+        rebind={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
     p = module.params
@@ -171,6 +180,8 @@ def main() -> None:
             batch_size=p["batch_size"],
             max_records=p["max_reported_records"],
             watermark_overlap=p["watermark_overlap"],
+            lock_timeout=p["lock_timeout"],
+            rebind=p["rebind"],
         )
         run = runner.run(p["mode"], p["mappings"], p["after_full_sync"])
     records, truncated = run.records(p["max_reported_records"])

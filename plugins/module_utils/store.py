@@ -29,7 +29,7 @@ try:
     import sqlalchemy as sa
 
     from ansible_collections.tablesync.integration.plugins.module_utils.locking import schema_lock
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import create_sql_engine, safe_address, sql_url
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import bulk_insert, create_sql_engine, safe_address, sql_url
 
     HAS_SQLALCHEMY = True
     SQLALCHEMY_IMPORT_ERROR = None
@@ -451,7 +451,7 @@ class Store:
             for p in items
         ]
         with self._write() as conn:
-            conn.execute(self.t["pending"].insert(), rows)
+            bulk_insert(conn, self.t["pending"], rows)
 
     def pending(self, mapping: str) -> list[PendingCreate]:
         p = self.t["pending"]
@@ -508,12 +508,11 @@ class Store:
         c, p, f, j, e = (self.t[k] for k in ("couplings", "pending", "failed", "jobs", "errors"))
         now = utcnow()
         with self._write() as conn:
-            # why: one executemany per statement (pipelined by psycopg) instead of a round trip per record
-            if batch.removed_couplings:
-                conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id == sa.bindparam("_l")),
-                             [{"_l": local_id} for local_id, _ in batch.removed_couplings])
+            # why: a statement per 500 records, not a round trip per record
+            for chunk in _chunks([local_id for local_id, _ in batch.removed_couplings]):
+                conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id.in_(chunk)))
             if batch.new_couplings:
-                conn.execute(c.insert(), [cp.row() for cp in batch.new_couplings])
+                bulk_insert(conn, c, [cp.row() for cp in batch.new_couplings])
             if batch.changed_couplings:
                 stmt = (
                     sa.update(c)
@@ -535,13 +534,10 @@ class Store:
                     row["_l"] = row.pop("local_id")
                     params.append(row)
                 conn.execute(stmt, params)
-            if batch.cleared_pending:
-                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == sa.bindparam("_s"), p.c.source_id == sa.bindparam("_i")),
-                             [{"_s": side, "_i": source_id} for side, source_id in batch.cleared_pending])
-            retried = [(side, rid) for side, rid in batch.succeeded] + [(side, rid) for side, rid, _ in batch.failed]
-            if retried:
-                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == sa.bindparam("_s"), f.c.record_id == sa.bindparam("_i")),
-                             [{"_s": side, "_i": rid} for side, rid in retried])
+            for side, ids in _by_side(batch.cleared_pending):
+                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id.in_(ids)))
+            for side, ids in _by_side(list(batch.succeeded) + [(side, rid) for side, rid, _ in batch.failed]):
+                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id.in_(ids)))
             if batch.failed:
                 latest = {(side, rid): message for side, rid, message in batch.failed}  # why: one row per record
                 conn.execute(f.insert(), [{"mapping": mapping, "side": side, "record_id": rid, "job_id": job_id, "message": message,
@@ -594,6 +590,21 @@ class Store:
         stmt = sa.select(e).where(e.c.job_id.in_(list(job_ids))).order_by(e.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def _by_side(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """(side, ids) groups of at most 500 ids, from (side, id) pairs."""
+    groups: dict[str, list[str]] = {}
+    for side, rid in pairs:
+        groups.setdefault(side, []).append(rid)
+    for side, ids in sorted(groups.items()):
+        for chunk in _chunks(sorted(set(ids))):
+            yield side, chunk
 
 
 def endpoint_identity(endpoint: Any) -> dict[str, str]:

@@ -64,16 +64,20 @@ def test_a_run_waits_for_the_lock_within_lock_timeout(locked_demo):
         from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
         from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
         store = Store(%r)
+        import sqlite3
         with mapping_locks(store, ["CUSTOMER"], %r, timeout=10):
             print("locked", flush=True)
             time.sleep(1.5)
+            # what the waiting run wrote while the lock was held: nothing
+            print(sqlite3.connect(%r).execute("select count(*) from account").fetchone()[0], flush=True)
         """
-    ) % (os.path.join(ROOT, "collections"), ROOT, locked_demo.store_path, HOLDER_RUN)
+    ) % (os.path.join(ROOT, "collections"), ROOT, locked_demo.store_path, HOLDER_RUN, locked_demo.crm)
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         run = locked_demo.run("full", ["CUSTOMER"], lock_timeout=60)
-        assert holder.poll() == 0, "the run did not wait for the holder to finish"
+        assert holder.stdout.readline().strip() == "0", "the run wrote while another held the mapping's lock"
+        assert holder.wait(timeout=30) == 0
         assert run.jobs[0].counts["inserted"] == 50
     finally:
         holder.kill()

@@ -22,6 +22,11 @@ options:
         (see O(tablesync.integration.sync#module:sync:rebind)).
     type: str
     default: ~/.tablesync/store.sqlite
+  store_password:
+    description:
+      - Password of a PostgreSQL store, so that it stays out of O(store) (a password written in the URL works
+        too, but then the URL is not hidden in Ansible's logs).
+    type: str
   local:
     description:
       - The local side (the ERP), as a dictionary. Set it once per play with
@@ -89,8 +94,8 @@ options:
       - Seconds to wait for a mapping that another run is synchronising (or declaring) before failing
         with a message that names the mapping and the run holding it.
       - Runs on disjoint sets of mappings proceed in parallel; a run killed while holding a lock
-        releases it (PostgreSQL store: advisory locks of its session; SQLite store: file locks
-        next to the store file, on one machine).
+        releases it. A PostgreSQL store uses advisory locks of the run's session, a SQLite store
+        file locks next to the store file (which protect runs on one machine).
     type: float
     default: 300
 """

@@ -42,6 +42,7 @@ def common_argument_spec() -> dict[str, Any]:
     """Options every module takes: where the store is and the two endpoints."""
     return {
         "store": {"type": "str", "default": "~/.tablesync/store.sqlite"},
+        "store_password": {"type": "str", "no_log": True},
         "local": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
         "integration": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
         "lock_timeout": {"type": "float", "default": 300.0},
@@ -68,7 +69,7 @@ def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "in
     store = None
     endpoints: dict[str, Any] = {}
     try:
-        store = Store(module.params["store"], read_only=read_only)
+        store = Store(module.params["store"], read_only=read_only, password=module.params.get("store_password"))
         for side in sides:
             endpoints[side] = open_endpoint(side, module.params.get(side))
         yield store, endpoints

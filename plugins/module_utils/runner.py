@@ -132,20 +132,20 @@ class SyncRunner:
     def run(self, mode: str, names: Sequence[str] | None = None, after_full_sync: str = "restore") -> RunResult:
         # Validate every mapping against the real tables, and the endpoint pair against the
         # store, before waiting for locks and before the first job writes anything.
-        locked = [m.name for m, _, _ in self._bind(names)]
+        locked = [entry[0].name for entry in self._bind(names)]
         self.store.check_binding(self.endpoints, rebind=self.rebind, record=False)
         run_id = str(uuid.uuid4())
         # why: check mode locks too, so its plan never reads a mapping halfway through another run
         with mapping_locks(self.store, locked, None if self.dry_run else run_id, self.lock_timeout):
             # why: a run we waited for may have changed the definitions (after_full_sync): read them again
             bound = self._bind(names)
-            if [m.name for m, _, _ in bound] != locked:
-                raise MappingError(", ".join(sorted(set(locked) ^ {m.name for m, _, _ in bound})),
+            if [entry[0].name for entry in bound] != locked:
+                raise MappingError(", ".join(sorted(set(locked) ^ {entry[0].name for entry in bound})),
                                    "declared or removed while this run waited for its locks; run it again")
             if not self.dry_run:
                 self.store.check_binding(self.endpoints, rebind=self.rebind, record=True)
                 self.store.start_run(mode, locked, run_id=run_id)
-            return self._run_jobs(mode, bound, [m for m, _, _ in bound], after_full_sync, None if self.dry_run else run_id)
+            return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.dry_run else run_id)
 
     def _bind(self, names: Sequence[str] | None) -> list[tuple[Mapping, dict, dict]]:
         bound = []

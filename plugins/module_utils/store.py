@@ -201,13 +201,18 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
 class Store:
     """Access to the store; one instance per module invocation."""
 
-    def __init__(self, location: str | None = None, read_only: bool = False):
+    def __init__(self, location: str | None = None, read_only: bool = False, password: str | None = None):
         if not HAS_SQLALCHEMY:
             raise ConfigurationError("the python library SQLAlchemy is required: %s" % SQLALCHEMY_IMPORT_ERROR)
         location = location or DEFAULT_STORE
         self.read_only = read_only
         if "://" in location:
-            self.url = sql_url("url", {"url": location})
+            try:
+                self.url = sql_url("url", {"url": location, "password": password})
+            except sa.exc.ArgumentError:
+                raise ConfigurationError("store: %r is not a database URL" % location.split("@")[-1]) from None
+            if self.url.get_backend_name() not in ("postgresql", "sqlite"):
+                raise ConfigurationError("store: a store is a SQLite file or a postgresql:// URL, not %s" % self.url.get_backend_name())
         else:
             path = os.path.abspath(os.path.expanduser(location))
             if not read_only:
@@ -509,7 +514,7 @@ class Store:
         now = utcnow()
         with self._write() as conn:
             # why: a statement per 500 records, not a round trip per record
-            for chunk in _chunks([local_id for local_id, _ in batch.removed_couplings]):
+            for chunk in _chunks([pair[0] for pair in batch.removed_couplings]):
                 conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id.in_(chunk)))
             if batch.new_couplings:
                 bulk_insert(conn, c, [cp.row() for cp in batch.new_couplings])
@@ -536,7 +541,7 @@ class Store:
                 conn.execute(stmt, params)
             for side, ids in _by_side(batch.cleared_pending):
                 conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id.in_(ids)))
-            for side, ids in _by_side(list(batch.succeeded) + [(side, rid) for side, rid, _ in batch.failed]):
+            for side, ids in _by_side(list(batch.succeeded) + [(item[0], item[1]) for item in batch.failed]):
                 conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id.in_(ids)))
             if batch.failed:
                 latest = {(side, rid): message for side, rid, message in batch.failed}  # why: one row per record

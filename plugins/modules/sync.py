@@ -67,6 +67,8 @@ options:
     default: false
 notes:
   - Supports C(check_mode), which returns the same counts as a plan and writes nothing to the endpoints or the store.
+    It waits for the mapping locks like a run does, so a plan never reads a mapping halfway through another run.
+  - The mappings of a run are locked from before its first job to its end; see O(lock_timeout).
 requirements:
   - SQLAlchemy >= 2.0
   - jsonschema

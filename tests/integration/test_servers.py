@@ -88,8 +88,8 @@ def test_demo_flow_through_playbooks_erp_postgresql_crm_mariadb_store_postgresql
     runner = Runner(demo, tmp_path)
     rc, full, output = runner.run(declare=True, sync_mode="full")
     assert rc == 0, output[-4000:]
-    assert [j["mapping"] for j in full["jobs"]] == ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT",
-                                                  "ITEM-PRODUCT"]
+    order = ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
+    assert [j["mapping"] for j in full["jobs"]] == order
     assert full["totals"]["inserted"] > 300 and full["totals"]["failed"] == 0
     assert_customers_synchronised_once(demo, pg_db, my_db)
     changed = touch_customers(pg_db, 5)

@@ -112,3 +112,15 @@ def test_store_refuses_a_different_crm_database_unless_rebound(tmp_path, pg_db, 
         assert "s3cret-pw" not in everything
     finally:
         demo.close()
+
+
+def test_store_password_stays_out_of_the_address_and_other_backends_are_refused(pg_db):
+    store = Store(pg_db.url_text, password="s3cret-pw")
+    try:
+        assert store.url.password == "s3cret-pw"
+        assert "s3cret-pw" not in store.address and pg_db.name in store.address
+        assert store.exists
+    finally:
+        store.close()
+    with pytest.raises(ConfigurationError, match="a store is a SQLite file or a postgresql:// URL, not mysql"):
+        Store("mysql://root@127.0.0.1:3306/test")

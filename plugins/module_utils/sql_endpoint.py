@@ -373,9 +373,12 @@ class SqlTable(Table):
         server_key = any(self.key not in r for r in rows)
         with warnings.catch_warnings(), self.endpoint.engine.begin() as conn:
             warnings.simplefilter("ignore", category=sa_exc.SAWarning)
-            if server_key:
+            if server_key and conn.dialect.insert_executemany_returning_sort_by_parameter_order:
                 stmt = self.table.insert().returning(self.key_col, sort_by_parameter_order=True)
                 ids = [id_text(r[0]) for r in conn.execute(stmt, rows)]
+            elif server_key:
+                # why: MySQL and MariaDB before 10.5 have no INSERT ... RETURNING: one row at a time, the key from lastrowid
+                ids = [id_text(conn.execute(self.table.insert(), [row]).inserted_primary_key[0]) for row in rows]
             else:
                 bulk_insert(conn, self.table, rows)
                 ids = [id_text(r[self.key]) for r in rows]

@@ -176,3 +176,25 @@ def test_decimal_and_datetime_values_round_trip_exactly(typed, my_db):
     typed.run("full")
     row = my_db.rows("select amount, seen from party_auto order by id limit 1")[0]
     assert isinstance(row[0], decimal.Decimal) and isinstance(row[1], datetime.datetime) and row[1].microsecond == 123456
+
+
+def test_server_generated_keys_without_insert_returning(typed, my_db):
+    """MySQL and MariaDB before 10.5 have no INSERT ... RETURNING: keys come from lastrowid, row by row."""
+    typed.declare(MAPPINGS[:1])
+    store, endpoints = typed.engine()
+    endpoints["integration"].table("party_auto", "id")  # connects: the dialect learns the server's features
+    dialect = endpoints["integration"].engine.dialect
+    assert dialect.insert_executemany_returning_sort_by_parameter_order  # MariaDB 10.11 has it; pretend it has not
+    dialect.insert_executemany_returning_sort_by_parameter_order = False
+    dialect.insert_returning = dialect.insert_executemany_returning = False  # as on a server without RETURNING
+    from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
+
+    statements = []
+    sa.event.listen(endpoints["integration"].engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    run = SyncRunner(store, endpoints).run("full")
+    inserts = [s for s in statements if s.lower().startswith("insert")]
+    assert len(inserts) == 30 and not any("returning" in s.lower() for s in inserts)
+    assert run.jobs[0].counts["inserted"] == 30
+    couplings = {c.local_id: c.integration_id for page in store.iter_couplings("PARTY") for c in page}
+    names = dict(my_db.rows("select id, name from party_auto"))
+    assert {couplings[str(i)]: "party %d" % i for i in range(1, 31)} == {str(k): v for k, v in names.items()}

@@ -19,7 +19,7 @@ options:
       - A PostgreSQL store is created on first use and migrated when an older version of the collection
         created it; a store created by a newer version is refused.
       - The store records the type and address of the two endpoints it serves, and refuses another pair
-        (see O(tablesync.integration.sync#module:sync:rebind)).
+        (see the C(rebind) option of M(tablesync.integration.sync)).
     type: str
     default: ~/.tablesync/store.sqlite
   store_password:

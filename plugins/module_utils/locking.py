@@ -186,13 +186,24 @@ def _backend(store: Any, holder: Holder) -> Any:
     return None
 
 
-def _acquire(backend: Any, names: Sequence[str], timeout: float) -> None:
+def _acquire(backend: Any, names: Sequence[str], timeout: float, store: Any = None) -> None:
     for name in sorted(set(names)):  # why: one global order, so two runs cannot deadlock
         deadline = time.monotonic() + max(timeout, 0.0)
         while not backend.try_lock(name):
             if time.monotonic() >= deadline:
-                raise _timeout_error(name, backend.holder_of(name), timeout)
+                raise _timeout_error(name, _completed(backend.holder_of(name), store), timeout)
             time.sleep(POLL_SECONDS)
+
+
+def _completed(holder: Holder | None, store: Any) -> Holder | None:
+    """Fill in the host and start of the holder's run from the job log, when the lock did not say."""
+    if holder is None or not holder.run_id or holder.host or store is None:
+        return holder
+    info = store.run_info(holder.run_id)
+    if info:
+        holder.host = info.get("host") or ""
+        holder.since = info["started_at"].isoformat(sep=" ", timespec="seconds") + " UTC" if info.get("started_at") else holder.since
+    return holder
 
 
 @contextlib.contextmanager
@@ -212,7 +223,7 @@ def mapping_locks(store: Any, names: Sequence[str], run_id: str | None, timeout:
         yield
         return
     try:
-        _acquire(backend, names, timeout)
+        _acquire(backend, names, timeout, store)
         yield
     finally:
         backend.close()

@@ -9,6 +9,9 @@ class ModuleDocFragment(object):
     """The store and endpoint options shared by every module of the collection."""
 
     DOCUMENTATION = r"""
+requirements:
+  - psycopg >= 3.1 (PostgreSQL endpoints and stores)
+  - PyMySQL >= 1.1 (MySQL/MariaDB endpoints)
 options:
   store:
     description:

@@ -99,7 +99,20 @@ def requires_tls(options: Mapping[str, Any]) -> bool:
     return options.get("sslmode") in ("require", "verify-ca", "verify-full")
 
 
+DRIVER_LIBRARIES = {"postgresql": "psycopg (psycopg[binary])", "mysql": "PyMySQL"}
+
+
 def create_sql_engine(url: sa.engine.URL, require_tls: bool = False) -> sa.engine.Engine:
+    """An engine, or a clear message naming the Python library a database type needs."""
+    try:
+        return _create_sql_engine(url, require_tls)
+    except (ImportError, sa_exc.NoSuchModuleError) as exc:
+        backend = url.get_backend_name()
+        library = DRIVER_LIBRARIES.get(backend, url.drivername)
+        raise ConfigurationError("the python library %s is required for %s databases: %s" % (library, backend, exc)) from None
+
+
+def _create_sql_engine(url: sa.engine.URL, require_tls: bool = False) -> sa.engine.Engine:
     """An engine with the settings every part of the engine relies on.
 
     Sessions run in UTC (naive datetimes are UTC throughout the engine, server defaults

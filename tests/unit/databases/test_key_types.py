@@ -198,3 +198,21 @@ def test_server_generated_keys_without_insert_returning(typed, my_db):
     couplings = {c.local_id: c.integration_id for page in store.iter_couplings("PARTY") for c in page}
     names = dict(my_db.rows("select id, name from party_auto"))
     assert {couplings[str(i)]: "party %d" % i for i in range(1, 31)} == {str(k): v for k, v in names.items()}
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+def test_batched_delete_reports_each_record(kind, request):
+    db = request.getfixturevalue("pg_db" if kind == "postgresql" else "my_db")
+    _run_script(db, "create table parent (id int primary key, name varchar(20)); "
+                    "create table child (id int primary key, parent_id int not null references parent (id))")
+    db.execute("insert into parent (id, name) values (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')")
+    db.execute("insert into child (id, parent_id) values (1, 3)")
+    endpoint = open_endpoint("integration", db.options())
+    try:
+        results = endpoint.table("parent", "id").delete(["1", "2", "3", "9"])
+    finally:
+        endpoint.close()
+    outcome = {r.record_id: (r.ok, r.missing) for r in results}
+    assert outcome == {"1": (True, False), "2": (True, False), "3": (False, False), "9": (False, True)}
+    assert "foreign key" in next(r.error for r in results if r.record_id == "3").lower()
+    assert sorted(r[0] for r in db.rows("select id from parent")) == [3, 4]

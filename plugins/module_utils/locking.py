@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.errors import LockTimeout
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, LockTimeout
 
 try:
     import fcntl
@@ -126,11 +126,11 @@ class _PgLocks:
         return Holder(None, 0, "", "")
 
     def close(self) -> None:
-        # why: closing the session releases every advisory lock it holds
+        # why: ending the session releases every advisory lock it holds, even when the
+        # connection broke (then the server has already released them)
         try:
-            self.conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
-        finally:
             self.conn.invalidate()
+        finally:
             self.conn.close()
 
 
@@ -140,7 +140,10 @@ class _FileLocks:
     def __init__(self, store_path: str, holder: Holder):
         self.holder = holder
         self.directory = store_path + ".locks"
-        os.makedirs(self.directory, exist_ok=True)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError("cannot create the lock directory %s next to the store: %s" % (self.directory, exc.strerror)) from None
         self.fds: list[int] = []
 
     def _path(self, name: str) -> str:

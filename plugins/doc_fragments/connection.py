@@ -9,6 +9,9 @@ class ModuleDocFragment(object):
     """The store and endpoint options shared by every module of the collection."""
 
     DOCUMENTATION = r"""
+requirements:
+  - psycopg >= 3.1 (PostgreSQL endpoints and stores)
+  - PyMySQL >= 1.1 (MySQL/MariaDB endpoints)
 options:
   store:
     description:
@@ -16,8 +19,17 @@ options:
       - A path to a SQLite file (the embedded default, created on first use), or a database URL
         such as V(postgresql://sync@db.example.com/tablesync) for a store shared by several controllers.
       - The store never holds passwords or client secrets.
+      - A PostgreSQL store is created on first use and migrated when an older version of the collection
+        created it; a store created by a newer version is refused.
+      - The store records the type and address of the two endpoints it serves, and refuses another pair
+        (see the C(rebind) option of M(tablesync.integration.sync)).
     type: str
     default: ~/.tablesync/store.sqlite
+  store_password:
+    description:
+      - Password of a PostgreSQL store, so that it stays out of O(store) (a password written in the URL works
+        too, but then the URL is not hidden in Ansible's logs).
+    type: str
   local:
     description:
       - The local side (the ERP), as a dictionary. Set it once per play with
@@ -55,11 +67,38 @@ options:
         description: Database schema for table names given without one.
         type: str
       connect_options:
-        description: Extra driver options passed in the connection URL query, such as C(sslmode).
+        description:
+          - Extra driver options passed in the connection URL query, for example C(connect_timeout) or
+            C(application_name) for PostgreSQL.
         type: dict
+      sslmode:
+        description:
+          - TLS for O(local.type=postgresql) and O(local.type=mysql) endpoints, with libpq's meaning.
+          - For MySQL/MariaDB, V(require), V(verify-ca) and V(verify-full) make a connection that did not
+            negotiate TLS fail; V(allow) and V(prefer) connect without TLS.
+        type: str
+        choices: [disable, allow, prefer, require, verify-ca, verify-full]
+      ssl_ca:
+        description: CA certificate file that verifies the server (V(verify-ca), V(verify-full)).
+        type: path
+      ssl_cert:
+        description: Client certificate file.
+        type: path
+      ssl_key:
+        description: Client private key file.
+        type: path
   integration:
     description:
       - The integration side (the CRM), as a dictionary with the same keys as O(local).
     type: dict
     suboptions: *endpoint
+  lock_timeout:
+    description:
+      - Seconds to wait for a mapping that another run is synchronising (or declaring) before failing
+        with a message that names the mapping and the run holding it.
+      - Runs on disjoint sets of mappings proceed in parallel; a run killed while holding a lock
+        releases it. A PostgreSQL store uses advisory locks of the run's session, a SQLite store
+        file locks next to the store file (which protect runs on one machine).
+    type: float
+    default: 300
 """

@@ -31,6 +31,10 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "password": {"type": "str", "no_log": True},
     "schema": {"type": "str"},
     "connect_options": {"type": "dict"},
+    "sslmode": {"type": "str", "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+    "ssl_ca": {"type": "path"},
+    "ssl_cert": {"type": "path"},
+    "ssl_key": {"type": "path", "no_log": False},
 }
 
 
@@ -38,8 +42,10 @@ def common_argument_spec() -> dict[str, Any]:
     """Options every module takes: where the store is and the two endpoints."""
     return {
         "store": {"type": "str", "default": "~/.tablesync/store.sqlite"},
+        "store_password": {"type": "str", "no_log": True},
         "local": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
         "integration": {"type": "dict", "options": dict(ENDPOINT_SPEC)},
+        "lock_timeout": {"type": "float", "default": 300.0},
     }
 
 
@@ -71,7 +77,7 @@ def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "in
     endpoints: dict[str, Any] = {}
     try:
         try:
-            store = Store(module.params["store"], read_only=read_only)
+            store = Store(module.params["store"], read_only=read_only, password=module.params.get("store_password"))
         except sa_exc.SQLAlchemyError as exc:
             # why: a store that cannot be reached is a setting to fix, not a module crash
             module.fail_json(msg="store: cannot open it (check the store option and that its server is reachable): %s" % _first_line(exc))

@@ -11,12 +11,14 @@ created whatever synch_only_coupled_records says, then the after-full-sync choic
 from __future__ import annotations
 
 import heapq
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
+from ansible_collections.tablesync.integration.plugins.module_utils.locking import DEFAULT_LOCK_TIMEOUT, mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import couple_before_full_sync
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -102,8 +104,11 @@ class SyncRunner:
     """Validates and runs a set of mappings against a pair of endpoints."""
 
     def __init__(self, store: Store, endpoints: dict[str, Endpoint], dry_run: bool = False, batch_size: int = 1000,
-                 max_records: int = 100, watermark_overlap: float = 60.0):
+                 max_records: int = 100, watermark_overlap: float = 60.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 rebind: bool = False):
         self.store = store
+        self.lock_timeout = lock_timeout
+        self.rebind = rebind
         self.endpoints = endpoints
         self.dry_run = dry_run
         self.batch_size = batch_size
@@ -128,13 +133,31 @@ class SyncRunner:
         return [m for m in ordered if m.name in set(names)]
 
     def run(self, mode: str, names: Sequence[str] | None = None, after_full_sync: str = "restore") -> RunResult:
-        selected = self.select(names)
-        # Validate every mapping against the real tables before the first job writes anything.
+        # Validate every mapping against the real tables, and the endpoint pair against the
+        # store, before waiting for locks and before the first job writes anything.
+        locked = [entry[0].name for entry in self._bind(names)]
+        self.store.check_binding(self.endpoints, rebind=self.rebind, record=False)
+        run_id = str(uuid.uuid4())
+        # why: check mode locks too, so its plan never reads a mapping halfway through another run
+        with mapping_locks(self.store, locked, None if self.dry_run else run_id, self.lock_timeout):
+            # why: a run we waited for may have changed the definitions (after_full_sync): read them again
+            bound = self._bind(names)
+            if [entry[0].name for entry in bound] != locked:
+                raise MappingError(", ".join(sorted(set(locked) ^ {entry[0].name for entry in bound})),
+                                   "declared or removed while this run waited for its locks; run it again")
+            if not self.dry_run:
+                self.store.check_binding(self.endpoints, rebind=self.rebind, record=True)
+                self.store.start_run(mode, locked, run_id=run_id)
+            return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.dry_run else run_id)
+
+    def _bind(self, names: Sequence[str] | None) -> list[tuple[Mapping, dict, dict]]:
         bound = []
-        for m in selected:
+        for m in self.select(names):
             tables = open_tables(m, self.endpoints)
             bound.append((m, tables, m.bind(tables)))
-        run_id = None if self.dry_run else self.store.start_run(mode, [m.name for m in selected])
+        return bound
+
+    def _run_jobs(self, mode: str, bound: list, selected: list[Mapping], after_full_sync: str, run_id: str | None) -> RunResult:
         result = RunResult(run_id, mode)
         planned: dict = {}  # check mode: couplings the run would create, for the lookups of later mappings
         try:

@@ -33,10 +33,16 @@ except ImportError:  # pragma: no cover - reported by the modules
     SQLALCHEMY_IMPORT_ERROR = traceback.format_exc()
 
 DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def sql_url(kind: str, options: Mapping[str, Any]) -> sa.engine.URL:
-    """The SQLAlchemy URL of a database endpoint or store, from a URL or from parts."""
+    """The SQLAlchemy URL of a database endpoint or store, from a URL or from parts.
+
+    TLS options (``sslmode``, ``ssl_ca``, ``ssl_cert``, ``ssl_key``) become the driver's
+    own URL parameters: libpq's names for psycopg, SQLAlchemy's ``ssl_*`` for PyMySQL.
+    """
     if options.get("url"):
         url = sa.engine.make_url(options["url"])
         if url.drivername in ("postgresql", "postgres"):
@@ -45,26 +51,74 @@ def sql_url(kind: str, options: Mapping[str, Any]) -> sa.engine.URL:
             url = url.set(drivername=DRIVERS["mysql"])
         if options.get("password") and not url.password:
             url = url.set(password=options["password"])
-        return url
-    if kind == "sqlite":
+    elif kind == "sqlite":
         path = options.get("path") or options.get("database")
         if not path:
             raise ConfigurationError("a sqlite endpoint needs 'path' (or 'url')")
         return sa.engine.URL.create("sqlite", database=os.path.abspath(os.path.expanduser(path)))
-    query = {k: str(v) for k, v in (options.get("connect_options") or {}).items()}
-    return sa.engine.URL.create(
-        DRIVERS[kind],
-        username=options.get("user"),
-        password=options.get("password"),
-        host=options.get("host") or "127.0.0.1",
-        port=options.get("port"),
-        database=options.get("database"),
-        query=query,
-    )
+    else:
+        if kind not in DRIVERS:
+            raise ConfigurationError("unknown database type %r" % kind)
+        url = sa.engine.URL.create(
+            DRIVERS[kind],
+            username=options.get("user"),
+            password=options.get("password"),
+            host=options.get("host") or "127.0.0.1",
+            port=options.get("port"),
+            database=options.get("database"),
+        )
+    query = dict(url.query)
+    query.update({k: str(v) for k, v in (options.get("connect_options") or {}).items()})
+    query.update(_ssl_query(url.get_backend_name(), options))
+    return url.set(query=query) if query != dict(url.query) else url
 
 
-def create_sql_engine(url: sa.engine.URL) -> sa.engine.Engine:
-    """An engine with the settings every part of the engine relies on."""
+def _ssl_query(backend: str, options: Mapping[str, Any]) -> dict[str, str]:
+    mode = options.get("sslmode")
+    if mode is not None and mode not in SSL_MODES:
+        raise ConfigurationError("sslmode must be one of %s, not %r" % (", ".join(SSL_MODES), mode))
+    files = {k: options[k] for k in ("ssl_ca", "ssl_cert", "ssl_key") if options.get(k)}
+    if backend == "postgresql":
+        out = {"sslmode": mode} if mode else {}
+        out.update({{"ssl_ca": "sslrootcert", "ssl_cert": "sslcert", "ssl_key": "sslkey"}[k]: v for k, v in files.items()})
+        return out
+    if backend == "mysql":
+        if mode == "disable":
+            return {}
+        out = dict(files)
+        if mode in ("require", "verify-ca", "verify-full"):
+            if mode != "require" and "ssl_ca" not in files:
+                raise ConfigurationError("sslmode %s needs ssl_ca (the CA certificate file)" % mode)
+            # why: a non-empty ssl dict makes PyMySQL use TLS; host names are checked only for verify-full
+            out["ssl_check_hostname"] = "true" if mode == "verify-full" else "false"
+        return out
+    return {}
+
+
+def requires_tls(options: Mapping[str, Any]) -> bool:
+    return options.get("sslmode") in ("require", "verify-ca", "verify-full")
+
+
+DRIVER_LIBRARIES = {"postgresql": "psycopg (psycopg[binary])", "mysql": "PyMySQL"}
+
+
+def create_sql_engine(url: sa.engine.URL, require_tls: bool = False) -> sa.engine.Engine:
+    """An engine, or a clear message naming the Python library a database type needs."""
+    try:
+        return _create_sql_engine(url, require_tls)
+    except (ImportError, sa_exc.NoSuchModuleError) as exc:
+        backend = url.get_backend_name()
+        library = DRIVER_LIBRARIES.get(backend, url.drivername)
+        raise ConfigurationError("the python library %s is required for %s databases: %s" % (library, backend, exc)) from None
+
+
+def _create_sql_engine(url: sa.engine.URL, require_tls: bool = False) -> sa.engine.Engine:
+    """An engine with the settings every part of the engine relies on.
+
+    Sessions run in UTC (naive datetimes are UTC throughout the engine, server defaults
+    such as CURRENT_TIMESTAMP must agree). ``require_tls`` makes a MySQL connection that
+    did not negotiate TLS fail (PyMySQL would silently fall back to plain text).
+    """
     if url.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
@@ -76,7 +130,51 @@ def create_sql_engine(url: sa.engine.URL) -> sa.engine.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    if url.get_backend_name() == "mysql":
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"init_command": "SET time_zone = '+00:00'"})
+        if require_tls:
+
+            @sa.event.listens_for(engine, "connect")
+            def _check_tls(dbapi_conn, _record):  # why: PyMySQL silently talks plain text to a server without TLS
+                cursor = dbapi_conn.cursor()
+                cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                row = cursor.fetchone()
+                cursor.close()
+                if not row or not row[1]:
+                    raise EndpointError("the MySQL/MariaDB server at %s:%s did not negotiate TLS, which sslmode requires" % (url.host, url.port or 3306))
+
+        return engine
+    connect_args = {} if "options" in url.query else {"options": "-c timezone=UTC"}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def bulk_insert(conn: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows in one transaction, through the fastest path the driver has.
+
+    PostgreSQL: COPY FROM STDIN when the rows share their columns (measured here: about 2.5
+    times faster than psycopg's pipelined executemany and a sixth of its client CPU; the
+    multi-row INSERT form was slower than both). Elsewhere, and for single rows: executemany.
+    Columns a row leaves out keep their server defaults either way.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    if conn.dialect.name != "postgresql" or len(rows) < 2 or any(len(r) != len(columns) or any(c not in r for c in columns) for r in rows):
+        conn.execute(table.insert(), list(rows))
+        return
+    from psycopg import sql  # why: only reached through the psycopg dialect
+
+    target = sql.Identifier(table.schema, table.name) if table.schema else sql.Identifier(table.name)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except Exception as exc:  # why: callers handle database refusals as SQLAlchemy errors
+        raise sa_exc.DBAPIError("COPY %s" % table.fullname, None, exc) from exc
+    finally:
+        cursor.close()
 
 
 def safe_address(url: sa.engine.URL) -> str:
@@ -85,7 +183,9 @@ def safe_address(url: sa.engine.URL) -> str:
 
 
 def column_kind(col_type: Any) -> str:
-    """Map a SQLAlchemy type to a value kind."""
+    """Map a SQLAlchemy type (as reflected from SQLite, PostgreSQL or MySQL/MariaDB) to a value kind."""
+    if getattr(col_type, "display_width", None) == 1 and type(col_type).__name__ == "TINYINT":
+        return "boolean"  # MySQL's BOOLEAN is TINYINT(1)
     checks = (
         (sa.Boolean, "boolean"),
         (sa.DateTime, "datetime"),
@@ -143,15 +243,20 @@ class SqlTable(Table):
         )
         self.key_kind = self.info.columns[key].kind
         self._write_batches = 0
+        # why: drivers bind native UUID columns from uuid.UUID, the engine passes ids and values as text
+        self._uuid_cols = {c.name for c in table.columns if self.info.columns[c.name].kind == "uuid" and getattr(c.type, "as_uuid", False)}
 
     def _column(self, col: sa.Column) -> Column:
         kind = column_kind(col.type)
+        # SQLite's INTEGER PRIMARY KEY is the rowid ("auto"); elsewhere only a reflected
+        # AUTO_INCREMENT/serial (autoincrement=True), an identity or a server default count.
+        auto = (True, "auto") if self.endpoint.engine.dialect.name == "sqlite" else (True,)
         generated = bool(
             col.primary_key
             and (
                 col.server_default is not None
                 or col.identity is not None
-                or (kind == "integer" and col.autoincrement in (True, "auto") and len(col.table.primary_key.columns) == 1)
+                or (kind == "integer" and col.autoincrement in auto and len(col.table.primary_key.columns) == 1)
             )
         )
         return Column(
@@ -170,6 +275,15 @@ class SqlTable(Table):
         if self.key_kind == "uuid":
             return uuid.UUID(record_id)
         return record_id
+
+    def _bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._uuid_cols:
+            return dict(values)
+        out = dict(values)
+        for name in self._uuid_cols.intersection(out):
+            if isinstance(out[name], str):
+                out[name] = uuid.UUID(out[name])
+        return out
 
     def new_id(self) -> str | None:
         if self.info.columns[self.key].server_generated:
@@ -252,7 +366,7 @@ class SqlTable(Table):
 
     # -- writes --------------------------------------------------------------------------
     def insert(self, rows) -> list[WriteResult]:
-        rows = [dict(r) for r in rows]
+        rows = [self._bind(r) for r in rows]
         if not rows:
             return []
         try:
@@ -272,11 +386,14 @@ class SqlTable(Table):
         server_key = any(self.key not in r for r in rows)
         with warnings.catch_warnings(), self.endpoint.engine.begin() as conn:
             warnings.simplefilter("ignore", category=sa_exc.SAWarning)
-            if server_key:
+            if server_key and conn.dialect.insert_executemany_returning_sort_by_parameter_order:
                 stmt = self.table.insert().returning(self.key_col, sort_by_parameter_order=True)
                 ids = [id_text(r[0]) for r in conn.execute(stmt, rows)]
+            elif server_key:
+                # why: MySQL and MariaDB before 10.5 have no INSERT ... RETURNING: one row at a time, the key from lastrowid
+                ids = [id_text(conn.execute(self.table.insert(), [row]).inserted_primary_key[0]) for row in rows]
             else:
-                conn.execute(self.table.insert(), rows)
+                bulk_insert(conn, self.table, rows)
                 ids = [id_text(r[self.key]) for r in rows]
         return [WriteResult(True, record_id=i) for i in ids]
 
@@ -298,7 +415,7 @@ class SqlTable(Table):
                         .where(self.key_col == sa.bindparam("_k"))
                         .values({c: sa.bindparam("_v_" + c) for c in columns})
                     )
-                    params = [dict({"_v_" + c: values[c] for c in columns}, _k=self._native_id(rid)) for rid, values in group]
+                    params = [dict({"_v_" + c: v for c, v in self._bind(values).items()}, _k=self._native_id(rid)) for rid, values in group]
                     conn.execute(stmt, params)
             return [WriteResult(True, record_id=rid) if rid in existing else _missing(rid) for rid, _values in changes]
         except sa_exc.SQLAlchemyError as exc:
@@ -308,15 +425,18 @@ class SqlTable(Table):
 
     def delete(self, ids) -> list[WriteResult]:
         ids = list(ids)
-        results = []
-        for rid in ids:
-            try:
-                with self.endpoint.engine.begin() as conn:
-                    count = conn.execute(self.table.delete().where(self.key_col == self._native_id(rid))).rowcount
-                results.append(WriteResult(True, record_id=rid) if count else _missing(rid))
-            except sa_exc.SQLAlchemyError as exc:
-                results.append(WriteResult(False, record_id=rid, error=_db_error(exc)))
-        return results
+        if not ids:
+            return []
+        try:  # why: one statement per 500 records; a refusal falls back to one transaction per record
+            with self.endpoint.engine.begin() as conn:
+                existing = self._existing(conn, ids)
+                for chunk in _chunks(sorted(existing), 500):
+                    conn.execute(self.table.delete().where(self.key_col.in_([self._native_id(i) for i in chunk])))
+            return [WriteResult(True, record_id=rid) if rid in existing else _missing(rid) for rid in ids]
+        except sa_exc.SQLAlchemyError as exc:
+            if len(ids) == 1:
+                return [WriteResult(False, record_id=ids[0], error=_db_error(exc))]
+        return [self.delete([rid])[0] for rid in ids]
 
 
 class SqlEndpoint(Endpoint):
@@ -328,9 +448,11 @@ class SqlEndpoint(Endpoint):
             raise ConfigurationError("the python library SQLAlchemy is required: %s" % SQLALCHEMY_IMPORT_ERROR)
         self._type = options["type"]
         self.url = sql_url(self._type, options)
+        if self.url.get_backend_name() != ("mysql" if self._type == "mysql" else self._type):
+            raise ConfigurationError("%s: the url of a %s endpoint must be a %s URL, not %s" % (side, self._type, self._type, self.url.get_backend_name()))
         if self._type == "sqlite" and not os.path.exists(self.url.database or ""):
             raise EndpointError("%s: sqlite database %s does not exist" % (side, self.url.database))
-        self.engine = create_sql_engine(self.url)
+        self.engine = create_sql_engine(self.url, require_tls=requires_tls(options))
         self.schema = options.get("schema")
         self._tables: dict[tuple[str, str], SqlTable] = {}
 
@@ -340,6 +462,13 @@ class SqlEndpoint(Endpoint):
 
     def address(self) -> str:
         return safe_address(self.url)
+
+    def binding_address(self) -> str:
+        """Which database this is, whoever connects: the file, or host:port/database[/schema]."""
+        if self._type == "sqlite":
+            return self.url.database or ""
+        address = "%s:%s/%s" % (self.url.host or "", self.url.port or DEFAULT_PORTS[self._type], self.url.database or "")
+        return address + ("/" + self.schema if self.schema else "")
 
     def table(self, name: str, key: str) -> SqlTable:
         cached = self._tables.get((name, key))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,7 +28,8 @@ from ansible_collections.tablesync.integration.plugins.module_utils.values impor
 try:
     import sqlalchemy as sa
 
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import create_sql_engine, safe_address, sql_url
+    from ansible_collections.tablesync.integration.plugins.module_utils.locking import schema_lock
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import bulk_insert, create_sql_engine, safe_address, sql_url
 
     HAS_SQLALCHEMY = True
     SQLALCHEMY_IMPORT_ERROR = None
@@ -35,7 +37,8 @@ except ImportError:  # pragma: no cover - reported by the modules
     HAS_SQLALCHEMY = False
     SQLALCHEMY_IMPORT_ERROR = traceback.format_exc()
 
-SCHEMA_VERSION = 1
+# 1: first release. 2: runs record the process (pid, host) that ran them.
+SCHEMA_VERSION = 2
 COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
 
@@ -163,6 +166,8 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("started_at", ts, nullable=False),
         sa.Column("ended_at", ts),
         sa.Column("mappings", sa.Text, nullable=False),
+        sa.Column("pid", sa.Integer),
+        sa.Column("host", sa.String(255)),
     )
     t["jobs"] = sa.Table(
         "tablesync_jobs",
@@ -196,13 +201,18 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
 class Store:
     """Access to the store; one instance per module invocation."""
 
-    def __init__(self, location: str | None = None, read_only: bool = False):
+    def __init__(self, location: str | None = None, read_only: bool = False, password: str | None = None):
         if not HAS_SQLALCHEMY:
             raise ConfigurationError("the python library SQLAlchemy is required: %s" % SQLALCHEMY_IMPORT_ERROR)
         location = location or DEFAULT_STORE
         self.read_only = read_only
         if "://" in location:
-            self.url = sql_url("url", {"url": location})
+            try:
+                self.url = sql_url("url", {"url": location, "password": password})
+            except sa.exc.ArgumentError:
+                raise ConfigurationError("store: %r is not a database URL" % location.split("@")[-1]) from None
+            if self.url.get_backend_name() not in ("postgresql", "sqlite"):
+                raise ConfigurationError("store: a store is a SQLite file or a postgresql:// URL, not %s" % self.url.get_backend_name())
         else:
             path = os.path.abspath(os.path.expanduser(location))
             if not read_only:
@@ -216,26 +226,61 @@ class Store:
 
     # -- schema --------------------------------------------------------------------------
     def _check_schema(self) -> bool:
-        """Create the schema on first use, refuse a newer one; returns whether it exists."""
+        """Create the schema on first use, migrate an older one, refuse a newer one.
+
+        Returns whether the schema exists. Several processes may open a new store at once:
+        creation and migration run under a schema lock. A read-only store is neither created
+        nor migrated (the next writing task migrates it; every migration only adds).
+        """
         if self.url.get_backend_name() == "sqlite" and self.read_only and not os.path.exists(self.url.database):
             return False
-        inspector = sa.inspect(self.engine)
-        if not inspector.has_table(self.t["schema_info"].name):
-            if self.read_only:
-                return False
-            self.metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                conn.execute(self.t["schema_info"].insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
-            return True
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(self.t["schema_info"].c.value).where(self.t["schema_info"].c.key == "schema_version")).first()
+        if self.read_only:
+            return self._read_version(self.engine) is not None
+        try:
+            with schema_lock(self.url, self.engine) as conn:
+                if conn is not None:
+                    self._prepare_schema(conn)
+                else:
+                    with self.engine.begin() as own:
+                        self._prepare_schema(own)
+        except sa.exc.OperationalError as exc:
+            raise ConfigurationError("store %s cannot be opened: %s" % (self.address, str(getattr(exc, "orig", exc)).strip().splitlines()[0])) from None
+        return True
+
+    def _read_version(self, bind: Any) -> int | None:
+        """The schema version of the store, None when it has no schema; refuses a newer one."""
+        try:
+            if not sa.inspect(bind).has_table(self.t["schema_info"].name):
+                return None
+        except sa.exc.OperationalError as exc:
+            raise ConfigurationError("store %s cannot be opened: %s" % (self.address, str(getattr(exc, "orig", exc)).strip().splitlines()[0])) from None
+        si = self.t["schema_info"]
+        if isinstance(bind, sa.engine.Engine):
+            with bind.connect() as conn:
+                row = conn.execute(sa.select(si.c.value).where(si.c.key == "schema_version")).first()
+        else:
+            row = bind.execute(sa.select(si.c.value).where(si.c.key == "schema_version")).first()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise ConfigurationError(
                 "store %s has schema version %d, newer than this collection supports (%d): upgrade tablesync.integration"
                 % (self.address, version, SCHEMA_VERSION)
             )
-        return True
+        return version
+
+    def _prepare_schema(self, conn: Any) -> None:
+        version = self._read_version(conn)
+        si = self.t["schema_info"]
+        if version is None:
+            self.metadata.create_all(conn)
+            conn.execute(si.insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            return
+        if version == SCHEMA_VERSION:
+            return
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[target](conn, self.t)
+        if conn.execute(sa.update(si).where(si.c.key == "schema_version").values(value=str(SCHEMA_VERSION))).rowcount == 0:
+            conn.execute(si.insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -259,6 +304,38 @@ class Store:
         with self._write() as conn:
             if conn.execute(sa.update(si).where(si.c.key == key).values(value=value)).rowcount == 0:
                 conn.execute(si.insert(), [{"key": key, "value": value}])
+
+    # -- endpoint binding ------------------------------------------------------------------
+    def check_binding(self, endpoints: dict[str, Any], rebind: bool = False, record: bool = True) -> bool:
+        """Refuse to serve another pair of endpoints than the one the couplings belong to.
+
+        The first run records each side's type and address (never credentials); a later run
+        against a different pair fails before anything is written, unless ``rebind`` accepts
+        the new pair. Returns whether the recorded pair changed (or would, with ``record`` off).
+        """
+        wanted = {side: endpoint_identity(ep) for side, ep in endpoints.items()}
+        recorded = {side: self._binding(side) for side in wanted}
+        differ = [side for side in wanted if recorded[side] is not None and recorded[side] != wanted[side]]
+        if differ and not rebind:
+            raise ConfigurationError(
+                "store %s holds the couplings of %s; this task points %s. Couplings of one environment must never be "
+                "applied to another: use a store of its own for this pair, or set rebind=true if these are the same "
+                "databases at a new address"
+                % (
+                    self.address,
+                    " and ".join("%s %s" % (side, _describe(recorded[side] or wanted[side])) for side in sorted(wanted)),
+                    " and ".join("%s at %s" % (side, _describe(wanted[side])) for side in differ),
+                )
+            )
+        changes = {side: ident for side, ident in wanted.items() if recorded[side] != ident}
+        if changes and record:
+            for side, ident in changes.items():
+                self.set_setting("endpoint.%s" % side, json.dumps(ident, sort_keys=True))
+        return bool(changes)
+
+    def _binding(self, side: str) -> dict[str, str] | None:
+        text = self.get_setting("endpoint.%s" % side)
+        return json.loads(text) if text else None
 
     # -- mappings --------------------------------------------------------------------------
     def list_mappings(self) -> list[dict[str, Any]]:
@@ -405,7 +482,7 @@ class Store:
             for p in items
         ]
         with self._write() as conn:
-            conn.execute(self.t["pending"].insert(), rows)
+            bulk_insert(conn, self.t["pending"], rows)
 
     def pending(self, mapping: str) -> list[PendingCreate]:
         p = self.t["pending"]
@@ -422,14 +499,24 @@ class Store:
             return [r[0] for r in conn.execute(sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side).order_by(f.c.record_id))]
 
     # -- runs and jobs -----------------------------------------------------------------------
-    def start_run(self, mode: str, mappings: Sequence[str]) -> str:
-        run_id = str(uuid.uuid4())
+    def start_run(self, mode: str, mappings: Sequence[str], run_id: str | None = None) -> str:
+        run_id = run_id or str(uuid.uuid4())
+        row = {"id": run_id, "mode": mode, "status": "running", "started_at": utcnow(), "mappings": json.dumps(list(mappings)),
+               "pid": os.getpid(), "host": socket.gethostname()[:255]}
         with self._write() as conn:
-            conn.execute(
-                self.t["runs"].insert(),
-                [{"id": run_id, "mode": mode, "status": "running", "started_at": utcnow(), "mappings": json.dumps(list(mappings))}],
-            )
+            conn.execute(self.t["runs"].insert(), [row])
         return run_id
+
+    def run_info(self, run_id: str) -> dict[str, Any] | None:
+        if not self.exists:
+            return None
+        r = self.t["runs"]
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(r).where(r.c.id == run_id)).mappings().first()
+        except sa.exc.DBAPIError:  # a read-only store not migrated yet
+            return None
+        return dict(row) if row else None
 
     def end_run(self, run_id: str, status: str) -> None:
         r = self.t["runs"]
@@ -452,10 +539,11 @@ class Store:
         c, p, f, j, e = (self.t[k] for k in ("couplings", "pending", "failed", "jobs", "errors"))
         now = utcnow()
         with self._write() as conn:
-            for local_id, _integration_id in batch.removed_couplings:
-                conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id == local_id))
+            # why: a statement per 500 records, not a round trip per record
+            for chunk in _chunks([pair[0] for pair in batch.removed_couplings]):
+                conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id.in_(chunk)))
             if batch.new_couplings:
-                conn.execute(c.insert(), [cp.row() for cp in batch.new_couplings])
+                bulk_insert(conn, c, [cp.row() for cp in batch.new_couplings])
             if batch.changed_couplings:
                 stmt = (
                     sa.update(c)
@@ -477,13 +565,14 @@ class Store:
                     row["_l"] = row.pop("local_id")
                     params.append(row)
                 conn.execute(stmt, params)
-            for side, source_id in batch.cleared_pending:
-                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id == source_id))
-            for side, record_id in batch.succeeded:
-                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id == record_id))
-            for side, record_id, message in batch.failed:
-                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id == record_id))
-                conn.execute(f.insert(), [{"mapping": mapping, "side": side, "record_id": record_id, "job_id": job_id, "message": message, "failed_at": now}])
+            for side, ids in _by_side(batch.cleared_pending):
+                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id.in_(ids)))
+            for side, ids in _by_side(list(batch.succeeded) + [(item[0], item[1]) for item in batch.failed]):
+                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id.in_(ids)))
+            if batch.failed:
+                latest = {(side, rid): message for side, rid, message in batch.failed}  # why: one row per record
+                conn.execute(f.insert(), [{"mapping": mapping, "side": side, "record_id": rid, "job_id": job_id, "message": message,
+                                           "failed_at": now} for (side, rid), message in latest.items()])
             if batch.failed:
                 conn.execute(
                     e.insert(),
@@ -532,6 +621,44 @@ class Store:
         stmt = sa.select(e).where(e.c.job_id.in_(list(job_ids))).order_by(e.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def _by_side(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """(side, ids) groups of at most 500 ids, from (side, id) pairs."""
+    groups: dict[str, list[str]] = {}
+    for side, rid in pairs:
+        groups.setdefault(side, []).append(rid)
+    for side, ids in sorted(groups.items()):
+        for chunk in _chunks(sorted(set(ids))):
+            yield side, chunk
+
+
+def endpoint_identity(endpoint: Any) -> dict[str, str]:
+    """Type and address of an endpoint as the store records them (no user, no password)."""
+    address = getattr(endpoint, "binding_address", endpoint.address)()
+    return {"type": endpoint.type, "address": address}
+
+
+def _describe(identity: dict[str, str]) -> str:
+    return "%s %s" % (identity.get("type"), identity.get("address"))
+
+
+def _migrate_2(conn: Any, tables: dict[str, Any]) -> None:
+    """Runs record the process that ran them (named by lock-timeout messages)."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns(tables["runs"].name)}
+    for column in ("pid", "host"):
+        if column not in existing:
+            ddl = tables["runs"].c[column].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s" % (tables["runs"].name, column, ddl)))
+
+
+# Schema version -> the step that brings the previous version to it (steps only add).
+MIGRATIONS = {2: _migrate_2}
 
 
 def _coupling(r: Any) -> Coupling:

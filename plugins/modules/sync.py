@@ -74,9 +74,19 @@ options:
     description: Seconds of safety overlap kept when a modified-records run advances its modified-on watermark.
     type: int
     default: 60
+  rebind:
+    description:
+      - The store keeps the couplings of one pair of endpoints, and the first run records that pair's types
+        and addresses. A run against another pair fails before writing anything, because couplings of one
+        environment must never be applied to another.
+      - Set V(true) only when the same databases moved to a new address; the store then records the new pair.
+    type: bool
+    default: false
 notes:
   - Works as an C(async) task; while it runs, M(tablesync.integration.sync_job_info) shows the records each job has
     processed so far, since the counts are committed batch by batch.
+  - Check mode waits for the mapping locks like a run does, so a plan never reads a mapping halfway through another run.
+  - The mappings of a run are locked from before its first job to its end; see O(lock_timeout).
 requirements:
   - SQLAlchemy >= 2.0
   - jsonschema
@@ -261,6 +271,7 @@ def main() -> None:
         max_reported_records={"type": "int", "default": 100},
         tolerate_record_errors={"type": "bool", "default": False},
         watermark_overlap={"type": "int", "default": 60},
+        rebind={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
     p = module.params
@@ -276,6 +287,8 @@ def main() -> None:
             batch_size=p["batch_size"],
             max_records=p["max_reported_records"],
             watermark_overlap=p["watermark_overlap"],
+            lock_timeout=p["lock_timeout"],
+            rebind=p["rebind"],
         )
         run = runner.run(p["mode"], p["mappings"], p["after_full_sync"])
     records, truncated = run.records(p["max_reported_records"])

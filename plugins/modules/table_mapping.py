@@ -345,6 +345,7 @@ def main() -> None:
     present = module.params["state"] == "present"
     sides = ("local", "integration") if present else ()
     with engine_session(module, sides=sides, read_only=module.check_mode) as (store, endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
         from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 
         existing = store.get_mapping(name)
@@ -354,12 +355,14 @@ def main() -> None:
             mapping.bind(open_tables(mapping, endpoints))
             changed = existing != wanted
             if changed and not module.check_mode:
-                store.put_mapping(wanted)
+                with mapping_locks(store, [name], None, module.params["lock_timeout"], task="table_mapping"):
+                    store.put_mapping(wanted)
         else:
             wanted = {}
             changed = existing is not None
             if changed and not module.check_mode:
-                store.delete_mapping(name)
+                with mapping_locks(store, [name], None, module.params["lock_timeout"], task="table_mapping"):
+                    store.delete_mapping(name)
         result = {
             "changed": changed,
             "mapping": wanted,

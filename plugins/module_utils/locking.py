@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Mapping locks: two runs that touch the same mapping never interleave.
+
+A run takes one exclusive lock per mapping, all before its first job and in sorted
+order (so two runs cannot deadlock), and releases them when it ends. A run that finds a
+mapping locked retries until ``lock_timeout`` seconds have passed, then fails naming the
+mapping and the run that holds it.
+
+The locks die with the process that holds them, so a run killed with SIGKILL leaves
+nothing to clean up:
+
+* PostgreSQL store: session-level advisory locks on a connection held for the run; the
+  server releases them when the session ends. The holder's run id and pid are the
+  connection's ``application_name``, which ``pg_stat_activity`` shows to the waiter.
+* SQLite store: an ``flock`` on ``<store>.locks/<mapping>.lock``; the kernel releases it
+  when the process dies. The holder writes its run id and pid into the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, LockTimeout
+
+try:
+    import fcntl
+
+    HAS_FCNTL = True
+except ImportError:  # pragma: no cover - not on POSIX
+    HAS_FCNTL = False
+
+try:
+    import sqlalchemy as sa
+except ImportError:  # pragma: no cover - reported by the modules
+    sa = None
+
+DEFAULT_LOCK_TIMEOUT = 300.0
+POLL_SECONDS = 0.2
+# First key of the two-key advisory locks: keeps them apart from other applications' locks.
+PG_LOCK_SPACE = 0x7453  # "tS"
+SCHEMA_LOCK_NAME = "@schema"
+
+
+class Holder:
+    """Who holds (or wants) a lock: the run id (or, without a run, the task), the process and the host."""
+
+    def __init__(self, run_id: str | None, pid: int | None = None, host: str | None = None, since: str | None = None,
+                 task: str = "check-mode sync"):
+        self.run_id = run_id
+        self.task = task
+        self.pid = os.getpid() if pid is None else pid
+        self.host = socket.gethostname() if host is None else host
+        self.since = since or datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+    def describe(self) -> str:
+        run = "run %s" % self.run_id if self.run_id else "a %s task" % self.task
+        where = ", ".join(x for x in ("pid %s" % self.pid if self.pid else "", "host %s" % self.host if self.host else "",
+                                      "since %s" % self.since if self.since else "") if x)
+        return "%s (%s)" % (run, where) if where else run
+
+    def as_json(self) -> str:
+        return json.dumps({"run_id": self.run_id, "task": self.task, "pid": self.pid, "host": self.host, "since": self.since})
+
+    @classmethod
+    def from_json(cls, text: str) -> Holder | None:
+        try:
+            data = json.loads(text)
+            return cls(data.get("run_id"), data.get("pid") or 0, data.get("host") or "", data.get("since") or "", data.get("task") or "")
+        except (ValueError, AttributeError):
+            return None
+
+
+def lock_key(name: str) -> int:
+    """A stable positive 31-bit key for a mapping name (the second advisory-lock key)."""
+    return int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def _timeout_error(mapping: str, holder: Holder | None, timeout: float) -> LockTimeout:
+    who = holder.describe() if holder else "another run"
+    return LockTimeout(
+        "mapping %s is locked by %s; gave up after waiting %g s (lock_timeout). "
+        "Two runs never synchronise the same mapping at once: retry when it has finished" % (mapping, who, timeout)
+    )
+
+
+class _PgLocks:
+    """Session-level advisory locks on one dedicated PostgreSQL connection."""
+
+    def __init__(self, engine: Any, holder: Holder):
+        self.holder = holder
+        self.conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        # why: the waiter reads the holder's run id from pg_stat_activity (63 characters at most)
+        label = "tablesync:%s:%s" % (holder.run_id or holder.task.replace(":", " "), holder.pid)
+        self.conn.execute(sa.text("SELECT set_config('application_name', :v, false)"), {"v": label[:63]})
+
+    def try_lock(self, name: str) -> bool:
+        return bool(self.conn.execute(sa.text("SELECT pg_try_advisory_lock(:s, :k)"), {"s": PG_LOCK_SPACE, "k": lock_key(name)}).scalar())
+
+    def holder_of(self, name: str) -> Holder | None:
+        row = self.conn.execute(
+            sa.text(
+                "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = :s AND l.objid = :k "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"s": PG_LOCK_SPACE, "k": lock_key(name)},
+        ).first()
+        if row is None:
+            return None
+        parts = (row[0] or "").split(":")
+        if len(parts) == 3 and parts[0] == "tablesync":
+            is_run = len(parts[1]) == 36 and parts[1].count("-") == 4
+            return Holder(parts[1] if is_run else None, int(parts[2]) if parts[2].isdigit() else 0, "",
+                          row[1].isoformat() if row[1] else "", task="" if is_run else parts[1])
+        return Holder(None, 0, "", "")
+
+    def close(self) -> None:
+        # why: ending the session releases every advisory lock it holds, even when the
+        # connection broke (then the server has already released them)
+        try:
+            self.conn.invalidate()
+        finally:
+            self.conn.close()
+
+
+class _FileLocks:
+    """``flock`` on one file per mapping next to a SQLite store."""
+
+    def __init__(self, store_path: str, holder: Holder):
+        self.holder = holder
+        self.directory = store_path + ".locks"
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError("cannot create the lock directory %s next to the store: %s" % (self.directory, exc.strerror)) from None
+        self.fds: list[int] = []
+
+    def _path(self, name: str) -> str:
+        # why: mapping names may hold any character; keep them readable and distinct
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        return os.path.join(self.directory, "%s-%08x.lock" % (safe[:64], lock_key(name)))
+
+    def try_lock(self, name: str) -> bool:
+        fd = os.open(self._path(name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self.holder.as_json().encode("utf-8"), 0)
+        self.fds.append(fd)
+        return True
+
+    def holder_of(self, name: str) -> Holder | None:
+        try:
+            with open(self._path(name), encoding="utf-8") as handle:
+                return Holder.from_json(handle.read())
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        self.fds = []
+
+
+def _backend(store: Any, holder: Holder) -> Any:
+    if store.url.get_backend_name() == "postgresql":
+        return _PgLocks(store.engine, holder)
+    if store.url.get_backend_name() == "sqlite":
+        if not HAS_FCNTL:  # pragma: no cover
+            return None
+        return _FileLocks(store.url.database, holder)
+    return None
+
+
+def _acquire(backend: Any, names: Sequence[str], timeout: float, store: Any = None) -> None:
+    for name in sorted(set(names)):  # why: one global order, so two runs cannot deadlock
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while not backend.try_lock(name):
+            if time.monotonic() >= deadline:
+                raise _timeout_error(name, _completed(backend.holder_of(name), store), timeout)
+            time.sleep(POLL_SECONDS)
+
+
+def _completed(holder: Holder | None, store: Any) -> Holder | None:
+    """Fill in the host and start of the holder's run from the job log, when the lock did not say."""
+    if holder is None or not holder.run_id or holder.host or store is None:
+        return holder
+    info = store.run_info(holder.run_id)
+    if info:
+        holder.host = info.get("host") or ""
+        holder.since = info["started_at"].isoformat(sep=" ", timespec="seconds") + " UTC" if info.get("started_at") else holder.since
+    return holder
+
+
+@contextlib.contextmanager
+def mapping_locks(store: Any, names: Sequence[str], run_id: str | None, timeout: float = DEFAULT_LOCK_TIMEOUT,
+                  task: str = "check-mode sync") -> Iterator[None]:
+    """Hold an exclusive lock on each named mapping of ``store`` for the duration of the block.
+
+    ``run_id`` names the holder in other runs' timeout messages; without one, ``task`` does.
+
+    A read-only SQLite store that does not exist yet has nothing to protect: no lock is taken.
+    """
+    if not names or (store.url.get_backend_name() == "sqlite" and not store.exists):
+        yield
+        return
+    backend = _backend(store, Holder(run_id, task=task))
+    if backend is None:
+        yield
+        return
+    try:
+        _acquire(backend, names, timeout, store)
+        yield
+    finally:
+        backend.close()
+
+
+@contextlib.contextmanager
+def schema_lock(url: Any, engine: Any, timeout: float = 120.0) -> Iterator[Any]:
+    """Serialise creating and migrating a store's schema between processes.
+
+    Yields a connection inside a transaction (PostgreSQL: with a transaction-level advisory
+    lock) or None (SQLite: the caller uses its own connections under a file lock).
+    """
+    backend_name = url.get_backend_name()
+    if backend_name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:s, 0)"), {"s": PG_LOCK_SPACE})
+            yield conn
+        return
+    if backend_name == "sqlite" and HAS_FCNTL and url.database and url.database != ":memory:":
+        backend = _FileLocks(url.database, Holder(None))
+        try:
+            _acquire(backend, [SCHEMA_LOCK_NAME], timeout)
+            yield None
+        finally:
+            backend.close()
+        return
+    yield None

@@ -31,6 +31,23 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "password": {"type": "str", "no_log": True},
     "schema": {"type": "str"},
     "connect_options": {"type": "dict"},
+    # web endpoints (dataverse, business_central, odata)
+    "tenant_id": {"type": "str"},
+    "client_id": {"type": "str"},
+    "client_secret": {"type": "str", "no_log": True},
+    "token": {"type": "str", "no_log": True},
+    "scope": {"type": "str"},
+    "authority": {"type": "str"},
+    "token_url": {"type": "str"},
+    "company": {"type": "str"},
+    "validate_certs": {"type": "bool"},
+    "ca_bundle": {"type": "path"},
+    "page_size": {"type": "int"},
+    "batch_size": {"type": "int"},
+    "bulk_operations": {"type": "bool"},
+    "timeout": {"type": "float"},
+    "max_retry_seconds": {"type": "float"},
+    "lookups": {"type": "dict"},
 }
 
 

@@ -99,6 +99,7 @@ class ClientSettings:
     authority: str | None = None
     token_url: str | None = None
     verify: Any = True
+    anonymous: bool = False
     timeout: float = 60.0
     max_retry_seconds: float = 300.0
 
@@ -125,7 +126,8 @@ class ClientSettings:
             timeout=float(options.get("timeout") or 60),
             max_retry_seconds=float(options["max_retry_seconds"]) if options.get("max_retry_seconds") is not None else 300.0,
         )
-        if not settings.token:
+        anonymous = options.get("type") == "odata" and not settings.client_id and not settings.token
+        if not settings.token and not anonymous:
             missing = [n for n in ("client_id", "client_secret") if not getattr(settings, n)]
             if not settings.token_url and not settings.tenant_id:
                 missing.insert(0, "tenant_id")
@@ -134,6 +136,7 @@ class ClientSettings:
                     "a %s endpoint needs either 'token' or OAuth2 client credentials; missing: %s"
                     % (options.get("type"), ", ".join(missing))
                 )
+        settings.anonymous = anonymous
         return settings
 
 
@@ -197,7 +200,7 @@ class HttpClient:
         renewed = False
         while True:
             response = self._send(method, url, data=body, headers=hdrs, auth=True)
-            if response.status == 401 and not renewed and not self.settings.token:
+            if response.status == 401 and not renewed and not self.settings.token and not self.settings.anonymous:
                 renewed = True
                 self._bearer(renew=True)
                 continue
@@ -208,7 +211,7 @@ class HttpClient:
         attempt = 0
         while True:
             hdrs = dict(headers or {})
-            if auth:
+            if auth and not self.settings.anonymous:
                 hdrs["Authorization"] = "Bearer " + self._bearer()
             wait: float | None = None
             try:

@@ -169,10 +169,8 @@ class ODataEndpoint(Endpoint):
         self.kind = options["type"]
         url = options.get("url") or ""
         scope = default_scope(self.kind, url)
-        if self.kind == ODATA and not scope and not options.get("scope") and not options.get("token"):
-            missing_scope = options.get("client_id") is not None
-            if missing_scope:
-                raise ConfigurationError("%s: an odata endpoint with client credentials needs 'scope'" % side)
+        if self.kind == ODATA and options.get("client_id") and not options.get("scope"):
+            raise ConfigurationError("%s: an odata endpoint with client credentials needs 'scope'" % side)
         self.client = HttpClient(ClientSettings.from_options(options, scope or ""))
         max_page, max_batch = LIMITS[self.kind]
         self.page_size = min(int(options.get("page_size") or max_page), max_page)
@@ -592,8 +590,9 @@ class ODataTable(Table):
     def _batch(self, parts: list[BatchPart]) -> list[Response]:
         if self.kind == BUSINESS_CENTRAL:
             return self.client.batch_json([BatchPart(p.method, self.client.absolute(p.url), p.body, p.headers) for p in parts])
-        if self.kind == DATAVERSE or self.endpoint.options.get("batch", False):
+        if self.kind == DATAVERSE:
             return self.client.batch_multipart(parts)
+        # why: $batch support and its continue-on-error behaviour vary between generic OData services
         return [self.client.request(p.method, p.url, json_body=p.body, headers=p.headers) for p in parts]
 
 

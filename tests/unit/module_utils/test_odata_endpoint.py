@@ -361,3 +361,47 @@ def test_static_token(services):
         assert dv.request_counts()[("POST", "token")] == 0
     finally:
         endpoint.close()
+
+
+# -- change tracking and deletions -----------------------------------------------------------------
+
+
+def test_dataverse_change_tracking_reads_changes_and_deletions_and_recovers_from_an_expired_link(services):
+    _, dv = services
+    ids = dv.insert("accounts", [{"name": "A%d" % i, "accountnumber": "N%d" % i} for i in range(6)])
+    endpoint = open_endpoint("integration", endpoint_options(dv))
+    try:
+        from ansible_collections.tablesync.integration.plugins.module_utils.filters import parse_filter
+
+        table = endpoint.table("accounts", "accountid")
+        where = parse_filter("accountnumber ne 'N5'")  # applied on the client: no $filter with change tracking
+        first = table.track_changes(["accountid", "name"], where=where, page_size=4)
+        pages = list(first.pages())
+        assert first.full and sorted(r[1] for rows, _ in pages for r in rows) == ["A0", "A1", "A2", "A3", "A4"]
+        assert len(pages) == 2 and first.delta_link
+        dv.update("accounts", ids[1], {"name": "B1"})
+        dv.delete("accounts", ids[2])
+        delta = table.track_changes(["accountid", "name"], first.delta_link, where=where)
+        changes = list(delta.pages())
+        assert not delta.full
+        assert [r for rows, _ in changes for r in rows] == [(ids[1], "B1")]
+        assert [d for _, deleted in changes for d in deleted] == [ids[2]]
+        dv.expire_delta_tokens()
+        again = table.track_changes(["accountid", "name"], delta.delta_link)
+        assert len([r for rows, _ in again.pages() for r in rows]) == 5 and again.full and again.delta_link
+    finally:
+        endpoint.close()
+
+
+def test_business_central_deletions_are_found_by_comparing_ids(services):
+    bc, _ = services
+    ids = bc.insert("customers", [{"number": "C%d" % i, "displayName": "C"} for i in range(7)])
+    bc.delete("customers", ids[3])
+    endpoint = open_endpoint("local", endpoint_options(bc))
+    try:
+        still = {i for page in endpoint.table("customers", "id").scan_ids(page_size=3) for i in page}
+        assert set(ids) - still == {ids[3]}
+        with pytest.raises(EndpointError, match="Dataverse feature"):
+            endpoint.table("customers", "id").track_changes(["id"])
+    finally:
+        endpoint.close()

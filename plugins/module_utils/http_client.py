@@ -209,6 +209,7 @@ class HttpClient:
     def _send(self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None, auth: bool = True) -> Response:
         started = time.monotonic()
         attempt = 0
+        waited = 0.0
         while True:
             hdrs = dict(headers or {})
             if auth and not self.settings.anonymous:
@@ -228,11 +229,12 @@ class HttpClient:
             if wait is None:
                 wait = min(30.0, 0.25 * (2 ** attempt)) * (0.5 + random.random() / 2)
             attempt += 1
-            if time.monotonic() - started + wait > self.settings.max_retry_seconds:
+            if max(time.monotonic() - started, waited) + wait > self.settings.max_retry_seconds:
                 if response is not None:
                     return response
                 raise EndpointError("%s %s: %s; gave up after %d attempts" % (method, _path(url), problem, attempt))
             self.retries += 1
+            waited += wait
             self._sleep(wait)
 
     def absolute(self, url: str) -> str:

@@ -405,3 +405,58 @@ def test_business_central_deletions_are_found_by_comparing_ids(services):
             endpoint.table("customers", "id").track_changes(["id"])
     finally:
         endpoint.close()
+
+
+def test_retries_honour_retry_after_back_off_without_it_and_give_up_in_bounded_time(services):
+    bc, dv = services
+    dv.insert("accounts", [{"name": "A"}])
+    endpoint = open_endpoint("integration", endpoint_options(dv))
+    waits: list[float] = []
+    try:
+        table = endpoint.table("accounts", "accountid")
+        endpoint.client._sleep = waits.append
+        dv.faults = FaultPlan(sequence=["429", "503", "reset"], retry_after=1)
+        assert [r[1] for p in table.scan(["accountid", "name"]) for r in p] == ["A"]
+        assert waits[:2] == [1.0, 1.0] and 0 < waits[2] < 1  # Retry-After twice, then back-off after the reset
+        dv.faults = FaultPlan(sequence=["503"] * 1000, retry_after=1)
+        endpoint.client.settings.max_retry_seconds = 5
+        waits.clear()
+        with pytest.raises(EndpointError, match="HTTP 503"):
+            list(table.scan(["accountid"]))
+        assert sum(waits) <= 5
+    finally:
+        dv.faults = None
+        endpoint.close()
+    bc_endpoint = open_endpoint("local", endpoint_options(bc))
+    try:
+        table = bc_endpoint.table("customers", "id")
+        bc_endpoint.client._sleep = waits.append
+        waits.clear()
+        bc.faults = FaultPlan(sequence=["429"])  # Business Central may send no Retry-After
+        assert list(table.scan(["id"])) == []
+        assert len(waits) == 1 and 0 < waits[0] < 1
+    finally:
+        bc.faults = None
+        bc_endpoint.close()
+
+
+def test_a_stale_business_central_etag_fails_the_record_alone(services, monkeypatch):
+    bc, _ = services
+    ids = bc.insert("customers", [{"number": "C%d" % i, "displayName": "C"} for i in range(3)])
+    endpoint = open_endpoint("local", endpoint_options(bc))
+    try:
+        table = endpoint.table("customers", "id")
+        original = table._etags
+
+        def etags_then_someone_edits(record_ids):
+            found = original(record_ids)
+            bc.update("customers", ids[1], {"displayName": "edited elsewhere"})
+            return found
+
+        monkeypatch.setattr(table, "_etags", etags_then_someone_edits)
+        results = table.update([(i, {"displayName": "ours"}) for i in ids])
+        assert [r.ok for r in results] == [True, False, True]
+        assert "Another user has already changed the record" in results[1].error
+        assert bc.get("customers", ids[1])["displayName"] == "edited elsewhere"
+    finally:
+        endpoint.close()

@@ -390,13 +390,30 @@ class ODataTable(Table):
         # why: the filter is checked again here (the service may compare text case-insensitively), so its fields are read too
         names = list(dict.fromkeys([*fields, *(sorted(where.fields) if where is not None else [])]))
         width = len(fields)
-        url = self._query(names, filters, orderby)
-        for document in self.client.pages(url, self._page_headers(page_size)):
+        documents = self.client.pages(self._query(names, filters, orderby), self._page_headers(page_size))
+        if server_where:
+            documents = self._or_without_filter(documents, names, filters[1:], orderby, page_size)
+        for document in documents:
             rows = [self._row(item, names) for item in document.get("value", [])]
             if where is not None:
                 rows = [r for r in rows if where.matches(dict(zip(names, r)))]
             if rows:
                 yield [r[:width] for r in rows]
+
+    def _or_without_filter(self, documents: Iterator[dict], names: list[str], filters: list[str], orderby: str,
+                           page_size: int) -> Iterator[dict]:
+        """The pages of a filtered read; if the service refuses the mapping filter (Business Central
+        allows no 'or' across fields), the filter is applied on the client instead."""
+        try:
+            first = next(documents, None)
+        except EndpointError as exc:
+            if "HTTP 400" not in str(exc):
+                raise
+            yield from self.client.pages(self._query(names, filters, orderby), self._page_headers(page_size))
+            return
+        if first is not None:
+            yield first
+            yield from documents
 
     def scan_ids(self, page_size: int = 5000) -> Iterator[list[str]]:
         """Every record id the service still has, in pages.

@@ -460,3 +460,18 @@ def test_a_stale_business_central_etag_fails_the_record_alone(services, monkeypa
         assert bc.get("customers", ids[1])["displayName"] == "edited elsewhere"
     finally:
         endpoint.close()
+
+
+def test_a_filter_business_central_refuses_is_applied_on_the_client(services):
+    bc, _ = services
+    bc.insert("customers", [{"number": "C%d" % i, "displayName": "D%d" % i, "city": "X" if i % 2 else "Y"} for i in range(6)])
+    endpoint = open_endpoint("local", endpoint_options(bc))
+    try:
+        from ansible_collections.tablesync.integration.plugins.module_utils.filters import parse_filter
+
+        where = parse_filter("city eq 'X' or number eq 'C0'")  # 'or' across fields: refused by Business Central
+        rows = [r for p in endpoint.table("customers", "id").scan(["id", "number"], where=where) for r in p]
+        assert sorted(r[1] for r in rows) == ["C0", "C1", "C3", "C5"]
+        assert any(r.status == 400 for r in bc.request_log)
+    finally:
+        endpoint.close()

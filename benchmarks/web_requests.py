@@ -11,13 +11,14 @@ then a modified sync after every customer changed (updates), each with bulk writ
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "collections"), ROOT]
-import tests.conftest  # noqa: E402,F401 - links the checkout under collections/
+importlib.import_module("tests.conftest")  # links the checkout under collections/
 from tests.support import ODataService  # noqa: E402
 from tests.support.web_schemas import declare_business_central, declare_dataverse  # noqa: E402
 from tests.unit.module_utils.test_odata_endpoint import Pair, bc_dataverse_set  # noqa: E402

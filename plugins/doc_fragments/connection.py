@@ -122,9 +122,10 @@ options:
         type: float
       lookups:
         description:
-          - Dataverse lookup columns, by C(<entity set>.<lookup attribute>), mapped to the navigation property and
-            target entity set used to write them with C(@odata.bind), for lookups with several targets, for example
-            C({contacts.parentcustomerid: {navigation: parentcustomerid_account, entity_set: accounts}}).
+          - "Dataverse lookup columns, by C(<entity set>.<lookup attribute>), mapped to the navigation property and
+            target entity set used to write them with C(@odata.bind), for lookups with several targets or a polymorphic
+            target such as C(ownerid), for example
+            C({contacts.parentcustomerid: {navigation: parentcustomerid_account, entity_set: accounts}})."
           - A lookup column reads as its attribute name (C(parentcustomerid)) holding the GUID of the referenced record.
         type: dict
   integration:

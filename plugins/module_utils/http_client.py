@@ -316,7 +316,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[Response]:
         status = re.match(rb"HTTP/\d\.\d\s+(\d{3})", lines[0].strip())
         headers = {}
         for line in lines[1:]:
-            name, _, value = line.decode("utf-8", "replace").partition(":")
+            name, dummy, value = line.decode("utf-8", "replace").partition(":")
             if name.strip():
                 headers[name.strip()] = value.strip()
         out.append(Response(int(status.group(1)) if status else 0, headers, status_body.rstrip(b"\r\n")))
@@ -342,7 +342,7 @@ def _split_head(blob: bytes) -> tuple[bytes, bytes]:
 
 def _header_value(head: bytes, name: str) -> str | None:
     for line in re.split(rb"\r?\n", head):
-        key, _, value = line.decode("utf-8", "replace").partition(":")
+        key, dummy, value = line.decode("utf-8", "replace").partition(":")
         if key.strip().lower() == name.lower():
             return value.strip()
     return None

@@ -558,7 +558,7 @@ class ODataTable(Table):
         results: list[WriteResult | None] = [None] * len(changes)
         etags: dict[str, str] = {}
         if self.kind == BUSINESS_CENTRAL:
-            etags = self._etags([rid for rid, _ in changes])
+            etags = self._etags([change[0] for change in changes])
         todo = []
         bodies: dict[int, dict] = {}
         for index, (rid, values) in enumerate(changes):
@@ -591,7 +591,7 @@ class ODataTable(Table):
         response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.UpdateMultiple" % self.url, json_body={"Targets": targets})
         if response.status not in (200, 204):
             return None
-        return [WriteResult(True, record_id=rid) for rid, _ in items]
+        return [WriteResult(True, record_id=rid) for rid, dummy in items]
 
     def delete(self, ids) -> list[WriteResult]:
         ids = list(ids)

@@ -65,7 +65,7 @@ def job_counts(result, name):
 
 def test_default_set_syncs_business_central_to_dataverse_full_and_modified(web):
     bc, dv, tmp_path = web
-    full, _ = run_playbook(bc, dv, tmp_path)
+    full = run_playbook(bc, dv, tmp_path)[0]
     assert full["sync"]["changed"] is True
     assert job_counts(full, "CUSTOMER")["inserted"] == 30
     assert job_counts(full, "CONTACTS")["inserted"] == 30
@@ -82,14 +82,14 @@ def test_default_set_syncs_business_central_to_dataverse_full_and_modified(web):
     bc.update("customers", customer["id"], {"email": "new@example.com"})
     bc.insert("customers", [{"number": "C09999", "displayName": "Late Customer"}])
     dv.reset_counters()
-    modified, _ = run_playbook(bc, dv, tmp_path, sync_mode="modified", declare_mappings=False)
+    modified = run_playbook(bc, dv, tmp_path, sync_mode="modified", declare_mappings=False)[0]
     assert job_counts(modified, "CUSTOMER")["modified"] == 1
     assert job_counts(modified, "CONTACTS")["modified"] == 0
     accounts = {a["accountnumber"]: a for a in dv.rows("accounts")}
     assert accounts["C00003"]["emailaddress1"] == "new@example.com"
     assert len(accounts) == 30  # modified runs do not create (synch only coupled records after a full sync)
 
-    unchanged, _ = run_playbook(bc, dv, tmp_path, sync_mode="modified", declare_mappings=False)
+    unchanged = run_playbook(bc, dv, tmp_path, sync_mode="modified", declare_mappings=False)[0]
     assert unchanged["sync"]["changed"] is False
 
 

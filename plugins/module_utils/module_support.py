@@ -38,7 +38,7 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "token": {"type": "str", "no_log": True},
     "scope": {"type": "str"},
     "authority": {"type": "str"},
-    "token_url": {"type": "str"},
+    "token_url": {"type": "str", "no_log": False},
     "company": {"type": "str"},
     "validate_certs": {"type": "bool"},
     "ca_bundle": {"type": "path"},

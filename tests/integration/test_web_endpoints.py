@@ -65,8 +65,12 @@ def job_counts(result, name):
 
 def test_default_set_syncs_business_central_to_dataverse_full_and_modified(web):
     bc, dv, tmp_path = web
+    dv.reset_counters()
     full = run_playbook(bc, dv, tmp_path)[0]
     assert full["sync"]["changed"] is True
+    # five mappings write to Dataverse: one CreateMultiple each for their 3 to 30 records
+    dv_writes = sum(n for (method, kind), n in dv.request_counts().items() if method == "POST" and kind in ("bulk", "batch", "collection"))
+    assert dv_writes == 5 and dv.row_writes["create"] == 3 + 3 + 30 + 30 + 10
     assert job_counts(full, "CUSTOMER")["inserted"] == 30
     assert job_counts(full, "CONTACTS")["inserted"] == 30
     assert job_counts(full, "ITEM-PRODUCT")["inserted"] == 10

@@ -38,6 +38,10 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
 
+class ConnectionLost(EndpointError):
+    """The connection dropped after a request that must not be resent blindly was sent."""
+
+
 @dataclass
 class Response:
     """What the endpoint needs of an HTTP response (also used for the parts of a $batch)."""
@@ -188,8 +192,13 @@ class HttpClient:
 
     # -- requests ---------------------------------------------------------------------------------
     def request(self, method: str, url: str, json_body: Any = None, headers: Mapping[str, str] | None = None,
-                data: Any = None) -> Response:
-        """Send an API request with retries; a 401 renews the token once."""
+                data: Any = None, resend: bool = True) -> Response:
+        """Send an API request with retries; a 401 renews the token once.
+
+        ``resend=False`` is for requests that must not be sent twice (creates whose ids the service
+        assigns): a dropped connection then raises ConnectionLost instead of resending, since the
+        service may have carried the request out before the answer was lost.
+        """
         url = self.absolute(url)
         hdrs = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
         hdrs.update(headers or {})
@@ -199,14 +208,15 @@ class HttpClient:
             hdrs.setdefault("Content-Type", "application/json; charset=utf-8")
         renewed = False
         while True:
-            response = self._send(method, url, data=body, headers=hdrs, auth=True)
+            response = self._send(method, url, data=body, headers=hdrs, auth=True, resend=resend)
             if response.status == 401 and not renewed and not self.settings.token and not self.settings.anonymous:
                 renewed = True
                 self._bearer(renew=True)
                 continue
             return response
 
-    def _send(self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None, auth: bool = True) -> Response:
+    def _send(self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None, auth: bool = True,
+              resend: bool = True) -> Response:
         started = time.monotonic()
         attempt = 0
         waited = 0.0
@@ -225,6 +235,8 @@ class HttpClient:
                 wait = _retry_after(response.header("Retry-After"))
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = "connection failed: %s" % type(exc).__name__
+                if not resend:
+                    raise ConnectionLost("%s %s: %s" % (method, _path(url), problem)) from None
                 response = None
             if wait is None:
                 wait = min(30.0, 0.25 * (2 ** attempt)) * (0.5 + random.random() / 2)
@@ -279,7 +291,7 @@ class HttpClient:
         answers = parse_multipart(response.header("Content-Type") or "", response.body)
         return _align(answers, len(parts))
 
-    def batch_json(self, parts: Sequence[BatchPart], url: str = "$batch") -> list[Response]:
+    def batch_json(self, parts: Sequence[BatchPart], url: str = "$batch", resend: bool = True) -> list[Response]:
         """A JSON ``$batch`` (Business Central); requests are independent, so one failure fails alone."""
         requests_ = []
         for index, part in enumerate(parts):
@@ -288,7 +300,7 @@ class HttpClient:
                 entry["headers"].setdefault("Content-Type", "application/json")
                 entry["body"] = part.body
             requests_.append(entry)
-        response = self.request("POST", url, json_body={"requests": requests_}, headers={"Prefer": "odata.continue-on-error"})
+        response = self.request("POST", url, json_body={"requests": requests_}, headers={"Prefer": "odata.continue-on-error"}, resend=resend)
         if response.status != 200:
             return [response] * len(parts)
         by_id: dict[str, Response] = {}

@@ -30,7 +30,14 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
-from ansible_collections.tablesync.integration.plugins.module_utils.http_client import BC_SCOPE, BatchPart, ClientSettings, HttpClient, Response
+from ansible_collections.tablesync.integration.plugins.module_utils.http_client import (
+    BC_SCOPE,
+    BatchPart,
+    ClientSettings,
+    ConnectionLost,
+    HttpClient,
+    Response,
+)
 
 DATAVERSE = "dataverse"
 BUSINESS_CENTRAL = "business_central"
@@ -516,13 +523,50 @@ class ODataTable(Table):
         results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
         todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
         for chunk in _chunks(todo, self.endpoint.batch_size):
-            done = self._create_multiple([bodies[i] for i in chunk], [rows[i] for i in chunk]) if self.endpoint.bulk and len(chunk) > 1 else None
-            if done is None:
-                parts = [BatchPart("POST", self.url, bodies[i]) for i in chunk]
-                done = [self._created(rows[i], resp) for i, resp in zip(chunk, self._batch(parts))]
-            for i, res in zip(chunk, done):
+            bulk = self.endpoint.bulk and len(chunk) > 1
+            done = self._create_multiple([bodies[i] for i in chunk], [rows[i] for i in chunk]) if bulk else None
+            if done is not None:
+                for i, res in zip(chunk, done):
+                    results[i] = res
+                continue
+            for i, res in self._create_batch(chunk, rows, bodies, check_existing=bulk).items():
                 results[i] = res
         return [r for r in results if r is not None]
+
+    def _create_batch(self, chunk: list[int], rows: list, bodies: list, check_existing: bool) -> dict[int, WriteResult]:
+        """Creates in a $batch, never making a record twice when an answer was lost on the way."""
+        done: dict[int, WriteResult] = {}
+        own = {i: str(rows[i][self.key]) for i in chunk if rows[i].get(self.key) is not None}
+        if own and check_existing:
+            # why: a refused CreateMultiple may be a resent one whose first answer was lost: those records exist under our ids
+            existing = {str(r[0]).lower() for r in self.read_by_ids(list(own.values()), [self.key])}
+            done.update({i: WriteResult(True, record_id=rid) for i, rid in own.items() if rid.lower() in existing})
+        pending = [i for i in chunk if i not in done]
+        for attempt in range(5):
+            if not pending:
+                break
+            parts = [BatchPart("POST", self.url, bodies[i]) for i in pending]
+            try:
+                answers = self._batch(parts, resend=bool(own))
+            except ConnectionLost:
+                if attempt == 4:
+                    raise
+                # why: server-assigned ids: look the records up by their values before sending them again
+                for i in pending:
+                    found = self.find(rows[i], [self.key], limit=1)
+                    if found:
+                        done[i] = WriteResult(True, record_id=str(found[0][0]))
+                pending = [i for i in pending if i not in done]
+                continue
+            duplicates = [i for i, resp in zip(pending, answers) if i in own and resp.error_code() == DUPLICATE_RECORD]
+            existing = {str(r[0]).lower() for r in self.read_by_ids([own[i] for i in duplicates], [self.key])} if duplicates else set()
+            for i, resp in zip(pending, answers):
+                if i in duplicates and own[i].lower() in existing:
+                    done[i] = WriteResult(True, record_id=own[i])
+                else:
+                    done[i] = self._created(rows[i], resp)
+            pending = []
+        return done
 
     def _create_multiple(self, bodies: list, rows: list) -> list[WriteResult] | None:
         """Dataverse CreateMultiple: all or nothing, so any refusal falls back to a $batch that isolates it."""
@@ -549,8 +593,6 @@ class ODataTable(Table):
             if own is not None:
                 return WriteResult(True, record_id=str(own))
             return WriteResult(False, error="the service did not say which id it gave the new record")
-        if own is not None and response.error_code() == DUPLICATE_RECORD and self.read_by_ids([str(own)], [self.key]):
-            return WriteResult(True, record_id=str(own))  # why: an earlier attempt of this create went through before a retry
         return WriteResult(False, record_id=None if own is None else str(own), error=response.error_message())
 
     def update(self, changes) -> list[WriteResult]:
@@ -627,13 +669,13 @@ class ODataTable(Table):
                     out[str(item.get(key)).lower()] = item.get("@odata.etag") or "*"
         return {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
 
-    def _batch(self, parts: list[BatchPart]) -> list[Response]:
+    def _batch(self, parts: list[BatchPart], resend: bool = True) -> list[Response]:
         if self.kind == BUSINESS_CENTRAL:
-            return self.client.batch_json([BatchPart(p.method, self.client.absolute(p.url), p.body, p.headers) for p in parts])
+            return self.client.batch_json([BatchPart(p.method, self.client.absolute(p.url), p.body, p.headers) for p in parts], resend=resend)
         if self.kind == DATAVERSE:
             return self.client.batch_multipart(parts)
         # why: $batch support and its continue-on-error behaviour vary between generic OData services
-        return [self.client.request(p.method, p.url, json_body=p.body, headers=p.headers) for p in parts]
+        return [self.client.request(p.method, p.url, json_body=p.body, headers=p.headers, resend=resend) for p in parts]
 
 
 class ChangeRead:

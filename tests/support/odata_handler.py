@@ -264,12 +264,16 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                     svc._record(method, kind, path, None, fault)
                     self._reset()
                     return
-                if fault is not None:
+                if fault is not None and fault != "reset_after":
                     response = fault_response(svc, fault)
                 else:
                     request = ApiRequest(method, path, query, headers, body)
                     with svc._lock:
                         response = svc._dispatcher.handle(request)
+                    if fault == "reset_after":
+                        svc._record(method, kind, path, None, fault)
+                        self._reset()
+                        return
         svc._record(method, kind, path, response.status, fault)
         self._send(response)
 

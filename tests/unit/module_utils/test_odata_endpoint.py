@@ -475,3 +475,26 @@ def test_a_filter_business_central_refuses_is_applied_on_the_client(services):
         assert any(r.status == 400 for r in bc.request_log)
     finally:
         endpoint.close()
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_a_create_whose_answer_was_lost_is_not_made_twice(services, bulk):
+    bc, dv = services
+    for svc, options, name, key, values in (
+        (dv, {"bulk_operations": bulk}, "accounts", "accountid", lambda i: {"name": "A%d" % i}),
+        (bc, {}, "customers", "id", lambda i: {"number": "C%d" % i, "displayName": "C%d" % i}),
+    ):
+        endpoint = open_endpoint("integration", endpoint_options(svc, **options))
+        try:
+            table = endpoint.table(name, key)
+            endpoint.client._sleep = lambda seconds: None
+            rows = [dict(values(i), **({key: table.new_id()} if table.new_id() else {})) for i in range(5)]
+            svc.faults = FaultPlan(sequence=["reset_after"])  # processed, then the answer is lost
+            results = table.insert(rows)
+            svc.faults = None
+            assert all(r.ok for r in results), results
+            assert len(svc.rows(name)) == 5 and len({r.record_id for r in results}) == 5
+            assert {r.record_id for r in results} == {row[key] for row in svc.rows(name)}
+        finally:
+            svc.faults = None
+            endpoint.close()

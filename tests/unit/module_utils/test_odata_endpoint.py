@@ -498,3 +498,19 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice(services, bulk):
         finally:
             svc.faults = None
             endpoint.close()
+
+
+def test_sync_into_business_central_survives_lost_answers_without_duplicates(pair):
+    bc, dv = pair.bc, pair.dv
+    dv.insert("systemusers", [{"fullname": "User %d" % i, "nickname": "U%04d" % i} for i in range(300)])
+    pair.declare([m for m in bc_dataverse_set() if m["name"] == "SALESPEOPLE"])
+    bc.faults = FaultPlan(rate=0.2, kinds=("429", "503", "reset", "reset_after"), seed=11)
+    dv.faults = FaultPlan(rate=0.1, kinds=("429", "503", "reset"), retry_after=1, seed=12)
+    result = pair.run("full", batch_size=50)
+    injected = [kind for _, kind in bc.faults.injected]
+    bc.faults = dv.faults = None
+    assert "reset_after" in injected
+    job = counts(result, "SALESPEOPLE")
+    assert job["inserted"] == 300 and job["failed"] == 0
+    codes = Counter(s["code"] for s in bc.rows("salespeoplePurchasers"))
+    assert len(codes) == 300 and set(codes.values()) == {1}

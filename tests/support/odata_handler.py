@@ -201,6 +201,8 @@ class ODataHTTPServer(ThreadingHTTPServer):
 
 class ODataRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # why: headers and body go out in two writes; with Nagle on, each answer waits for the client's delayed ACK
+    disable_nagle_algorithm = True
     server_version = "ODataTestDouble/1.0"
     sys_version = ""
     server: ODataHTTPServer

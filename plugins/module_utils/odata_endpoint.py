@@ -285,6 +285,7 @@ class ODataTable(Table):
         self.info = TableInfo(name=set_name, columns=columns, primary_key=tuple(etype.key))
         self.kinds = {c: col.kind for c, col in columns.items()}
         self.url = endpoint.prefix + set_name
+        self.bulk = endpoint.bulk
 
     def _lookup(self, attribute: str) -> Lookup:
         options = self.endpoint.lookup_options
@@ -523,7 +524,7 @@ class ODataTable(Table):
         results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
         todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
         for chunk in _chunks(todo, self.endpoint.batch_size):
-            bulk = self.endpoint.bulk and len(chunk) > 1
+            bulk = self.bulk and len(chunk) > 1
             done = self._create_multiple([bodies[i] for i in chunk], [rows[i] for i in chunk]) if bulk else None
             if done is not None:
                 for i, res in zip(chunk, done):
@@ -573,6 +574,7 @@ class ODataTable(Table):
         odata_type = "Microsoft.Dynamics.CRM.%s" % self.etype.name
         targets = [dict(b, **{"@odata.type": odata_type}) for b in bodies]
         response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.CreateMultiple" % self.url, json_body={"Targets": targets})
+        self._note_bulk_support(response)
         if response.status != 200:
             return None
         ids = (response.json() or {}).get("Ids") or []
@@ -614,7 +616,7 @@ class ODataTable(Table):
                 continue
             todo.append(index)
         for chunk in _chunks(todo, self.endpoint.batch_size):
-            done = self._update_multiple([(changes[i][0], bodies[i]) for i in chunk]) if self.endpoint.bulk and len(chunk) > 1 else None
+            done = self._update_multiple([(changes[i][0], bodies[i]) for i in chunk]) if self.bulk and len(chunk) > 1 else None
             if done is None:
                 parts = []
                 for i in chunk:
@@ -631,9 +633,15 @@ class ODataTable(Table):
         key = self._prop(self.key)
         targets = [dict(body, **{"@odata.type": odata_type, key: rid}) for rid, body in items]
         response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.UpdateMultiple" % self.url, json_body={"Targets": targets})
+        self._note_bulk_support(response)
         if response.status not in (200, 204):
             return None
         return [WriteResult(True, record_id=rid) for rid, dummy in items]
+
+    def _note_bulk_support(self, response: Response) -> None:
+        """A table without CreateMultiple/UpdateMultiple is written with $batch from then on."""
+        if response.status in (404, 405, 501):
+            self.bulk = False
 
     def delete(self, ids) -> list[WriteResult]:
         ids = list(ids)

@@ -514,3 +514,22 @@ def test_sync_into_business_central_survives_lost_answers_without_duplicates(pai
     assert job["inserted"] == 300 and job["failed"] == 0
     codes = Counter(s["code"] for s in bc.rows("salespeoplePurchasers"))
     assert len(codes) == 300 and set(codes.values()) == {1}
+
+
+def test_a_table_without_bulk_operations_is_written_with_batch(services, monkeypatch):
+    dv = services[1]
+    from tests.support.odata_model import ODataError
+
+    def unsupported(table, action, req):
+        raise ODataError(404, "0x80060888", "Resource not found for the segment 'Microsoft.Dynamics.CRM.%s'." % action)
+
+    monkeypatch.setattr(dv._dispatcher, "bulk", unsupported)
+    endpoint = open_endpoint("integration", endpoint_options(dv))
+    try:
+        table = endpoint.table("accounts", "accountid")
+        for round_ in range(2):
+            assert all(r.ok for r in table.insert([{"accountid": table.new_id(), "name": "A%d%d" % (round_, i)} for i in range(3)]))
+        assert dv.request_counts()[("POST", "bulk")] == 1 and dv.request_counts()[("POST", "batch")] == 2
+        assert len(dv.rows("accounts")) == 6
+    finally:
+        endpoint.close()

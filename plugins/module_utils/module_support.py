@@ -68,6 +68,12 @@ def require_libraries(module: AnsibleModule) -> None:
         module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_endpoint.SQLALCHEMY_IMPORT_ERROR)
     if not mapping.HAS_JSONSCHEMA:
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=mapping.JSONSCHEMA_IMPORT_ERROR)
+    web = [side for side in ("local", "integration") if (module.params.get(side) or {}).get("type") in ENDPOINT_TYPES[3:]]
+    if web:
+        from ansible_collections.tablesync.integration.plugins.module_utils import http_client
+
+        if not http_client.HAS_REQUESTS:
+            module.fail_json(msg=missing_required_lib("requests"), exception=http_client.REQUESTS_IMPORT_ERROR)
 
 
 @contextlib.contextmanager

@@ -507,7 +507,7 @@ def test_sync_into_business_central_survives_lost_answers_without_duplicates(pai
     bc.faults = FaultPlan(rate=0.2, kinds=("429", "503", "reset", "reset_after"), seed=11)
     dv.faults = FaultPlan(rate=0.1, kinds=("429", "503", "reset"), retry_after=1, seed=12)
     result = pair.run("full", batch_size=50)
-    injected = [kind for _, kind in bc.faults.injected]
+    injected = [fault[1] for fault in bc.faults.injected]
     bc.faults = dv.faults = None
     assert "reset_after" in injected
     job = counts(result, "SALESPEOPLE")

@@ -46,7 +46,9 @@ options:
         type: path
       url:
         description:
-          - Database URL (SQLAlchemy form, for example V(postgresql://user@host/db)) or the service URL of a web endpoint.
+          - Database URL (SQLAlchemy form, for example V(postgresql://user@host/db)) or the service root of a web endpoint,
+            V(https://<org>.crm.dynamics.com/api/data/v9.2/) for Dataverse,
+            V(https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>/api/v2.0/) for Business Central.
         type: str
       host:
         description: Database server host name.
@@ -87,6 +89,75 @@ options:
       ssl_key:
         description: Client private key file.
         type: path
+      tenant_id:
+        description:
+          - Microsoft Entra tenant of a web endpoint, for the OAuth2 client credentials grant.
+        type: str
+      client_id:
+        description: Application (client) id for the OAuth2 client credentials grant.
+        type: str
+      client_secret:
+        description:
+          - Client secret for the OAuth2 client credentials grant. Never written to the store, the job log or any output.
+        type: str
+      token:
+        description:
+          - A static bearer token used instead of client credentials (tests, authenticating proxies). It is not renewed.
+        type: str
+      scope:
+        description:
+          - OAuth2 scope. Derived by default, V(https://<org>.crm.dynamics.com/.default) from O(local.url) for
+            O(local.type=dataverse) and V(https://api.businesscentral.dynamics.com/.default) for O(local.type=business_central).
+          - Required for O(local.type=odata) with client credentials.
+        type: str
+      authority:
+        description:
+          - Identity platform host; the token is requested from C(<authority>/<tenant_id>/oauth2/v2.0/token).
+          - Defaults to V(https://login.microsoftonline.com).
+        type: str
+      token_url:
+        description: Full token endpoint URL, overriding O(local.authority) and O(local.tenant_id).
+        type: str
+      company:
+        description:
+          - Business Central company name or id. Needed when the environment has more than one company.
+        type: str
+      validate_certs:
+        description: Verify the service's TLS certificate. On unless set to V(false).
+        type: bool
+      ca_bundle:
+        description: A CA bundle file to verify the service's TLS certificate with.
+        type: path
+      page_size:
+        description:
+          - Records per page asked of a web service with C(Prefer odata.maxpagesize); Dataverse allows at most 5000.
+        type: int
+      batch_size:
+        description:
+          - Operations per write request of a web endpoint; at most 1000 for Dataverse (C($batch), C(CreateMultiple)),
+            100 for Business Central.
+        type: int
+      bulk_operations:
+        description:
+          - Dataverse only. Write with C(CreateMultiple) and C(UpdateMultiple) (default); a request the service refuses
+            falls back to a C($batch) in which each refused record fails alone.
+        type: bool
+      timeout:
+        description: Seconds to wait for one HTTP response of a web endpoint (default 60).
+        type: float
+      max_retry_seconds:
+        description:
+          - Longest time one web request is retried after throttling (429, honouring C(Retry-After)), 5xx or a
+            dropped connection (default 300).
+        type: float
+      lookups:
+        description:
+          - "Dataverse lookup columns, by C(<entity set>.<lookup attribute>), mapped to the navigation property and
+            target entity set used to write them with C(@odata.bind), for lookups with several targets or a polymorphic
+            target such as C(ownerid), for example
+            C({contacts.parentcustomerid: {navigation: parentcustomerid_account, entity_set: accounts}})."
+          - A lookup column reads as its attribute name (C(parentcustomerid)) holding the GUID of the referenced record.
+        type: dict
   integration:
     description:
       - The integration side (the CRM), as a dictionary with the same keys as O(local).

@@ -35,6 +35,23 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "ssl_ca": {"type": "path"},
     "ssl_cert": {"type": "path"},
     "ssl_key": {"type": "path", "no_log": False},
+    # web endpoints (dataverse, business_central, odata)
+    "tenant_id": {"type": "str"},
+    "client_id": {"type": "str"},
+    "client_secret": {"type": "str", "no_log": True},
+    "token": {"type": "str", "no_log": True},
+    "scope": {"type": "str"},
+    "authority": {"type": "str"},
+    "token_url": {"type": "str", "no_log": False},
+    "company": {"type": "str"},
+    "validate_certs": {"type": "bool"},
+    "ca_bundle": {"type": "path"},
+    "page_size": {"type": "int"},
+    "batch_size": {"type": "int"},
+    "bulk_operations": {"type": "bool"},
+    "timeout": {"type": "float"},
+    "max_retry_seconds": {"type": "float"},
+    "lookups": {"type": "dict"},
 }
 
 
@@ -57,6 +74,12 @@ def require_libraries(module: AnsibleModule) -> None:
         module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_endpoint.SQLALCHEMY_IMPORT_ERROR)
     if not mapping.HAS_JSONSCHEMA:
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=mapping.JSONSCHEMA_IMPORT_ERROR)
+    web = [side for side in ("local", "integration") if (module.params.get(side) or {}).get("type") in ENDPOINT_TYPES[3:]]
+    if web:
+        from ansible_collections.tablesync.integration.plugins.module_utils import http_client
+
+        if not http_client.HAS_REQUESTS:
+            module.fail_json(msg=missing_required_lib("requests"), exception=http_client.REQUESTS_IMPORT_ERROR)
 
 
 def _first_line(exc: BaseException) -> str:

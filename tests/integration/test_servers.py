@@ -45,7 +45,7 @@ class Runner:
 
     @staticmethod
     def finish(proc: subprocess.Popen, result_file: str, timeout: float = 900) -> tuple[int, dict, str]:
-        output, _ = proc.communicate(timeout=timeout)
+        output, _ignored = proc.communicate(timeout=timeout)
         result = {}
         if os.path.exists(result_file):
             with open(result_file) as handle:
@@ -105,12 +105,12 @@ def test_demo_flow_through_playbooks_erp_postgresql_crm_mariadb_store_postgresql
 @pytest.mark.parametrize("big", ["postgresql", "sqlite"], indirect=True)
 def test_two_playbooks_on_the_same_mapping_never_interleave(big, tmp_path, pg_db, my_db):
     runner = Runner(big, tmp_path)
-    started = [runner.start(sync_mode="full", sync_mappings=["CUSTOMER"], batch_size=250, lock_timeout=600) for _ in range(2)]
+    started = [runner.start(sync_mode="full", sync_mappings=["CUSTOMER"], batch_size=250, lock_timeout=600) for _ignored in range(2)]
     finished = [runner.finish(proc, result_file) for proc, result_file in started]
-    for rc, _, output in finished:
+    for rc, _ignored, output in finished:
         assert rc == 0, output[-4000:]
     # one run created the 5,000 accounts, the other waited and found them all coupled
-    inserted = sorted(result["jobs"][0]["counts"]["inserted"] for _, result, _ in finished)
+    inserted = sorted(result["jobs"][0]["counts"]["inserted"] for _ignored, result, _ignored in finished)
     assert inserted == [0, 5000]
     assert_customers_synchronised_once(big, pg_db, my_db)
     # the job log shows the two CUSTOMER jobs one after the other
@@ -157,7 +157,7 @@ def test_two_playbooks_on_disjoint_mappings_both_finish(big, tmp_path, pg_db, my
 @pytest.mark.parametrize("big", ["postgresql", "sqlite"], indirect=True)
 def test_a_run_killed_holding_the_lock_does_not_block_the_next(big, tmp_path, pg_db, my_db):
     runner = Runner(big, tmp_path)
-    proc, _ = runner.start(sync_mode="full", sync_mappings=["CUSTOMER"], batch_size=50)
+    proc, _ignored = runner.start(sync_mode="full", sync_mappings=["CUSTOMER"], batch_size=50)
     deadline = time.monotonic() + 300
     while my_db.scalar("select count(*) from account") < 500:
         assert proc.poll() is None, "the run ended before it could be killed"
@@ -175,7 +175,7 @@ def test_pointing_the_store_at_another_crm_database_is_refused(tmp_path, pg_db, 
     demo = server_demo(str(tmp_path / "demo"), pg_db, my_db, pg_db2.url_text, customers=20)
     load_demo(demo.crm, my_db2)  # another CRM database: same tables, none of the synchronised records
     runner = Runner(demo, tmp_path)
-    rc, _, output = runner.run(declare=True, sync_mode="full")
+    rc, _ignored, output = runner.run(declare=True, sync_mode="full")
     assert rc == 0, output[-4000:]
     runs = pg_db2.scalar("select count(*) from tablesync_runs")
     other = my_db2.options()

@@ -2,7 +2,7 @@
 
 A :class:`FaultPlan` decides, for each API request (never the token endpoint), whether the
 service answers with a fault instead of processing it. A faulted request has no effect on the
-data: the decision is taken before the request is dispatched.
+data (the decision is taken before the request is dispatched), except ``reset_after``.
 
 Kinds:
 
@@ -13,6 +13,8 @@ Kinds:
             (include-http-status-error-codes.md), so it is sent for both flavours.
 ``"500"``/``"502"``  plain server errors (502 carries ``Retry-After`` on Business Central).
 ``"reset"`` the connection is closed without any response (the client sees a connection error).
+``"reset_after"`` the request IS processed, then the connection is closed without the response:
+            a lost answer, so a client that simply resends a create makes a second record.
 
 Two modes, which can be combined (the sequence is consumed first):
 
@@ -29,7 +31,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-FAULT_KINDS = ("429", "503", "500", "502", "reset")
+FAULT_KINDS = ("429", "503", "500", "502", "reset", "reset_after")
 
 
 @dataclass

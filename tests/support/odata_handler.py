@@ -201,6 +201,8 @@ class ODataHTTPServer(ThreadingHTTPServer):
 
 class ODataRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # why: headers and body go out in two writes; with Nagle on, each answer waits for the client's delayed ACK
+    disable_nagle_algorithm = True
     server_version = "ODataTestDouble/1.0"
     sys_version = ""
     server: ODataHTTPServer
@@ -264,12 +266,16 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                     svc._record(method, kind, path, None, fault)
                     self._reset()
                     return
-                if fault is not None:
+                if fault is not None and fault != "reset_after":
                     response = fault_response(svc, fault)
                 else:
                     request = ApiRequest(method, path, query, headers, body)
                     with svc._lock:
                         response = svc._dispatcher.handle(request)
+                    if fault == "reset_after":
+                        svc._record(method, kind, path, None, fault)
+                        self._reset()
+                        return
         svc._record(method, kind, path, response.status, fault)
         self._send(response)
 

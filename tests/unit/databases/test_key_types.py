@@ -88,7 +88,7 @@ def test_integer_uuid_and_text_keys_server_and_client_generated(typed, pg_db, my
     typed.declare(MAPPINGS)
     run = typed.run("full")
     assert {j.mapping: j.counts["failed"] for j in run.jobs} == dict.fromkeys(["PARTY", "DOC", "PARTY-BACK", "PARTY-SRV", "CODE"], 0), run.errors(10)
-    store, _ = typed.engine()
+    store, _ignored = typed.engine()
     # PARTY: serial key -> AUTO_INCREMENT key chosen by MariaDB, returned by INSERT ... RETURNING
     couplings = {c.local_id: c.integration_id for page in store.iter_couplings("PARTY") for c in page}
     assert len(couplings) == 30 and len(set(couplings.values())) == 30

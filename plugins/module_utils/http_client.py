@@ -1,0 +1,390 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP for the web endpoints: OAuth2 tokens, service protection retries, paging and $batch.
+
+Microsoft's services throttle (429, with ``Retry-After`` on Dataverse, not always on Business
+Central), restart (503) and drop connections; every request here is retried with the delay
+the service asks for, or an exponential back-off, for a bounded total time. The client secret
+and the bearer token are only ever put in the token request body and the Authorization header:
+no message built here contains them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
+
+try:
+    import requests
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
+
+
+class ConnectionLost(EndpointError):
+    """The connection dropped after a request that must not be resent blindly was sent."""
+
+
+@dataclass
+class Response:
+    """What the endpoint needs of an HTTP response (also used for the parts of a $batch)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        lower = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lower:
+                return value
+        return None
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body.strip() else None
+
+    def error_message(self) -> str:
+        """The service's own error message (OData ``{"error": {"code", "message"}}``)."""
+        try:
+            document = self.json()
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("error"), dict):
+            err = document["error"]
+            code = err.get("code")
+            message = err.get("message") or ""
+            return "HTTP %d %s: %s" % (self.status, code, message) if code else "HTTP %d: %s" % (self.status, message)
+        text = self.body.decode("utf-8", "replace").strip()[:300]
+        return "HTTP %d%s" % (self.status, (": " + text) if text else "")
+
+    def error_code(self) -> str | None:
+        try:
+            document = self.json()
+        except ValueError:
+            return None
+        if isinstance(document, dict) and isinstance(document.get("error"), dict):
+            return document["error"].get("code")
+        return None
+
+
+@dataclass
+class BatchPart:
+    method: str
+    url: str
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClientSettings:
+    url: str
+    token: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    scope: str | None = None
+    authority: str | None = None
+    token_url: str | None = None
+    verify: Any = True
+    anonymous: bool = False
+    timeout: float = 60.0
+    max_retry_seconds: float = 300.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], default_scope: str) -> ClientSettings:
+        url = options.get("url")
+        if not url:
+            raise ConfigurationError("a %s endpoint needs 'url' (the service root)" % options.get("type"))
+        verify: Any = options.get("validate_certs", True)
+        if verify is None:
+            verify = True
+        if options.get("ca_bundle"):
+            verify = options["ca_bundle"]
+        settings = cls(
+            url=url.rstrip("/") + "/",
+            token=options.get("token"),
+            tenant_id=options.get("tenant_id"),
+            client_id=options.get("client_id"),
+            client_secret=options.get("client_secret"),
+            scope=options.get("scope") or default_scope,
+            authority=options.get("authority"),
+            token_url=options.get("token_url"),
+            verify=verify,
+            timeout=float(options.get("timeout") or 60),
+            max_retry_seconds=float(options["max_retry_seconds"]) if options.get("max_retry_seconds") is not None else 300.0,
+        )
+        anonymous = options.get("type") == "odata" and not settings.client_id and not settings.token
+        if not settings.token and not anonymous:
+            missing = [n for n in ("client_id", "client_secret") if not getattr(settings, n)]
+            if not settings.token_url and not settings.tenant_id:
+                missing.insert(0, "tenant_id")
+            if missing:
+                raise ConfigurationError(
+                    "a %s endpoint needs either 'token' or OAuth2 client credentials; missing: %s"
+                    % (options.get("type"), ", ".join(missing))
+                )
+        settings.anonymous = anonymous
+        return settings
+
+
+class HttpClient:
+    """One session to one service: authentication, retries, JSON, paging and $batch."""
+
+    def __init__(self, settings: ClientSettings, sleep: Any = time.sleep):
+        if not HAS_REQUESTS:
+            raise ConfigurationError("the python library requests is required: %s" % REQUESTS_IMPORT_ERROR)
+        self.settings = settings
+        self.session = requests.Session()
+        self.session.verify = settings.verify
+        self._sleep = sleep
+        self._token: str | None = settings.token
+        self._token_expires = float("inf") if settings.token else 0.0
+        self.requests_sent = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- auth ------------------------------------------------------------------------------------
+    def token_endpoint(self) -> str:
+        s = self.settings
+        if s.token_url:
+            return s.token_url
+        return "%s/%s/oauth2/v2.0/token" % ((s.authority or DEFAULT_AUTHORITY).rstrip("/"), s.tenant_id)
+
+    def _bearer(self, renew: bool = False) -> str:
+        if self._token and not renew and time.monotonic() < self._token_expires:
+            return self._token
+        if self.settings.token:
+            return self.settings.token  # a static token cannot be renewed
+        s = self.settings
+        form = {"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret, "scope": s.scope}
+        response = self._send("POST", self.token_endpoint(), data=form, auth=False)
+        if response.status != 200:
+            try:
+                document = response.json() or {}
+            except ValueError:
+                document = {}
+            reason = document.get("error_description") or document.get("error") or response.body.decode("utf-8", "replace")[:200]
+            raise EndpointError("token request to %s failed (HTTP %d): %s" % (self.token_endpoint(), response.status, _scrub(reason, s)))
+        document = response.json()
+        self._token = document["access_token"]
+        # why: renew a minute early so a long page of writes never starts with a token about to expire
+        self._token_expires = time.monotonic() + max(0.0, float(document.get("expires_in", 3599)) - 60)
+        return self._token  # type: ignore[return-value]
+
+    # -- requests ---------------------------------------------------------------------------------
+    def request(self, method: str, url: str, json_body: Any = None, headers: Mapping[str, str] | None = None,
+                data: Any = None, resend: bool = True) -> Response:
+        """Send an API request with retries; a 401 renews the token once.
+
+        ``resend=False`` is for requests that must not be sent twice (creates whose ids the service
+        assigns): a dropped connection then raises ConnectionLost instead of resending, since the
+        service may have carried the request out before the answer was lost.
+        """
+        url = self.absolute(url)
+        hdrs = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
+        hdrs.update(headers or {})
+        body = data
+        if json_body is not None:
+            body = json.dumps(json_body, default=str).encode()
+            hdrs.setdefault("Content-Type", "application/json; charset=utf-8")
+        renewed = False
+        while True:
+            response = self._send(method, url, data=body, headers=hdrs, auth=True, resend=resend)
+            if response.status == 401 and not renewed and not self.settings.token and not self.settings.anonymous:
+                renewed = True
+                self._bearer(renew=True)
+                continue
+            return response
+
+    def _send(self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None, auth: bool = True,
+              resend: bool = True) -> Response:
+        started = time.monotonic()
+        attempt = 0
+        waited = 0.0
+        while True:
+            hdrs = dict(headers or {})
+            if auth and not self.settings.anonymous:
+                hdrs["Authorization"] = "Bearer " + self._bearer()
+            wait: float | None = None
+            try:
+                self.requests_sent += 1
+                raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout)
+                response = Response(raw.status_code, dict(raw.headers), raw.content)
+                if response.status not in RETRY_STATUSES:
+                    return response
+                problem = response.error_message()
+                wait = _retry_after(response.header("Retry-After"))
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = "connection failed: %s" % type(exc).__name__
+                if not resend:
+                    raise ConnectionLost("%s %s: %s" % (method, _path(url), problem)) from None
+                response = None
+            if wait is None:
+                wait = min(30.0, 0.25 * (2 ** attempt)) * (0.5 + random.random() / 2)
+            attempt += 1
+            if max(time.monotonic() - started, waited) + wait > self.settings.max_retry_seconds:
+                if response is not None:
+                    return response
+                raise EndpointError("%s %s: %s; gave up after %d attempts" % (method, _path(url), problem, attempt))
+            self.retries += 1
+            waited += wait
+            self._sleep(wait)
+
+    def absolute(self, url: str) -> str:
+        return url if re.match(r"^https?://", url) else self.settings.url + url.lstrip("/")
+
+    def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
+        response = self.request("GET", url, headers=headers)
+        if response.status != 200:
+            raise EndpointError("GET %s: %s" % (_path(self.absolute(url)), response.error_message()))
+        return response.json()
+
+    def pages(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Each page of a collection, following ``@odata.nextLink`` exactly as the service gave it."""
+        next_url: str | None = url
+        while next_url:
+            document = self.get_json(next_url, headers)
+            yield document
+            next_url = document.get("@odata.nextLink")
+
+    # -- $batch -------------------------------------------------------------------------------------
+    def batch_multipart(self, parts: Sequence[BatchPart], continue_on_error: bool = True) -> list[Response]:
+        """A multipart/mixed ``$batch`` (Dataverse); one response per part, in order."""
+        boundary = "batch_%s" % uuid.uuid4()
+        out = bytearray()
+        for part in parts:
+            out += ("--%s\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n" % boundary).encode()
+            lines = ["%s %s HTTP/1.1" % (part.method, self.absolute(part.url))]
+            hdrs = dict(part.headers)
+            payload = b""
+            if part.body is not None:
+                hdrs.setdefault("Content-Type", "application/json; type=entry")
+                payload = json.dumps(part.body, default=str).encode()
+            lines += ["%s: %s" % kv for kv in hdrs.items()]
+            out += ("\r\n".join(lines) + "\r\n\r\n").encode() + payload + b"\r\n"
+        out += ("--%s--\r\n" % boundary).encode()
+        headers = {"Content-Type": "multipart/mixed; boundary=%s" % boundary}
+        if continue_on_error:
+            headers["Prefer"] = "odata.continue-on-error"
+        response = self.request("POST", "$batch", data=bytes(out), headers=headers)
+        if response.status != 200:
+            return [response] * len(parts)
+        answers = parse_multipart(response.header("Content-Type") or "", response.body)
+        return _align(answers, len(parts))
+
+    def batch_json(self, parts: Sequence[BatchPart], url: str = "$batch", resend: bool = True) -> list[Response]:
+        """A JSON ``$batch`` (Business Central); requests are independent, so one failure fails alone."""
+        requests_ = []
+        for index, part in enumerate(parts):
+            entry: dict[str, Any] = {"id": str(index + 1), "method": part.method, "url": part.url, "headers": dict(part.headers)}
+            if part.body is not None:
+                entry["headers"].setdefault("Content-Type", "application/json")
+                entry["body"] = part.body
+            requests_.append(entry)
+        response = self.request("POST", url, json_body={"requests": requests_}, headers={"Prefer": "odata.continue-on-error"}, resend=resend)
+        if response.status != 200:
+            return [response] * len(parts)
+        by_id: dict[str, Response] = {}
+        for item in (response.json() or {}).get("responses", []):
+            body = item.get("body")
+            raw = b"" if body is None else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+            by_id[str(item.get("id"))] = Response(int(item.get("status", 0)), dict(item.get("headers") or {}), raw)
+        return [by_id.get(str(i + 1)) or _not_run() for i in range(len(parts))]
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[Response]:
+    """Responses of a multipart/mixed batch answer; change-set answers are flattened."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not match:
+        raise EndpointError("the $batch answer has no multipart boundary")
+    out: list[Response] = []
+    for raw in _split_parts(body, match.group(1)):
+        head, content = _split_head(raw)
+        part_type = _header_value(head, "Content-Type") or ""
+        if part_type.lower().startswith("multipart/mixed"):
+            out.extend(parse_multipart(part_type, content))
+            continue
+        status_head, status_body = _split_head(content.lstrip(b"\r\n"))
+        lines = re.split(rb"\r?\n", status_head)
+        status = re.match(rb"HTTP/\d\.\d\s+(\d{3})", lines[0].strip())
+        headers = {}
+        for line in lines[1:]:
+            name, dummy, value = line.decode("utf-8", "replace").partition(":")
+            if name.strip():
+                headers[name.strip()] = value.strip()
+        out.append(Response(int(status.group(1)) if status else 0, headers, status_body.rstrip(b"\r\n")))
+    return out
+
+
+def _split_parts(body: bytes, boundary: str) -> list[bytes]:
+    pieces = re.split(rb"(?:\r?\n)?--" + re.escape(boundary.encode()), body)
+    parts = []
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):
+            break
+        parts.append(re.sub(rb"^[ \t]*\r?\n", b"", piece, count=1))
+    return parts
+
+
+def _split_head(blob: bytes) -> tuple[bytes, bytes]:
+    match = re.search(rb"\r?\n\r?\n", blob)
+    if not match:
+        return blob, b""
+    return blob[: match.start()], blob[match.end():]
+
+
+def _header_value(head: bytes, name: str) -> str | None:
+    for line in re.split(rb"\r?\n", head):
+        key, dummy, value = line.decode("utf-8", "replace").partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
+def _align(answers: list[Response], count: int) -> list[Response]:
+    """Without continue-on-error a batch stops at the first failure: the rest were not run."""
+    return answers[:count] + [_not_run()] * (count - len(answers))
+
+
+def _not_run() -> Response:
+    return Response(0, {}, json.dumps({"error": {"code": "NotRun", "message": "not run: the batch stopped before it"}}).encode())
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to the back-off
+
+
+def _path(url: str) -> str:
+    """The URL without its query (no filter values in error messages)."""
+    return url.split("?", 1)[0]
+
+
+def _scrub(text: str, settings: ClientSettings) -> str:
+    for secret in (settings.client_secret, settings.token):
+        if secret:
+            text = text.replace(secret, "********")
+    return text

@@ -1,0 +1,680 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Web endpoints: Dataverse Web API v9.2, Business Central API v2.0 and generic OData v4.
+
+Tables are entity sets, their columns are learnt from the service's ``$metadata``. Reads
+``$select`` only the mapped fields, filter on the service (mapping filter and modified-since
+watermark, ordered by modified-on then key) and follow ``@odata.nextLink`` unchanged. Writes
+go many records per request: Dataverse ``CreateMultiple``/``UpdateMultiple`` and ``$batch``
+with continue-on-error (so a refused record fails alone, with the service's message), Business
+Central JSON ``$batch`` of at most 100 operations.
+
+Dataverse lookups appear as a column named after the lookup attribute (``parentcustomerid``,
+a GUID): read from ``_parentcustomerid_value``, written as ``<navigation>@odata.bind``. The
+navigation property and target entity set come from ``$metadata`` or, when a lookup has
+several targets, from the endpoint option ``lookups``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
+from ansible_collections.tablesync.integration.plugins.module_utils.http_client import (
+    BC_SCOPE,
+    BatchPart,
+    ClientSettings,
+    ConnectionLost,
+    HttpClient,
+    Response,
+)
+from ansible_collections.tablesync.integration.plugins.module_utils.odata_metadata import EntityType, Metadata
+
+DATAVERSE = "dataverse"
+BUSINESS_CENTRAL = "business_central"
+ODATA = "odata"
+
+EDM_KINDS = {
+    "Edm.String": "text",
+    "Edm.Guid": "uuid",
+    "Edm.Decimal": "decimal",
+    "Edm.Double": "float",
+    "Edm.Single": "float",
+    "Edm.Int16": "integer",
+    "Edm.Int32": "integer",
+    "Edm.Int64": "integer",
+    "Edm.Byte": "integer",
+    "Edm.SByte": "integer",
+    "Edm.Boolean": "boolean",
+    "Edm.DateTimeOffset": "datetime",
+    "Edm.Date": "date",
+    "Edm.Binary": "binary",
+}
+# Columns the services maintain themselves.
+SERVER_FIELDS = {
+    DATAVERSE: ("createdon", "modifiedon", "versionnumber", "overriddencreatedon"),
+    BUSINESS_CENTRAL: ("lastModifiedDateTime",),
+    ODATA: (),
+}
+LIMITS = {  # (maximum page size, maximum operations per $batch)
+    DATAVERSE: (5000, 1000),  # webapi/query/page-results; execute-batch-operations-using-web-api
+    BUSINESS_CENTRAL: (20000, 100),  # Server-Driven-Paging; operational-limits-online "Max batch size"
+    ODATA: (5000, 100),
+}
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+DUPLICATE_RECORD = "0x80040237"
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+
+
+# -- the endpoint -------------------------------------------------------------------------------------
+
+
+def open_web_endpoint(side: str, options: Mapping[str, Any]) -> ODataEndpoint:
+    return ODataEndpoint(side, options)
+
+
+def default_scope(kind: str, url: str) -> str | None:
+    """Dataverse: ``https://<org>.crm.dynamics.com/.default``; Business Central: its fixed resource."""
+    if kind == DATAVERSE:
+        parts = urlsplit(url)
+        return "%s://%s/.default" % (parts.scheme, parts.netloc)
+    if kind == BUSINESS_CENTRAL:
+        return BC_SCOPE
+    return None
+
+
+class ODataEndpoint(Endpoint):
+    def __init__(self, side: str, options: Mapping[str, Any]):
+        super().__init__(side, options)
+        self.kind = options["type"]
+        url = options.get("url") or ""
+        scope = default_scope(self.kind, url)
+        if self.kind == ODATA and options.get("client_id") and not options.get("scope"):
+            raise ConfigurationError("%s: an odata endpoint with client credentials needs 'scope'" % side)
+        self.client = HttpClient(ClientSettings.from_options(options, scope or ""))
+        max_page, max_batch = LIMITS[self.kind]
+        self.page_size = min(int(options.get("page_size") or max_page), max_page)
+        self.batch_size = min(int(options.get("batch_size") or max_batch), max_batch)
+        self.bulk = options.get("bulk_operations", True) is not False and self.kind == DATAVERSE
+        self.lookup_options = dict(options.get("lookups") or {})
+        self._metadata: Metadata | None = None
+        self._prefix: str | None = None
+        self._tables: dict[tuple[str, str], ODataTable] = {}
+
+    @property
+    def type(self) -> str:
+        return self.kind
+
+    def address(self) -> str:
+        parts = urlsplit(self.client.settings.url)
+        company = self.options.get("company")
+        return "%s://%s%s%s" % (parts.scheme, parts.hostname or "", (":%d" % parts.port) if parts.port else "", parts.path) + (
+            " company %s" % company if company else "")
+
+    def close(self) -> None:
+        self.client.close()
+
+    @property
+    def metadata(self) -> Metadata:
+        if self._metadata is None:
+            response = self.client.request("GET", "$metadata", headers={"Accept": "application/xml"})
+            if response.status != 200:
+                raise EndpointError("%s endpoint %s: cannot read $metadata: %s" % (self.side, self.address(), response.error_message()))
+            self._metadata = Metadata.parse(response.body)
+        return self._metadata
+
+    @property
+    def prefix(self) -> str:
+        """Where entity sets live, relative to the service root (Business Central: the company)."""
+        if self._prefix is None:
+            self._prefix = self._company_prefix() if self.kind == BUSINESS_CENTRAL else ""
+        return self._prefix
+
+    def _company_prefix(self) -> str:
+        wanted = self.options.get("company")
+        companies = self.client.get_json("companies").get("value", [])
+        names = [c.get("name") for c in companies]
+        if not wanted:
+            if len(companies) == 1:
+                return "companies(%s)/" % companies[0]["id"]
+            raise ConfigurationError("%s: the Business Central environment has %d companies (%s); set 'company' to one name or id"
+                                     % (self.side, len(companies), ", ".join(map(str, names))))
+        for company in companies:
+            if str(wanted).lower() in (str(company.get("id")).lower(), str(company.get("name")).lower(), str(company.get("displayName")).lower()):
+                return "companies(%s)/" % company["id"]
+        raise ConfigurationError("%s: Business Central company %r not found; companies: %s" % (self.side, wanted, ", ".join(map(str, names))))
+
+    def table(self, name: str, key: str) -> ODataTable:
+        cached = self._tables.get((name, key))
+        if cached is not None:
+            return cached
+        meta = self.metadata
+        set_name = name if name in meta.sets else meta.set_of_type(name)
+        if set_name is None or meta.sets[set_name] not in meta.types:
+            raise EndpointError("%s endpoint (%s) has no entity set %s; entity sets: %s"
+                                % (self.side, self.address(), name, ", ".join(sorted(meta.sets))))
+        result = ODataTable(self, set_name, meta.resolved(meta.sets[set_name]), key)
+        self._tables[(name, key)] = result
+        return result
+
+
+@dataclass
+class Lookup:
+    attribute: str
+    navigation: str | None
+    entity_set: str | None
+    choices: list[str]
+
+
+class ODataTable(Table):
+    def __init__(self, endpoint: ODataEndpoint, set_name: str, etype: EntityType, key: str):
+        self.endpoint = endpoint
+        self.client = endpoint.client
+        self.kind = endpoint.kind
+        self.set_name = set_name
+        self.etype = etype
+        self.props: dict[str, str] = {}  # column -> property name on the wire
+        self.lookups: dict[str, Lookup] = {}
+        columns: dict[str, Column] = {}
+        server = SERVER_FIELDS[self.kind]
+        for prop, (edm, length, nullable) in etype.properties.items():
+            name = prop
+            if self.kind == DATAVERSE and prop.startswith("_") and prop.endswith("_value"):
+                name = prop[1:-6]
+                self.lookups[name] = self._lookup(name)
+            is_key = prop in etype.key
+            columns[name] = Column(
+                name=name,
+                kind=EDM_KINDS.get(edm, "text"),
+                nullable=nullable and not is_key,
+                max_length=length,
+                primary_key=is_key,
+                server_generated=prop in server or (is_key and self.kind == BUSINESS_CENTRAL),
+            )
+            self.props[name] = prop
+        if key not in columns:
+            raise EndpointError("%s entity set %s has no key property %s" % (endpoint.side, set_name, key))
+        self.key = key
+        self.info = TableInfo(name=set_name, columns=columns, primary_key=tuple(etype.key))
+        self.kinds = {c: col.kind for c, col in columns.items()}
+        self.url = endpoint.prefix + set_name
+        self.bulk = endpoint.bulk
+
+    def _lookup(self, attribute: str) -> Lookup:
+        options = self.endpoint.lookup_options
+        configured = None
+        for name in ("%s.%s" % (self.set_name, attribute), "%s.%s" % (self.etype.name, attribute)):
+            if name in options:
+                configured = options[name] or {}
+        meta = self.endpoint.metadata
+        choices = [n for n in self.etype.navigation if n == attribute or n.startswith(attribute + "_")]
+        if configured:
+            nav = configured.get("navigation")
+            target = configured.get("entity_set")
+            if nav and not target and nav in self.etype.navigation:
+                target = meta.set_of_type(self.etype.navigation[nav])
+            return Lookup(attribute, nav, target, choices)
+        if len(choices) == 1:
+            return Lookup(attribute, choices[0], meta.set_of_type(self.etype.navigation[choices[0]]), choices)
+        return Lookup(attribute, None, None, choices)
+
+    # -- values -------------------------------------------------------------------------------------
+    def _from_wire(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = self.kinds.get(column, "text")
+        bc = self.kind == BUSINESS_CENTRAL
+        if kind == "datetime":
+            if bc and str(value).startswith("0001-01-01"):
+                return None
+            moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            return moment
+        if kind == "date":
+            return None if bc and value == "0001-01-01" else datetime.date.fromisoformat(str(value)[:10])
+        if kind == "decimal":
+            return decimal.Decimal(repr(value) if isinstance(value, float) else str(value))
+        if kind == "uuid":
+            text = str(value).lower()
+            return None if bc and text == EMPTY_GUID else text
+        if kind == "text" and bc and value == "":
+            return None  # why: Business Central has no null; its blank must equal the other side's null
+        return value
+
+    def _to_wire(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = self.kinds.get(column, "text")
+        if isinstance(value, decimal.Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            return value.isoformat(timespec="seconds") + "Z"
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        if kind == "uuid":
+            return str(value).lower()
+        return value
+
+    def _literal(self, column: str, value: Any) -> str:
+        """An OData URL literal for a value of the column."""
+        kind = self.kinds.get(column, "text")
+        wire = self._to_wire(column, value)
+        if wire is None:
+            return "''" if self.kind == BUSINESS_CENTRAL and kind == "text" else "null"
+        if kind == "uuid":
+            return str(wire)
+        if kind == "boolean":
+            return "true" if wire else "false"
+        if kind in ("integer", "decimal", "float"):
+            return str(wire)
+        if kind in ("datetime", "date"):
+            return str(wire)
+        return "'%s'" % str(wire).replace("'", "''")
+
+    def _row(self, item: Mapping[str, Any], fields: Sequence[str]) -> tuple:
+        return tuple(self._from_wire(f, item.get(self.props.get(f, f))) for f in fields)
+
+    def _prop(self, column: str) -> str:
+        try:
+            return self.props[column]
+        except KeyError:
+            raise EndpointError("%s entity set %s has no property %s" % (self.endpoint.side, self.set_name, column)) from None
+
+    def _query(self, fields: Sequence[str], filters: Sequence[str] = (), orderby: str | None = None) -> str:
+        params = [("$select", ",".join(self._prop(f) for f in fields))]
+        if filters:
+            params.append(("$filter", " and ".join(filters)))
+        if orderby:
+            params.append(("$orderby", orderby))
+        return self.url + "?" + urlencode(params, quote_via=quote, safe="$,'():")
+
+    def _page_headers(self, page_size: int) -> dict[str, str]:
+        return {"Prefer": "odata.maxpagesize=%d" % max(1, min(page_size, self.endpoint.page_size))}
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000) -> Iterator[list[tuple]]:
+        filters = []
+        server_where = where is not None and not (set(where.fields) & set(self.lookups))
+        if server_where:
+            filters.append("(%s)" % where.to_odata(expand_in=True))
+        key = self._prop(self.key)
+        orderby = "%s asc" % key
+        if modified_field:
+            mod = self._prop(modified_field)
+            orderby = "%s asc,%s asc" % (mod, key)
+            if modified_since is not None:
+                # why: 'ge' re-reads records sharing the watermark's timestamp; they are unchanged by fingerprint
+                filters.append("%s ge %s" % (mod, self._literal(modified_field, modified_since)))
+        # why: the filter is checked again here (the service may compare text case-insensitively), so its fields are read too
+        names = list(dict.fromkeys([*fields, *(sorted(where.fields) if where is not None else [])]))
+        width = len(fields)
+        documents = self.client.pages(self._query(names, filters, orderby), self._page_headers(page_size))
+        if server_where:
+            documents = self._or_without_filter(documents, names, filters[1:], orderby, page_size)
+        for document in documents:
+            rows = [self._row(item, names) for item in document.get("value", [])]
+            if where is not None:
+                rows = [r for r in rows if where.matches(dict(zip(names, r)))]
+            if rows:
+                yield [r[:width] for r in rows]
+
+    def _or_without_filter(self, documents: Iterator[dict], names: list[str], filters: list[str], orderby: str,
+                           page_size: int) -> Iterator[dict]:
+        """The pages of a filtered read; if the service refuses the mapping filter (Business Central
+        allows no 'or' across fields), the filter is applied on the client instead."""
+        try:
+            first = next(documents, None)
+        except EndpointError as exc:
+            if "HTTP 400" not in str(exc):
+                raise
+            yield from self.client.pages(self._query(names, filters, orderby), self._page_headers(page_size))
+            return
+        if first is not None:
+            yield first
+            yield from documents
+
+    def scan_ids(self, page_size: int = 5000) -> Iterator[list[str]]:
+        """Every record id the service still has, in pages.
+
+        Business Central has no change tracking: comparing these with the coupled ids is how
+        deleted records are found there.
+        """
+        for document in self.client.pages(self._query([self.key], [], "%s asc" % self._prop(self.key)), self._page_headers(page_size)):
+            ids = [str(item.get(self._prop(self.key))).lower() for item in document.get("value", [])]
+            if ids:
+                yield ids
+
+    def track_changes(self, fields: Sequence[str], delta_link: str | None = None, where: Any = None,
+                      page_size: int = 1000) -> ChangeRead:
+        """Dataverse change tracking: records changed and deleted since ``delta_link``.
+
+        Without a link, or when the service says its version stamp expired, this is a full read
+        (``ChangeRead.full``). The mapping filter applies here, on the client: the service allows
+        no ``$filter`` with change tracking.
+        """
+        if self.kind != DATAVERSE:
+            raise EndpointError("%s: change tracking is a Dataverse feature; %s is a %s entity set" % (self.endpoint.side, self.set_name, self.kind))
+        return ChangeRead(self, list(fields), delta_link, where, page_size)
+
+    def read_by_ids(self, ids, fields) -> list[tuple]:
+        out: list[tuple] = []
+        key = self._prop(self.key)
+        for chunk in _chunks([i for i in ids if self._valid_id(i)], 50):
+            condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
+            for document in self.client.pages(self._query(fields, [condition]), self._page_headers(len(chunk))):
+                out.extend(self._row(item, fields) for item in document.get("value", []))
+        return out
+
+    def find(self, values, fields, limit=10) -> list[tuple]:
+        conditions = []
+        for column, value in values.items():
+            if column in self.lookups:
+                continue  # compared below; lookups cannot be filtered by attribute name
+            conditions.append("%s eq %s" % (self._prop(column), self._literal(column, value)))
+        names = list(dict.fromkeys([*fields, *values]))
+        found = []
+        for document in self.client.pages(self._query(names, conditions), self._page_headers(limit * 10)):
+            for item in document.get("value", []):
+                row = dict(zip(names, self._row(item, names)))
+                if all(_same(row.get(c), v) for c, v in values.items()):
+                    found.append(tuple(row[f] for f in fields))
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def new_id(self) -> str | None:
+        # why: a client-chosen GUID recorded before the create makes a rerun find the record instead of duplicating it
+        if self.kind == BUSINESS_CENTRAL or self.kinds[self.key] != "uuid":
+            return None
+        return str(uuid.uuid4())
+
+    def _valid_id(self, record_id: str) -> bool:
+        if self.kinds[self.key] != "uuid":
+            return True
+        try:
+            uuid.UUID(str(record_id))
+            return True
+        except ValueError:
+            return False
+
+    # -- write bodies ----------------------------------------------------------------------------------
+    def _body(self, values: Mapping[str, Any], with_key: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for column, value in values.items():
+            if column == self.key and not with_key:
+                continue
+            if column in self.lookups:
+                lookup = self.lookups[column]
+                if not lookup.navigation or not lookup.entity_set:
+                    raise _Refused("lookup %s of %s has navigation properties %s; choose one with the endpoint option "
+                                   "lookups: {%s.%s: {navigation: ..., entity_set: ...}}"
+                                   % (column, self.set_name, ", ".join(lookup.choices) or "(none)", self.set_name, column))
+                body["%s@odata.bind" % lookup.navigation] = None if value is None else "/%s(%s)" % (lookup.entity_set, str(value).lower())
+                continue
+            body[self._prop(column)] = self._to_wire(column, value)
+        return body
+
+    def _entity(self, record_id: str) -> str:
+        return "%s(%s)" % (self.url, self._literal(self.key, record_id))
+
+    def _bodies(self, rows: Sequence[Mapping[str, Any]], with_key: bool) -> list[dict[str, Any] | WriteResult]:
+        out: list[dict[str, Any] | WriteResult] = []
+        for row in rows:
+            try:
+                out.append(self._body(row, with_key))
+            except _Refused as exc:
+                rid = row.get(self.key)
+                out.append(WriteResult(False, record_id=None if rid is None else str(rid), error=str(exc)))
+        return out
+
+    # -- writes ------------------------------------------------------------------------------------------
+    def insert(self, rows) -> list[WriteResult]:
+        rows = [dict(r) for r in rows]
+        bodies = self._bodies(rows, with_key=self.kind != BUSINESS_CENTRAL)
+        results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
+        todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
+        for chunk in _chunks(todo, self.endpoint.batch_size):
+            bulk = self.bulk and len(chunk) > 1
+            done = self._create_multiple([bodies[i] for i in chunk], [rows[i] for i in chunk]) if bulk else None
+            if done is not None:
+                for i, res in zip(chunk, done):
+                    results[i] = res
+                continue
+            for i, res in self._create_batch(chunk, rows, bodies, check_existing=bulk).items():
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    def _create_batch(self, chunk: list[int], rows: list, bodies: list, check_existing: bool) -> dict[int, WriteResult]:
+        """Creates in a $batch, never making a record twice when an answer was lost on the way."""
+        done: dict[int, WriteResult] = {}
+        own = {i: str(rows[i][self.key]) for i in chunk if rows[i].get(self.key) is not None}
+        if own and check_existing:
+            # why: a refused CreateMultiple may be a resent one whose first answer was lost: those records exist under our ids
+            existing = {str(r[0]).lower() for r in self.read_by_ids(list(own.values()), [self.key])}
+            done.update({i: WriteResult(True, record_id=rid) for i, rid in own.items() if rid.lower() in existing})
+        pending = [i for i in chunk if i not in done]
+        for attempt in range(5):
+            if not pending:
+                break
+            parts = [BatchPart("POST", self.url, bodies[i]) for i in pending]
+            try:
+                answers = self._batch(parts, resend=bool(own))
+            except ConnectionLost:
+                if attempt == 4:
+                    raise
+                # why: server-assigned ids: look the records up by their values before sending them again
+                for i in pending:
+                    found = self.find(rows[i], [self.key], limit=1)
+                    if found:
+                        done[i] = WriteResult(True, record_id=str(found[0][0]))
+                pending = [i for i in pending if i not in done]
+                continue
+            duplicates = [i for i, resp in zip(pending, answers) if i in own and resp.error_code() == DUPLICATE_RECORD]
+            existing = {str(r[0]).lower() for r in self.read_by_ids([own[i] for i in duplicates], [self.key])} if duplicates else set()
+            for i, resp in zip(pending, answers):
+                if i in duplicates and own[i].lower() in existing:
+                    done[i] = WriteResult(True, record_id=own[i])
+                else:
+                    done[i] = self._created(rows[i], resp)
+            pending = []
+        return done
+
+    def _create_multiple(self, bodies: list, rows: list) -> list[WriteResult] | None:
+        """Dataverse CreateMultiple: all or nothing, so any refusal falls back to a $batch that isolates it."""
+        odata_type = "Microsoft.Dynamics.CRM.%s" % self.etype.name
+        targets = [dict(b, **{"@odata.type": odata_type}) for b in bodies]
+        response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.CreateMultiple" % self.url, json_body={"Targets": targets})
+        self._note_bulk_support(response)
+        if response.status != 200:
+            return None
+        ids = (response.json() or {}).get("Ids") or []
+        if len(ids) != len(rows):
+            return None
+        return [WriteResult(True, record_id=str(i).lower()) for i in ids]
+
+    def _created(self, row: Mapping[str, Any], response: Response) -> WriteResult:
+        own = row.get(self.key)
+        if response.status in (200, 201, 204):
+            if response.status != 204 and response.body.strip():
+                rid = (response.json() or {}).get(self._prop(self.key))
+                if rid is not None:
+                    return WriteResult(True, record_id=str(rid).lower() if self.kinds[self.key] == "uuid" else str(rid))
+            match = _ENTITY_ID.search(response.header("OData-EntityId") or response.header("Location") or "")
+            if match:
+                return WriteResult(True, record_id=match.group(1).lower())
+            if own is not None:
+                return WriteResult(True, record_id=str(own))
+            return WriteResult(False, error="the service did not say which id it gave the new record")
+        return WriteResult(False, record_id=None if own is None else str(own), error=response.error_message())
+
+    def update(self, changes) -> list[WriteResult]:
+        changes = [(rid, dict(values)) for rid, values in changes]
+        results: list[WriteResult | None] = [None] * len(changes)
+        etags: dict[str, str] = {}
+        if self.kind == BUSINESS_CENTRAL:
+            etags = self._etags([change[0] for change in changes])
+        todo = []
+        bodies: dict[int, dict] = {}
+        for index, (rid, values) in enumerate(changes):
+            if self.kind == BUSINESS_CENTRAL and rid not in etags:
+                results[index] = _missing(rid)
+                continue
+            try:
+                bodies[index] = self._body({k: v for k, v in values.items() if k != self.key}, with_key=False)
+            except _Refused as exc:
+                results[index] = WriteResult(False, record_id=rid, error=str(exc))
+                continue
+            todo.append(index)
+        for chunk in _chunks(todo, self.endpoint.batch_size):
+            done = self._update_multiple([(changes[i][0], bodies[i]) for i in chunk]) if self.bulk and len(chunk) > 1 else None
+            if done is None:
+                parts = []
+                for i in chunk:
+                    rid = changes[i][0]
+                    # why: Dataverse PATCH is an upsert; If-Match: * makes it fail on a vanished record instead
+                    parts.append(BatchPart("PATCH", self._entity(rid), bodies[i], {"If-Match": etags.get(rid, "*")}))
+                done = [self._written(changes[i][0], resp) for i, resp in zip(chunk, self._batch(parts))]
+            for i, res in zip(chunk, done):
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    def _update_multiple(self, items: list[tuple[str, dict]]) -> list[WriteResult] | None:
+        odata_type = "Microsoft.Dynamics.CRM.%s" % self.etype.name
+        key = self._prop(self.key)
+        targets = [dict(body, **{"@odata.type": odata_type, key: rid}) for rid, body in items]
+        response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.UpdateMultiple" % self.url, json_body={"Targets": targets})
+        self._note_bulk_support(response)
+        if response.status not in (200, 204):
+            return None
+        return [WriteResult(True, record_id=rid) for rid, dummy in items]
+
+    def _note_bulk_support(self, response: Response) -> None:
+        """A table without CreateMultiple/UpdateMultiple is written with $batch from then on."""
+        if response.status in (404, 405, 501):
+            self.bulk = False
+
+    def delete(self, ids) -> list[WriteResult]:
+        ids = list(ids)
+        etags = self._etags(ids) if self.kind == BUSINESS_CENTRAL else {}
+        results: dict[str, WriteResult] = {}
+        todo = []
+        for rid in ids:
+            if self.kind == BUSINESS_CENTRAL and rid not in etags:
+                results[rid] = _missing(rid)
+            else:
+                todo.append(rid)
+        for chunk in _chunks(todo, self.endpoint.batch_size):
+            parts = [BatchPart("DELETE", self._entity(rid), None, {"If-Match": etags.get(rid, "*")}) for rid in chunk]
+            for rid, resp in zip(chunk, self._batch(parts)):
+                results[rid] = self._written(rid, resp)
+        return [results[rid] for rid in ids]
+
+    def _written(self, rid: str, response: Response) -> WriteResult:
+        if 200 <= response.status < 300:
+            return WriteResult(True, record_id=rid)
+        if response.status == 404:
+            return _missing(rid)
+        return WriteResult(False, record_id=rid, error=response.error_message())
+
+    def _etags(self, ids: Sequence[str]) -> dict[str, str]:
+        """Current ETags (Business Central requires the record's own on PATCH and DELETE)."""
+        out: dict[str, str] = {}
+        key = self._prop(self.key)
+        for chunk in _chunks([i for i in ids if self._valid_id(i)], 50):
+            condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
+            for document in self.client.pages(self._query([self.key], [condition])):
+                for item in document.get("value", []):
+                    out[str(item.get(key)).lower()] = item.get("@odata.etag") or "*"
+        return {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
+
+    def _batch(self, parts: list[BatchPart], resend: bool = True) -> list[Response]:
+        if self.kind == BUSINESS_CENTRAL:
+            return self.client.batch_json([BatchPart(p.method, self.client.absolute(p.url), p.body, p.headers) for p in parts], resend=resend)
+        if self.kind == DATAVERSE:
+            return self.client.batch_multipart(parts)
+        # why: $batch support and its continue-on-error behaviour vary between generic OData services
+        return [self.client.request(p.method, p.url, json_body=p.body, headers=p.headers, resend=resend) for p in parts]
+
+
+class ChangeRead:
+    """One change-tracking read: iterate ``pages()``, then keep ``delta_link`` for the next read."""
+
+    EXPIRED = "0x80044352"  # ExpiredVersionStamp (Dataverse web service error codes)
+
+    def __init__(self, table: ODataTable, fields: list[str], delta_link: str | None, where: Any, page_size: int):
+        self.table = table
+        self.fields = fields
+        self.where = where
+        self.page_size = page_size
+        self.start = delta_link
+        self.full = delta_link is None
+        self.delta_link: str | None = None
+
+    def pages(self) -> Iterator[tuple[list[tuple], list[str]]]:
+        """(changed rows in ``fields`` order, ids of deleted records) per page."""
+        table = self.table
+        names = list(dict.fromkeys([*self.fields, *(sorted(self.where.fields) if self.where is not None else [])]))
+        headers = {"Prefer": "odata.track-changes,odata.maxpagesize=%d" % max(1, min(self.page_size, table.endpoint.page_size))}
+        url = self.start or table._query(names)
+        if self.start:
+            response = table.client.request("GET", self.start, headers=headers)
+            if response.status == 400 and response.error_code() == self.EXPIRED:
+                self.full, url = True, table._query(names)
+            elif response.status != 200:
+                raise EndpointError("change tracking read of %s: %s" % (table.set_name, response.error_message()))
+        width = len(self.fields)
+        key = table._prop(table.key)
+        while url:
+            document = table.client.get_json(url, headers)
+            rows, deleted = [], []
+            for item in document.get("value", []):
+                if "$deletedEntity" in str(item.get("@odata.context", "")):
+                    deleted.append(str(item.get("id") or item.get(key)).lower())
+                    continue
+                row = table._row(item, names)
+                if self.where is None or self.where.matches(dict(zip(names, row))):
+                    rows.append(row[:width])
+            yield rows, deleted
+            url = document.get("@odata.nextLink")
+            if not url:
+                self.delta_link = document.get("@odata.deltaLink")
+
+
+class _Refused(Exception):
+    """A record that cannot be written as it is; it fails alone."""
+
+
+def _missing(rid: str) -> WriteResult:
+    return WriteResult(False, record_id=rid, error="record %s no longer exists" % rid, missing=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower() == b.lower() if _is_guid(a) and _is_guid(b) else a == b
+    if a is None or b is None:
+        return (a in (None, "")) and (b in (None, ""))
+    try:
+        return decimal.Decimal(str(a)) == decimal.Decimal(str(b)) if not isinstance(a, (bool, datetime.date)) else a == b
+    except decimal.InvalidOperation:
+        return a == b
+
+
+def _is_guid(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text))
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start:start + size]

@@ -1,0 +1,96 @@
+"""A real OData v4 server for the generic ``odata`` endpoint: odatapy's in-memory service
+(a pure-Python OData v4.0/4.01 implementation, from PyPI) served by wsgiref on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from odatapy.edm.csdl import (
+    CsdlAbstractEdmProvider,
+    CsdlEntityContainer,
+    CsdlEntitySet,
+    CsdlEntityType,
+    CsdlProperty,
+    CsdlPropertyRef,
+    CsdlSchema,
+)
+from odatapy.server import OData
+from odatapy.server.adapters import ODataWSGIApp
+from odatapy.server.inmemory import InMemoryDataStore, InMemoryProcessor
+
+NAMESPACE = "Sync"
+
+
+class _Provider(CsdlAbstractEdmProvider):
+    def get_schemas(self):
+        def entity(name: str, props: list) -> CsdlEntityType:
+            return CsdlEntityType(name=name, key=[CsdlPropertyRef(name="ID")],
+                                  properties=[CsdlProperty(name="ID", type="Edm.Guid", nullable=False), *props])
+
+        customer = entity("Customer", [
+            CsdlProperty(name="Number", type="Edm.String", max_length=20),
+            CsdlProperty(name="Name", type="Edm.String", max_length=100),
+            CsdlProperty(name="City", type="Edm.String", max_length=30),
+            CsdlProperty(name="CreditLimit", type="Edm.Decimal", precision=18, scale=2),
+            CsdlProperty(name="Blocked", type="Edm.Boolean"),
+            CsdlProperty(name="ModifiedAt", type="Edm.DateTimeOffset"),
+        ])
+        container = CsdlEntityContainer(name="Container", entity_sets=[CsdlEntitySet(name="Customers", type=NAMESPACE + ".Customer")])
+        return [CsdlSchema(namespace=NAMESPACE, entity_types=[customer], entity_container=container)]
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # noqa: D102 - keep test output clean
+        pass
+
+
+class ODataV4Server:
+    """``with ODataV4Server() as srv: srv.url`` -> ``http://127.0.0.1:<port>/odata/``."""
+
+    def __init__(self) -> None:
+        odata = OData.new_instance()
+        handler = odata.create_handler(odata.create_service_metadata(_Provider()))
+        self.store = InMemoryDataStore()
+        self.store.set_entities("Customers", [])
+        handler.register(InMemoryProcessor(self.store))
+        self.app = ODataWSGIApp(handler)
+        self._server = None
+        self._thread = None
+
+    def _wsgi(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/odata"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        environ["SCRIPT_NAME"] = "/odata"
+        environ["PATH_INFO"] = path[len("/odata"):] or "/"
+        return self.app(environ, start_response)
+
+    def start(self) -> ODataV4Server:
+        self._server = make_server("127.0.0.1", 0, self._wsgi, server_class=_Server, handler_class=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d/odata/" % self._server.server_address[1]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> ODataV4Server:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -244,8 +244,12 @@ class Store:
                     with self.engine.begin() as own:
                         self._prepare_schema(own)
         except sa.exc.OperationalError as exc:
-            raise ConfigurationError("store %s cannot be opened: %s" % (self.address, str(getattr(exc, "orig", exc)).strip().splitlines()[0])) from None
+            raise self._unreachable(exc) from None
         return True
+
+    def _unreachable(self, exc: Exception) -> ConfigurationError:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return ConfigurationError("store %s cannot be opened (check the store option and that its server is reachable): %s" % (self.address, reason))
 
     def _read_version(self, bind: Any) -> int | None:
         """The schema version of the store, None when it has no schema; refuses a newer one."""
@@ -253,7 +257,7 @@ class Store:
             if not sa.inspect(bind).has_table(self.t["schema_info"].name):
                 return None
         except sa.exc.OperationalError as exc:
-            raise ConfigurationError("store %s cannot be opened: %s" % (self.address, str(getattr(exc, "orig", exc)).strip().splitlines()[0])) from None
+            raise self._unreachable(exc) from None
         si = self.t["schema_info"]
         if isinstance(bind, sa.engine.Engine):
             with bind.connect() as conn:

@@ -27,6 +27,21 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+attributes:
+  check_mode:
+    support: full
+    details: Reports the couplings that would be added, removed or reset; writes nothing.
+  diff_mode:
+    support: full
+    details: The couplings before and after.
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   mapping:
     description: Name of the mapping the couplings belong to.
@@ -93,7 +108,6 @@ options:
     type: int
     default: 1000
 notes:
-  - Supports C(check_mode) (the result is the plan; nothing is written) and C(diff_mode).
   - Matching reads each side's uncoupled records once and indexes them on the normalised key; memory grows
     with the number of uncoupled records, not with the product of both sides.
 requirements:

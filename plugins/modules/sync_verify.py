@@ -22,6 +22,20 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+attributes:
+  check_mode:
+    support: full
+    details: Reads only; the module never reports C(changed).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   mappings:
     description: Names of the mappings to verify. All declared mappings when omitted.
@@ -40,7 +54,6 @@ options:
     type: bool
     default: false
 notes:
-  - Supports C(check_mode); the module never changes anything either way.
   - A key field of a coupled record is not compared, because a sync never renames a coupled record.
 requirements:
   - SQLAlchemy >= 2.0

@@ -19,13 +19,26 @@ author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
   - tablesync.integration.connection
+attributes:
+  check_mode:
+    support: full
+    details: Reads only; the module never reports C(changed).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+  async:
+    support: full
+  action:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   names:
     description: Only these mappings. All declared mappings when omitted.
     type: list
     elements: str
 notes:
-  - Supports C(check_mode); the module never reports C(changed).
   - O(local) and O(integration) are not used.
 requirements:
   - SQLAlchemy >= 2.0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,6 +42,38 @@ def ansible_playbook(playbook: str, *args: str, check: bool = True, env: dict[st
 
 def extra_vars(**values: object) -> list[str]:
     return ["-e", json.dumps(values)]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: Ansible's worker calls setsid, so a process-group kill misses the module."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the sync's whole process tree, the module process first, and wait until it is gone."""
+    for pid in reversed([proc.pid, *descendants(proc.pid)]):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while descendants(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_unreachable_store_fails_with_what_to_fix(tmp_path):
     )
     proc = ansible_playbook(str(playbook), check=False)
     assert proc.returncode != 0
-    assert "store: cannot open it (check the store option" in proc.stdout
+    assert "cannot be opened (check the store option" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import PLAYBOOKS, extra_vars, playbook_env
+from tests.integration.conftest import PLAYBOOKS, extra_vars, kill_tree, playbook_env
 from tests.support.fixtures import build_demo, rows
 
 
@@ -32,48 +31,16 @@ def _start(demo, batch_size: int, output: int | None = subprocess.DEVNULL) -> su
     return subprocess.Popen(cmd, env=playbook_env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True, text=True)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``: Ansible's worker calls setsid, so a process-group kill misses the module."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the sync's whole process tree, the module process first, and wait until it is gone."""
-    for pid in reversed([proc.pid, *_descendants(proc.pid)]):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while _descendants(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def _kill_when(proc: subprocess.Popen, demo, table: str, at_least: int, limit: float = 120.0) -> bool:
     """SIGKILL the sync once the CRM table holds ``at_least`` rows."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
         if _count(demo.crm, "select count(*) from %s" % table) >= at_least:
-            _kill_tree(proc)
+            kill_tree(proc)
             return True
         time.sleep(0.01)
     if proc.poll() is None:
-        _kill_tree(proc)
+        kill_tree(proc)
     return False
 
 

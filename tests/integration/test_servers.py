@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-from tests.integration.conftest import PLAYBOOKS, ROOT, extra_vars, playbook_env
+from tests.integration.conftest import PLAYBOOKS, ROOT, extra_vars, kill_tree, playbook_env
 from tests.support.databases import load_demo, server_demo, touch_customers
 
 HOLDER_RUN = "99999999-8888-7777-6666-555555555555"
@@ -65,6 +64,7 @@ def big(request, tmp_path, pg_db, my_db):
     demo = server_demo(str(tmp_path / "demo"), pg_db, my_db, _store_for(request.param, request, tmp_path), customers=5000, items=300,
                        resources=10)
     demo.declare()
+    demo.run("full", ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE"])  # what the lookups of CUSTOMER and ITEM-PRODUCT refer to
     demo.close()
     return demo
 
@@ -163,8 +163,7 @@ def test_a_run_killed_holding_the_lock_does_not_block_the_next(big, tmp_path, pg
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "the run created no accounts"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: ansible-playbook and its module
-    proc.wait(timeout=30)
+    kill_tree(proc)  # ansible-playbook and its module process, which runs in a session of its own
     assert my_db.scalar("select count(*) from account") < 5000, "the run finished before the kill; the test proves nothing"
     rc, result, output = runner.run(sync_mode="full", sync_mappings=["CUSTOMER"], lock_timeout=30)
     assert rc == 0, output[-4000:]

@@ -314,13 +314,13 @@ class Store:
         c = self.t["couplings"]
         col = c.c.local_id if side == "local" else c.c.integration_id
         out: dict[str, Coupling] = {}
+        key = 1 if side == "local" else 2
+        stmt = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping, col.in_(sa.bindparam("ids", expanding=True)))
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                stmt = sa.select(c).where(c.c.mapping == mapping, col.in_(chunk))
-                for r in conn.execute(stmt).mappings():
-                    cp = _coupling(r)
-                    out[cp.side_id(side)] = cp
+                # why: plain rows into the dataclass by position; no per-row mapping view
+                for r in conn.execute(stmt, {"ids": list(ids[start:start + 500])}):
+                    out[r[key]] = Coupling(*r)
         return out
 
     def iter_couplings(self, mapping: str, batch: int = 5000) -> Iterator[list[Coupling]]:
@@ -372,7 +372,9 @@ class Store:
                 "source_side": p.source_side,
                 "source_id": p.source_id,
                 "dest_id": p.dest_id,
-                "dest_values": json.dumps(p.dest_values, default=str, sort_keys=True),
+                # why: recovery finds a record by its id when the id is known beforehand; the values
+                # are needed only to find a record whose key the destination generates
+                "dest_values": "{}" if p.dest_id is not None else json.dumps(p.dest_values, default=str, sort_keys=True),
                 "fingerprints": json.dumps(p.fingerprints, default=str),
                 "created_at": now,
             }
@@ -451,13 +453,20 @@ class Store:
                     row["_l"] = row.pop("local_id")
                     params.append(row)
                 conn.execute(stmt, params)
-            for side, source_id in batch.cleared_pending:
-                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id == source_id))
-            for side, record_id in batch.succeeded:
-                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id == record_id))
-            for side, record_id, message in batch.failed:
-                conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id == record_id))
-                conn.execute(f.insert(), [{"mapping": mapping, "side": side, "record_id": record_id, "job_id": job_id, "message": message, "failed_at": now}])
+            # why: one statement per side and chunk of ids, not one per record (a page holds thousands)
+            _delete_ids(conn, p, p.c.source_side, p.c.source_id, mapping, batch.cleared_pending)
+            if batch.succeeded and self._has_failed(conn, mapping):
+                _delete_ids(conn, f, f.c.side, f.c.record_id, mapping, batch.succeeded)
+            if batch.failed:
+                _delete_ids(conn, f, f.c.side, f.c.record_id, mapping, [(side, rid) for side, rid, _msg in batch.failed])
+                latest = {(side, rid): msg for side, rid, msg in batch.failed}
+                conn.execute(
+                    f.insert(),
+                    [
+                        {"mapping": mapping, "side": side, "record_id": rid, "job_id": job_id, "message": msg, "failed_at": now}
+                        for (side, rid), msg in latest.items()
+                    ],
+                )
             if batch.failed:
                 conn.execute(
                     e.insert(),
@@ -468,6 +477,11 @@ class Store:
                 )
             if batch.counts:
                 conn.execute(sa.update(j).where(j.c.id == job_id).values(**batch.counts))
+
+    def _has_failed(self, conn: Any, mapping: str) -> bool:
+        """Whether the mapping has records on its retry list (most pages of most runs have none)."""
+        f = self.t["failed"]
+        return conn.execute(sa.select(f.c.record_id).where(f.c.mapping == mapping).limit(1)).first() is not None
 
     # -- job log queries ---------------------------------------------------------------------
     def jobs(
@@ -506,6 +520,23 @@ class Store:
         stmt = sa.select(e).where(e.c.job_id.in_(list(job_ids))).order_by(e.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _delete_ids(conn: Any, table: sa.Table, side_col: Any, id_col: Any, mapping: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Delete the rows of one mapping keyed by (side, id) pairs, a chunk of ids per statement."""
+    by_side: dict[str, list[str]] = {}
+    for side, record_id in pairs:
+        by_side.setdefault(side, []).append(record_id)
+    for side, ids in by_side.items():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            conn.execute(table.delete().where(table.c.mapping == mapping, side_col == side, id_col.in_(chunk)))
+
+
+def _coupling_columns(c: sa.Table) -> list:
+    """The couplings table columns in the order of the Coupling dataclass fields."""
+    return [c.c.mapping, c.c.local_id, c.c.integration_id, c.c.local_fp, c.c.integration_fp,
+            c.c.local_modified_on, c.c.integration_modified_on, c.c.last_values]
 
 
 def _coupling(r: Any) -> Coupling:

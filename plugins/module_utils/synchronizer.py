@@ -83,6 +83,7 @@ class _Change:
     src_modified: Any
     coupling: Coupling | None = None
     dst_id: str | None = None
+    dst_fp: str | None = None
 
 
 class MappingSync:
@@ -97,6 +98,8 @@ class MappingSync:
         self.run_id = run_id
         self.opts = options
         self.result = JobResult(mapping.name, mapping.direction, options.mode)
+        # why: asked per record otherwise; the mapping does not change during a job
+        self._side_fields = {side: mapping.side_fields(side) for side in ("local", "integration")}
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -175,6 +178,7 @@ class MappingSync:
         ids = [id_text(r[0]) for r in rows]
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists else {}
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
+        plans = {False: self._value_plan(flow, positions, False), True: self._value_plan(flow, positions, True)}
         batch = BatchCommit()
         updates: list[_Change] = []
         inserts: list[_Change] = []
@@ -189,7 +193,7 @@ class MappingSync:
                 counts["skipped"] += 1
                 continue
             try:
-                values = self._values(flow, row, positions, cp is not None)
+                values = self._values(flow, row, plans[cp is not None])
             except ConversionError as exc:
                 self._fail(batch, src, sid, str(exc))
                 continue
@@ -201,23 +205,31 @@ class MappingSync:
             batch.counts = dict(counts)
             self.store.commit_batch(mapping.name, self.run_id or "", self.result.job_id or 0, batch)
 
-    def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
-        """Destination values of one record, converted to the destination's types."""
-        values: dict[str, Any] = {}
+    def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> list[tuple[str, int | None, Any, Any]]:
+        """Per destination field: its name, the source position (None for a constant), the constant, the converter."""
+        plan = []
         dst_key = self.mapping.key(flow.dst)
         for fm, conv in zip(flow.fields, flow.converters):
             name = fm.field_on(flow.dst)
             if for_update and name == dst_key:
                 continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
-            raw = fm.constant if fm.is_constant else row[positions[fm.field_on(flow.src)]]
-            try:
-                values[name] = conv(raw)
-            except ConversionError as exc:
-                raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
+            plan.append((name, None if fm.is_constant else positions[fm.field_on(flow.src)], fm.constant, conv))
+        return plan
+
+    @staticmethod
+    def _values(flow: Flow, row: tuple, plan: list[tuple[str, int | None, Any, Any]]) -> dict[str, Any]:
+        """Destination values of one record, converted to the destination's types."""
+        values: dict[str, Any] = {}
+        name = None
+        try:
+            for name, pos, constant, conv in plan:
+                values[name] = conv(constant if pos is None else row[pos])
+        except ConversionError as exc:
+            raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
         return values
 
     def _dst_fp(self, flow: Flow, values: dict[str, Any]) -> str:
-        return fingerprint([values.get(f) for f in self.mapping.side_fields(flow.dst)])
+        return fingerprint([values.get(f) for f in self._side_fields[flow.dst]])
 
     def _apply_updates(self, flow: Flow, updates: list[_Change], batch: BatchCommit) -> None:
         if not updates:
@@ -243,7 +255,7 @@ class MappingSync:
             self._log("modified", cp.local_id, cp.integration_id)  # type: ignore[union-attr]
 
     def _set_fps(self, cp: Coupling, flow: Flow, ch: _Change) -> None:
-        dst_fp = self._dst_fp(flow, ch.values)
+        dst_fp = ch.dst_fp if ch.dst_fp is not None else self._dst_fp(flow, ch.values)
         if flow.src == "local":
             cp.local_fp, cp.integration_fp, cp.local_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
         else:
@@ -261,13 +273,14 @@ class MappingSync:
                 if new_id is not None:
                     ch.values[dst_key] = new_id
             ch.dst_id = id_text(ch.values[dst_key]) if dst_key in ch.values else None
+            ch.dst_fp = self._dst_fp(flow, ch.values)
         if self.opts.dry_run:
             for ch in inserts:
                 self.result.counts["inserted"] += 1
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
         self.store.add_pending([
-            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": self._dst_fp(flow, ch.values)})
+            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp})
             for ch in inserts
         ])
         results = table.insert([ch.values for ch in inserts])

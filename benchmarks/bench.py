@@ -114,6 +114,7 @@ def summarise(samples: dict[str, dict[str, list[dict]]]) -> list[dict]:
                 "seconds": seconds,
                 "rows": moved,
                 "rows_per_s": moved / seconds if seconds > 0 and moved else None,
+                "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
                 "rss_mb": statistics.median(r["rss_mb"] for r in runs),
                 "runs": len(runs),
                 "all_seconds": [round(r["seconds"], 4) for r in runs],
@@ -131,9 +132,9 @@ def fmt(value, pattern: str) -> str:
 
 
 def print_table(rows: list[dict], labels: dict[str, str]) -> str:
-    header = ("step", "contender", "seconds", "rows/s", "peak RSS MB", "time / limit", "time / dlt")
+    header = ("step", "contender", "seconds", "CPU s", "rows/s", "peak RSS MB", "time / limit", "time / dlt")
     body = [
-        (labels[r["step"]], CONTENDERS[r["contender"]], "%.3f" % r["seconds"], fmt(r["rows_per_s"], "%.0f"), "%.0f" % r["rss_mb"],
+        (labels[r["step"]], CONTENDERS[r["contender"]], "%.3f" % r["seconds"], "%.3f" % r["cpu_seconds"], fmt(r["rows_per_s"], "%.0f"), "%.0f" % r["rss_mb"],
          fmt(r["x_limit"], "%.2fx"), fmt(r["x_dlt"], "%.2fx"))
         for r in rows
     ]

@@ -56,7 +56,7 @@ class Coupling:
     def side_id(self, side: str) -> str:
         return self.local_id if side == "local" else self.integration_id
 
-    def row(self) -> dict[str, Any]:
+    def row(self, now: datetime.datetime | None = None) -> dict[str, Any]:
         return {
             "mapping": self.mapping,
             "local_id": self.local_id,
@@ -66,7 +66,7 @@ class Coupling:
             "local_modified_on": self.local_modified_on,
             "integration_modified_on": self.integration_modified_on,
             "last_values": self.last_values,
-            "synced_at": utcnow(),
+            "synced_at": now or utcnow(),
         }
 
 
@@ -431,7 +431,7 @@ class Store:
             for local_id, _integration_id in batch.removed_couplings:
                 conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id == local_id))
             if batch.new_couplings:
-                conn.execute(c.insert(), [cp.row() for cp in batch.new_couplings])
+                conn.execute(c.insert(), [cp.row(now) for cp in batch.new_couplings])
             if batch.changed_couplings:
                 stmt = (
                     sa.update(c)
@@ -448,7 +448,7 @@ class Store:
                 )
                 params = []
                 for cp in batch.changed_couplings:
-                    row = cp.row()
+                    row = cp.row(now)
                     row["_m"] = row.pop("mapping")
                     row["_l"] = row.pop("local_id")
                     params.append(row)

@@ -233,9 +233,11 @@ def main() -> None:
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of %s" % ",".join(CONTENDERS))
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="where the JSON, the PNG and the data go")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--step-timeout", type=float, default=600, help="seconds after which a step is stopped and shown as '>' (default 600)")
+    parser.add_argument("--step-timeout", type=float, default=None,
+                        help="seconds after which a step is stopped and shown as '>' (default 600, 1200 at >= 1,000,000 rows)")
     args = parser.parse_args()
     runs = args.runs or (1 if args.rows >= 1_000_000 else 3)
+    args.step_timeout = args.step_timeout or (1200.0 if args.rows >= 1_000_000 else 600.0)
     chosen = [c for c in args.contenders.split(",") if c]
     unknown = [c for c in chosen if c not in CONTENDERS]
     if unknown:

@@ -6,6 +6,7 @@
 #   make demo         run playbooks/demo.yml (embedded SQLite ERP and CRM)
 #   make sanity       ansible-test sanity in a copy of the checkout
 #   make molecule     molecule test (converge, idempotence, verify on localhost)
+#   make bench        side-by-side sync benchmark (BENCH_ARGS="--rows 1000000" for the large one)
 #   make help         list all targets
 #
 # Every target that needs Python tools depends on the venv stamp, so a fresh
@@ -44,7 +45,7 @@ SHELL_SCRIPTS := $(wildcard tests/ci/*.sh .ci/run)
 ANSIBLE_ENV := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" ANSIBLE_CONFIG="$(CURDIR)/ansible.cfg"
 
 .PHONY: help venv collection demo services lint fix unit integration test sanity \
-        molecule build changelog-lint ansible-lint clean distclean
+        molecule build changelog-lint ansible-lint clean distclean bench
 
 help:
 	@echo "Targets:"
@@ -60,6 +61,7 @@ help:
 	@echo "  sanity          ansible-test sanity --local --python $(SANITY_PYTHON) in a copy under tests/output/"
 	@echo "  ansible-lint    ansible-lint (profile in .ansible-lint)"
 	@echo "  molecule        molecule test: extensions/molecule/default on localhost, no containers"
+	@echo "  bench           sync benchmark vs the SQLite limit, plain Python and dlt (BENCH_ARGS=\"--rows 1000000\")"
 	@echo "  changelog-lint  antsibull-changelog lint"
 	@echo "  build           ansible-galaxy collection build into tests/output/build/"
 	@echo "  clean           remove generated files (keeps $(VENV))"
@@ -118,6 +120,18 @@ integration: $(STAMP) collection services
 
 # Make stops at the first failing step, so a failure anywhere fails `make test`.
 test: services lint sanity ansible-lint unit integration molecule
+
+# Side-by-side benchmark; results (table, JSON, PNG) in benchmarks/results/.
+#   make bench BENCH_ARGS="--rows 1000000"
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-requirements.stamp
+
+$(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(BENCH_STAMP) collection
+	$(ANSIBLE_ENV) $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 # Extra ansible-playbook options: make demo DEMO_ARGS="-e demo_dir=/tmp/demo -v"
 DEMO_ARGS ?=

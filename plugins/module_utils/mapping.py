@@ -194,6 +194,7 @@ class Mapping:
     filters: dict[str, Any] = field(default_factory=dict)
     restore_flows: dict[tuple[str, str], Flow] = field(default_factory=dict)
     bound: bool = False
+    _side_fields: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -322,11 +323,15 @@ class Mapping:
 
     def side_fields(self, side: str) -> list[str]:
         """Fields of one side that take part in the mapping: its fingerprint covers them."""
+        cached = self._side_fields.get(side)
+        if cached is not None:  # why: asked for every record; the mapping does not change during a run
+            return cached
         out: list[str] = []
         for fm in self.fields:
             name = fm.field_on(side)
             if name is not None and name not in out:
                 out.append(name)
+        self._side_fields[side] = out
         return out
 
     def read_fields(self, side: str) -> list[str]:

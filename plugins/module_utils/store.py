@@ -59,7 +59,7 @@ class Coupling:
     def side_id(self, side: str) -> str:
         return self.local_id if side == "local" else self.integration_id
 
-    def row(self) -> dict[str, Any]:
+    def row(self, now: datetime.datetime | None = None) -> dict[str, Any]:
         return {
             "mapping": self.mapping,
             "local_id": self.local_id,
@@ -69,7 +69,7 @@ class Coupling:
             "local_modified_on": self.local_modified_on,
             "integration_modified_on": self.integration_modified_on,
             "last_values": self.last_values,
-            "synced_at": utcnow(),
+            "synced_at": now or utcnow(),
         }
 
 
@@ -395,13 +395,13 @@ class Store:
         c = self.t["couplings"]
         col = c.c.local_id if side == "local" else c.c.integration_id
         out: dict[str, Coupling] = {}
+        key = 1 if side == "local" else 2
+        stmt = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping, col.in_(sa.bindparam("ids", expanding=True)))
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                stmt = sa.select(c).where(c.c.mapping == mapping, col.in_(chunk))
-                for r in conn.execute(stmt).mappings():
-                    cp = _coupling(r)
-                    out[cp.side_id(side)] = cp
+                # why: plain rows into the dataclass by position; no per-row mapping view
+                for r in conn.execute(stmt, {"ids": list(ids[start:start + 500])}):
+                    out[r[key]] = Coupling(*r)
         return out
 
     def iter_couplings(self, mapping: str, batch: int = 5000) -> Iterator[list[Coupling]]:
@@ -479,7 +479,9 @@ class Store:
                 "source_side": p.source_side,
                 "source_id": p.source_id,
                 "dest_id": p.dest_id,
-                "dest_values": json.dumps(p.dest_values, default=str, sort_keys=True),
+                # why: recovery finds a record by its id when the id is known beforehand; the values
+                # are needed only to find a record whose key the destination generates
+                "dest_values": "{}" if p.dest_id is not None else json.dumps(p.dest_values, default=str, sort_keys=True),
                 "fingerprints": json.dumps(p.fingerprints, default=str),
                 "created_at": now,
             }
@@ -547,7 +549,7 @@ class Store:
             for chunk in _chunks([pair[0] for pair in batch.removed_couplings]):
                 conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id.in_(chunk)))
             if batch.new_couplings:
-                bulk_insert(conn, c, [cp.row() for cp in batch.new_couplings])
+                bulk_insert(conn, c, [cp.row(now) for cp in batch.new_couplings])
             if batch.changed_couplings:
                 stmt = (
                     sa.update(c)
@@ -564,14 +566,16 @@ class Store:
                 )
                 params = []
                 for cp in batch.changed_couplings:
-                    row = cp.row()
+                    row = cp.row(now)
                     row["_m"] = row.pop("mapping")
                     row["_l"] = row.pop("local_id")
                     params.append(row)
                 conn.execute(stmt, params)
             for side, ids in _by_side(batch.cleared_pending):
                 conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id.in_(ids)))
-            for side, ids in _by_side(list(batch.succeeded) + [(item[0], item[1]) for item in batch.failed]):
+            # why: most pages have no failed records to clear; one cheap probe spares the deletes
+            succeeded = list(batch.succeeded) if batch.succeeded and self._has_failed(conn, mapping) else []
+            for side, ids in _by_side(succeeded + [(item[0], item[1]) for item in batch.failed]):
                 conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id.in_(ids)))
             if batch.failed:
                 latest = {(side, rid): message for side, rid, message in batch.failed}  # why: one row per record
@@ -587,6 +591,11 @@ class Store:
                 )
             if batch.counts:
                 conn.execute(sa.update(j).where(j.c.id == job_id).values(**batch.counts))
+
+    def _has_failed(self, conn: Any, mapping: str) -> bool:
+        """Whether the mapping has records on its retry list (most pages of most runs have none)."""
+        f = self.t["failed"]
+        return conn.execute(sa.select(f.c.record_id).where(f.c.mapping == mapping).limit(1)).first() is not None
 
     # -- job log queries ---------------------------------------------------------------------
     def jobs(
@@ -663,6 +672,12 @@ def _migrate_2(conn: Any, tables: dict[str, Any]) -> None:
 
 # Schema version -> the step that brings the previous version to it (steps only add).
 MIGRATIONS = {2: _migrate_2}
+
+
+def _coupling_columns(c: sa.Table) -> list:
+    """The couplings table columns in the order of the Coupling dataclass fields."""
+    return [c.c.mapping, c.c.local_id, c.c.integration_id, c.c.local_fp, c.c.integration_fp,
+            c.c.local_modified_on, c.c.integration_modified_on, c.c.last_values]
 
 
 def _coupling(r: Any) -> Coupling:

@@ -190,9 +190,13 @@ def canonical(value: Any) -> Any:
     return str(value)
 
 
+_PLAIN = frozenset((str, int, type(None)))
+
+
 def fingerprint(values: Sequence[Any]) -> str:
     """Fingerprint of a record's mapped values, in field-mapping order."""
-    text = repr(tuple([canonical(v) for v in values]))
+    # why: called for every record read and written; most values are already canonical (text, integers)
+    text = repr(tuple([v if type(v) in _PLAIN else canonical(v) for v in values]))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 

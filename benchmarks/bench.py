@@ -228,7 +228,7 @@ def chart(rows: list[dict], labels: dict[str, str], path: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rows", type=int, default=100_000, help="customers in the table (default 100,000)")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure; the median is reported (default 3, 1 at >= 1,000,000 rows)")
     parser.add_argument("--changed", type=float, default=1.0, help="per cent of rows the modified sync changes (default 1)")

@@ -123,8 +123,8 @@ def sizes(monkeypatch):
     wrap(sql_endpoint.SqlTable, "read_by_ids", lambda a, k, r: len(r))
     wrap(store.Store, "couplings_for", lambda a, k, r: max(len(a[2]), len(r)))
     wrap(store.Store, "add_pending", lambda a, k, r: len(a[0]))
-    wrap(store.Store, "commit_batch", lambda a, k, r: max(len(a[3].new_couplings) + len(a[3].changed_couplings), len(a[3].cleared_pending),
-                                                           len(a[3].succeeded)))
+    wrap(store.Store, "commit_batch",
+         lambda a, k, r: max(len(a[3].new_couplings) + len(a[3].changed_couplings), len(a[3].cleared_pending), len(a[3].succeeded)))
     return seen
 
 

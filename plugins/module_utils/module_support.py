@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.tablesync.integration.plugins.module_utils.errors import TableSyncError
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, TableSyncError
 
 ENDPOINT_TYPES = ["sqlite", "postgresql", "mysql", "dataverse", "business_central", "odata"]
 
@@ -101,7 +101,7 @@ def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "in
     try:
         try:
             store = Store(module.params["store"], read_only=read_only, password=module.params.get("store_password"))
-        except sa_exc.SQLAlchemyError as exc:
+        except (sa_exc.SQLAlchemyError, ConfigurationError) as exc:
             # why: a store that cannot be reached is a setting to fix, not a module crash
             module.fail_json(msg="store: cannot open it (check the store option and that its server is reachable): %s" % _first_line(exc))
         for side in sides:

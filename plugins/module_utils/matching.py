@@ -150,7 +150,9 @@ def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[Match
     Memory is O(uncoupled records of the side): one key tuple and its ids each. That is the
     price of a hash join instead of a nested loop; coupled records are never kept.
     """
-    fields = [mapping.key(side)] + [k.field_on(side) for k in keys]
+    # why: a match field may be the key itself (a code); endpoints read each column once
+    fields = list(dict.fromkeys([mapping.key(side)] + [k.field_on(side) for k in keys]))
+    positions = [fields.index(k.field_on(side)) for k in keys]
     norms = [k.normaliser() for k in keys]
     index: dict[tuple[str, ...], list[str]] = {}
     for page in table.scan(fields, where=mapping.filters.get(side), page_size=batch_size):
@@ -159,7 +161,7 @@ def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[Match
         for row, rid in zip(page, ids):
             if rid in coupled:
                 continue
-            key = tuple(norm(v) for norm, v in zip(norms, row[1:]))
+            key = tuple(norm(row[pos]) for norm, pos in zip(norms, positions))
             if any(part is None for part in key):
                 _unmatched(result, side, rid, cap)
                 continue

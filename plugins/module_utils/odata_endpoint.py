@@ -352,7 +352,7 @@ class ODataTable(Table):
         deleted records are found there.
         """
         for document in self.client.pages(self._query([self.key], [], "%s asc" % self._prop(self.key)), self._page_headers(page_size)):
-            ids = [str(item.get(self._prop(self.key))).lower() for item in document.get("value", [])]
+            ids = [self._id_text(item.get(self._prop(self.key))) for item in document.get("value", [])]
             if ids:
                 yield ids
 
@@ -400,6 +400,10 @@ class ODataTable(Table):
             return None
         return str(uuid.uuid4())
 
+    def _id_text(self, value: Any) -> str:
+        """A record id as text: GUIDs in lower case, other keys (a code, a number) as they are."""
+        return str(value).lower() if self.kinds[self.key] == "uuid" else str(value)
+
     def _valid_id(self, record_id: str) -> bool:
         if self.kinds[self.key] != "uuid":
             return True
@@ -426,7 +430,10 @@ class ODataTable(Table):
             body[self._prop(column)] = self._to_wire(column, value)
         return body
 
-    def _entity(self, record_id: str) -> str:
+    def _entity(self, record_id: str, entities: Mapping[str, str] | None = None) -> str:
+        """The record's address; ``entities`` holds the entity ids of records keyed by another column."""
+        if entities and record_id in entities:
+            return "%s(%s)" % (self.url, entities[record_id])
         return "%s(%s)" % (self.url, self._literal(self.key, record_id))
 
     def _bodies(self, rows: Sequence[Mapping[str, Any]], with_key: bool) -> list[dict[str, Any] | WriteResult]:
@@ -442,7 +449,8 @@ class ODataTable(Table):
     # -- writes ------------------------------------------------------------------------------------------
     def insert(self, rows) -> list[WriteResult]:
         rows = [dict(r) for r in rows]
-        bodies = self._bodies(rows, with_key=self.kind != BUSINESS_CENTRAL)
+        # why: a Business Central record's id is the service's; a key such as a salesperson code is the client's
+        bodies = self._bodies(rows, with_key=not self.info.columns[self.key].server_generated)
         results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
         todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
         for chunk in _chunks(todo, self.endpoint.batch_size):
@@ -459,7 +467,8 @@ class ODataTable(Table):
     def _create_batch(self, chunk: list[int], rows: list, bodies: list, check_existing: bool) -> dict[int, WriteResult]:
         """Creates in a $batch, never making a record twice when an answer was lost on the way."""
         done: dict[int, WriteResult] = {}
-        own = {i: str(rows[i][self.key]) for i in chunk if rows[i].get(self.key) is not None}
+        # why: only an entity key makes a resent create fail as a duplicate; another key (a code) may not be unique there
+        own = {i: str(rows[i][self.key]) for i in chunk if rows[i].get(self.key) is not None} if self.key in self.etype.key else {}
         if own and check_existing:
             # why: a refused CreateMultiple may be a resent one whose first answer was lost: those records exist under our ids
             existing = {str(r[0]).lower() for r in self.read_by_ids(list(own.values()), [self.key])}
@@ -523,8 +532,9 @@ class ODataTable(Table):
         changes = [(rid, dict(values)) for rid, values in changes]
         results: list[WriteResult | None] = [None] * len(changes)
         etags: dict[str, str] = {}
+        entities: dict[str, str] = {}
         if self.kind == BUSINESS_CENTRAL:
-            etags = self._etags([change[0] for change in changes])
+            etags, entities = self._etags([change[0] for change in changes])
         todo = []
         bodies: dict[int, dict] = {}
         for index, (rid, values) in enumerate(changes):
@@ -544,7 +554,7 @@ class ODataTable(Table):
                 for i in chunk:
                     rid = changes[i][0]
                     # why: Dataverse PATCH is an upsert; If-Match: * makes it fail on a vanished record instead
-                    parts.append(BatchPart("PATCH", self._entity(rid), bodies[i], {"If-Match": etags.get(rid, "*")}))
+                    parts.append(BatchPart("PATCH", self._entity(rid, entities), bodies[i], {"If-Match": etags.get(rid, "*")}))
                 done = [self._written(changes[i][0], resp) for i, resp in zip(chunk, self._batch(parts))]
             for i, res in zip(chunk, done):
                 results[i] = res
@@ -567,7 +577,7 @@ class ODataTable(Table):
 
     def delete(self, ids) -> list[WriteResult]:
         ids = list(ids)
-        etags = self._etags(ids) if self.kind == BUSINESS_CENTRAL else {}
+        etags, entities = self._etags(ids) if self.kind == BUSINESS_CENTRAL else ({}, {})
         results: dict[str, WriteResult] = {}
         todo = []
         for rid in ids:
@@ -576,7 +586,7 @@ class ODataTable(Table):
             else:
                 todo.append(rid)
         for chunk in _chunks(todo, self.endpoint.batch_size):
-            parts = [BatchPart("DELETE", self._entity(rid), None, {"If-Match": etags.get(rid, "*")}) for rid in chunk]
+            parts = [BatchPart("DELETE", self._entity(rid, entities), None, {"If-Match": etags.get(rid, "*")}) for rid in chunk]
             for rid, resp in zip(chunk, self._batch(parts)):
                 results[rid] = self._written(rid, resp)
         return [results[rid] for rid in ids]
@@ -588,16 +598,21 @@ class ODataTable(Table):
             return _missing(rid)
         return WriteResult(False, record_id=rid, error=response.error_message())
 
-    def _etags(self, ids: Sequence[str]) -> dict[str, str]:
-        """Current ETags (Business Central requires the record's own on PATCH and DELETE)."""
-        out: dict[str, str] = {}
+    def _etags(self, ids: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Current ETags (Business Central requires the record's own on PATCH and DELETE) and, for a
+        table keyed by another column than the entity key (a code), each record's entity id."""
+        out: dict[str, tuple[str, str | None]] = {}
         key = self._prop(self.key)
+        entity_keys = [k for k in self.etype.key if k != key]
+        fields = [self.key] + [k for k in entity_keys if k in self.props.values()]
         for chunk in _chunks([i for i in ids if self._valid_id(i)], 50):
             condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
-            for document in self.client.pages(self._query([self.key], [condition])):
+            for document in self.client.pages(self._query(fields, [condition])):
                 for item in document.get("value", []):
-                    out[str(item.get(key)).lower()] = item.get("@odata.etag") or "*"
-        return {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
+                    entity = item.get(entity_keys[0]) if len(entity_keys) == 1 else None
+                    out[str(item.get(key)).lower()] = (item.get("@odata.etag") or "*", None if entity is None else str(entity))
+        found = {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
+        return {rid: v[0] for rid, v in found.items()}, {rid: v[1] for rid, v in found.items() if v[1] is not None}
 
     def _batch(self, parts: list[BatchPart], resend: bool = True) -> list[Response]:
         if self.kind == BUSINESS_CENTRAL:

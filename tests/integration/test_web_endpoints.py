@@ -7,7 +7,9 @@ from this test process while ansible-playbook runs the modules.
 from __future__ import annotations
 
 import json
+import math
 import os
+import sqlite3
 
 import pytest
 
@@ -23,7 +25,12 @@ from tests.support.web_schemas import (
 
 SECRET_BC = "bc-Secret~7Qp2-never-in-output"
 SECRET_DV = "dv-Secret~9Xz4-never-in-output"
-LOOKUPS = {"contacts.parentcustomerid": {"navigation": "parentcustomerid_account", "entity_set": "accounts"}}
+# Dataverse's ownerid and parentcustomerid are polymorphic: the endpoint option names the target
+# (the Web API binds an owner as ownerid@odata.bind: /systemusers(<id>)).
+LOOKUPS = {
+    "accounts.ownerid": {"navigation": "ownerid", "entity_set": "systemusers"},
+    "contacts.parentcustomerid": {"navigation": "parentcustomerid_account", "entity_set": "accounts"},
+}
 
 
 @pytest.fixture
@@ -76,7 +83,9 @@ def test_default_set_syncs_business_central_to_dataverse_full_and_modified(web):
     assert job_counts(full, "ITEM-PRODUCT")["inserted"] == 10
     assert job_counts(full, "CURRENCY")["inserted"] == 3
     assert job_counts(full, "UNITOFMEASURE")["inserted"] == 3
-    assert job_counts(full, "SALESPEOPLE")["inserted"] == 3
+    # salespeople exist on both sides: coupled on their code, none created twice
+    assert job_counts(full, "SALESPEOPLE")["coupled"] == 3 and job_counts(full, "SALESPEOPLE")["inserted"] == 0
+    assert len(bc.rows("salespeoplePurchasers")) == 3
     accounts = {a["accountnumber"]: a for a in dv.rows("accounts")}
     assert len(accounts) == 30 and accounts["C00012"]["name"] == "Customer 12"
     assert accounts["C00012"]["address1_city"] == "Springfield"
@@ -114,3 +123,77 @@ def test_client_secrets_never_appear_in_output_store_or_job_log(web):
     proc = ansible_playbook("web_sync.yml", *vars_file(tmp_path, values), "-vvvv", check=False)
     assert proc.returncode != 0 and "Invalid client secret" in proc.stdout
     assert SECRET_BC not in proc.stdout and SECRET_BC not in proc.stderr
+
+
+def couplings(tmp_path, mapping):
+    """local id -> integration id of one mapping, read from the store the playbook wrote."""
+    with sqlite3.connect(str(tmp_path / "store.sqlite")) as conn:
+        rows = conn.execute("SELECT local_id, integration_id FROM tablesync_couplings WHERE mapping = ?", (mapping,)).fetchall()
+    return dict(rows)
+
+
+def write_requests(svc) -> int:
+    return sum(n for (method, kind), n in svc.request_counts().items() if method in ("POST", "PATCH", "DELETE") and kind != "token")
+
+
+def bulk_target(writes_per_mapping) -> int:
+    """At most 2 write requests per 1,000 record writes of each mapping."""
+    return sum(2 * math.ceil(n / 1000) for n in writes_per_mapping if n)
+
+
+def assert_lookups_bound(bc, dv, tmp_path):
+    users, currencies = couplings(tmp_path, "SALESPEOPLE"), couplings(tmp_path, "CURRENCY")
+    accounts_of, units = couplings(tmp_path, "CUSTOMER"), couplings(tmp_path, "UNITOFMEASURE")
+    assert set(users.values()) == {u["systemuserid"] for u in dv.rows("systemusers")}
+    accounts = {a["accountid"]: a for a in dv.rows("accounts")}
+    for customer in bc.rows("customers"):
+        account = accounts[accounts_of[customer["number"]]]
+        assert account["_ownerid_value"] == users[customer["salespersonCode"]], customer["number"]
+        currency = customer["currencyId"] if customer["currencyId"] != "00000000-0000-0000-0000-000000000000" else None
+        assert account["_transactioncurrencyid_value"] == (currencies[currency] if currency else None), customer["number"]
+    contacts = {c["lastname"]: c for c in dv.rows("contacts")}
+    for contact in bc.rows("contacts"):
+        assert contacts[contact["displayName"]]["_parentcustomerid_value"] == accounts_of[contact["companyNumber"]]
+    products = {p["productnumber"]: p for p in dv.rows("products")}
+    for item in bc.rows("items"):
+        assert products[item["number"]]["_defaultuomscheduleid_value"] == units[item["baseUnitOfMeasureId"]]
+
+
+def test_default_set_binds_lookups_and_rebinds_a_moved_owner_in_bulk(tmp_path):
+    with ODataService("business_central", client_secret=SECRET_BC) as bc, ODataService("dataverse", client_secret=SECRET_DV) as dv:
+        declare_business_central(bc)
+        declare_dataverse(dv)
+        seed = seed_business_central(bc, customers=1200)
+        seed_dataverse_users(dv)
+        dv.reset_counters()
+        full = run_playbook(bc, dv, tmp_path)[0]
+        for name, inserted in (("CURRENCY", 3), ("UNITOFMEASURE", 3), ("CUSTOMER", 1200), ("CONTACTS", 1200), ("ITEM-PRODUCT", 10)):
+            assert job_counts(full, name)["inserted"] == inserted and job_counts(full, name)["failed"] == 0, name
+        assert_lookups_bound(bc, dv, tmp_path)
+        owners = {a["_ownerid_value"] for a in dv.rows("accounts")}
+        assert len(owners) == 3 and None not in owners
+        assert dv.row_writes["create"] == 2416
+        assert write_requests(dv) <= bulk_target([3, 3, 1200, 1200, 10])
+
+        # change four customers: one moves to another salesperson, one to another currency
+        customers = {c["number"]: c for c in bc.rows("customers")}
+        assert customers["C00000"]["salespersonCode"] == "SP00"
+        bc.update("customers", customers["C00000"]["id"], {"salespersonCode": "SP02"})
+        bc.update("customers", customers["C00001"]["id"], {"currencyId": seed["currencies"]["EUR"], "currencyCode": "EUR"})
+        bc.update("customers", customers["C00002"]["id"], {"email": "new2@example.com"})
+        bc.update("customers", customers["C00003"]["id"], {"displayName": "Renamed 3"})
+        before = {a["accountnumber"]: a for a in dv.rows("accounts")}
+        dv.reset_counters()
+        modified = run_playbook(bc, dv, tmp_path, sync_mode="modified", declare_mappings=False)[0]
+        assert job_counts(modified, "CUSTOMER")["modified"] == 4 and job_counts(modified, "CUSTOMER")["inserted"] == 0
+        assert all(job_counts(modified, name)["modified"] == 0 for name in ("CONTACTS", "ITEM-PRODUCT", "CURRENCY", "UNITOFMEASURE"))
+        after = {a["accountnumber"]: a for a in dv.rows("accounts")}
+        changed = sorted(n for n in after if after[n]["modifiedon"] != before[n]["modifiedon"] or after[n] != before[n])
+        assert changed == ["C00000", "C00001", "C00002", "C00003"]
+        users = couplings(tmp_path, "SALESPEOPLE")
+        assert before["C00000"]["_ownerid_value"] == users["SP00"] and after["C00000"]["_ownerid_value"] == users["SP02"]
+        assert after["C00001"]["_transactioncurrencyid_value"] == couplings(tmp_path, "CURRENCY")[seed["currencies"]["EUR"]]
+        assert after["C00002"]["emailaddress1"] == "new2@example.com" and after["C00003"]["name"] == "Renamed 3"
+        assert dv.row_writes["update"] == 4 and dv.row_writes["create"] == 0
+        assert write_requests(dv) <= bulk_target([4])
+        assert_lookups_bound(bc, dv, tmp_path)

@@ -35,7 +35,8 @@ def declare_dataverse(svc: ODataService, change_tracking: bool = True) -> None:
         lookups={"parentcustomerid": [("parentcustomerid_account", "accounts"), ("parentcustomerid_contact", "contacts")]},
     )
     svc.add_entity_set("products", fields={"productnumber": "string(100)", "name": "string(100)", "price": "money",
-                                           "standardcost": "money", "producttypecode": "int"}, change_tracking=change_tracking)
+                                           "standardcost": "money", "producttypecode": "int"}, change_tracking=change_tracking,
+                       lookups={"defaultuomscheduleid": ("defaultuomscheduleid", "uomschedules")})
 
 
 def declare_business_central(svc: ODataService) -> None:
@@ -47,7 +48,7 @@ def declare_business_central(svc: ODataService) -> None:
         "customers",
         fields={"number": "string(20)", "displayName": "string(100)", "addressLine1": "string(100)", "city": "string(30)",
                 "postalCode": "string(20)", "country": "string(10)", "phoneNumber": "string(30)", "email": "string(80)",
-                "creditLimit": "decimal", "salespersonCode": "string(20)", "currencyCode": "string(10)"},
+                "creditLimit": "decimal", "salespersonCode": "string(20)", "currencyId": "guid", "currencyCode": "string(10)"},
     )
     svc.add_entity_set(
         "contacts",
@@ -55,20 +56,24 @@ def declare_business_central(svc: ODataService) -> None:
                 "email": "string(80)", "phoneNumber": "string(30)"},
     )
     svc.add_entity_set("items", fields={"number": "string(20)", "displayName": "string(100)", "unitPrice": "decimal",
-                                        "unitCost": "decimal", "baseUnitOfMeasureCode": "string(10)"})
+                                        "unitCost": "decimal", "baseUnitOfMeasureId": "guid",
+                                        "baseUnitOfMeasureCode": "string(10)"})
 
 
 def seed_business_central(svc: ODataService, customers: int = 20) -> dict[str, Any]:
     """A small ERP: currencies, units, salespeople, customers with contacts, items."""
-    svc.insert("currencies", [{"code": c, "displayName": n, "symbol": s} for c, n, s in
-                              (("EUR", "Euro", "€"), ("USD", "US Dollar", "$"), ("GBP", "Pound Sterling", "£"))])
-    svc.insert("unitsOfMeasure", [{"code": c, "displayName": n} for c, n in (("PCS", "Piece"), ("BOX", "Box"), ("HOUR", "Hour"))])
+    currencies = dict(zip(("EUR", "USD", "GBP"), svc.insert("currencies", [
+        {"code": c, "displayName": n, "symbol": s} for c, n, s in (("EUR", "Euro", "€"), ("USD", "US Dollar", "$"), ("GBP", "Pound Sterling", "£"))])))
+    units = dict(zip(("PCS", "BOX", "HOUR"), svc.insert("unitsOfMeasure", [
+        {"code": c, "displayName": n} for c, n in (("PCS", "Piece"), ("BOX", "Box"), ("HOUR", "Hour"))])))
     svc.insert("salespeoplePurchasers", [{"code": "SP%02d" % i, "displayName": "Sales Person %d" % i, "email": "sp%d@example.com" % i}
                                          for i in range(3)])
     svc.insert("customers", [
         {"number": "C%05d" % i, "displayName": "Customer %d" % i, "addressLine1": "%d Main Street" % i, "city": "Springfield",
          "postalCode": "%05d" % (10000 + i), "country": "US", "phoneNumber": "+1 555 %04d" % i, "email": "c%d@example.com" % i,
-         "creditLimit": 1000 + i * 10.5, "salespersonCode": "SP%02d" % (i % 3), "currencyCode": "USD"}
+         "creditLimit": 1000 + i * 10.5, "salespersonCode": "SP%02d" % (i % 3),
+         # every fifth customer is in the local currency: Business Central leaves its currency blank
+         **({} if i % 5 == 4 else {"currencyId": currencies["USD"], "currencyCode": "USD"})}
         for i in range(customers)
     ])
     svc.insert("contacts", [
@@ -77,8 +82,9 @@ def seed_business_central(svc: ODataService, customers: int = 20) -> dict[str, A
         for i in range(customers)
     ])
     svc.insert("items", [{"number": "I%04d" % i, "displayName": "Item %d" % i, "unitPrice": 10 + i, "unitCost": 5 + i / 4,
-                          "baseUnitOfMeasureCode": "PCS"} for i in range(10)])
-    return {"customers": customers, "contacts": customers, "items": 10}
+                          "baseUnitOfMeasureId": units["BOX" if i % 2 else "PCS"], "baseUnitOfMeasureCode": "BOX" if i % 2 else "PCS"}
+                          for i in range(10)])
+    return {"customers": customers, "contacts": customers, "items": 10, "currencies": currencies, "units": units}
 
 
 def seed_dataverse_users(svc: ODataService) -> list[str]:

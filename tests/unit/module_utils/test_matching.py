@@ -116,6 +116,21 @@ def test_matching_is_case_and_space_sensitive_when_asked(shared):
     assert loose.counts["ambiguous"] == 5 and strict.counts["ambiguous"] == 0
 
 
+def test_matching_on_the_key_itself(shared):
+    # the CRM holds the ERP's customer number: the match field is the local key
+    data = shared.data
+    execute(data.crm, "update account set accountnumber = 'C' || substr(accountnumber, 2) where accountnumber like 'A%'")
+    shared.declare([customer_mapping("to_integration")])
+    store, endpoints = shared.engine(read_only=True)
+    mapping = Mapping.from_definition(customer_mapping("to_integration"))
+    tables = open_tables(mapping, endpoints)
+    mapping.bind(tables)
+    result = match_mapping(mapping, tables, store, match_on=[{"field": "no", "integration_field": "accountnumber"}])
+    by_number = dict(rows(data.crm, "select accountnumber, accountid from account"))
+    assert result.counts["coupled"] == 150 and result.counts["ambiguous"] == 0
+    assert sorted(result.pairs) == sorted(("C%05d" % i, by_number["C%05d" % i]) for i in range(150))
+
+
 def test_matching_on_two_fields_and_empty_values(shared):
     data = shared.data
     execute(data.erp, "update customer set email = null where no = 'C00002'")

@@ -127,6 +127,7 @@ class MappingSync:
         self.handled: dict[str, set[str]] = {"local": set(), "integration": set()}
         self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
         self.planned = options.planned if options.planned is not None else {}
+        self._plans: dict[tuple, list[tuple]] = {}  # why: the field plan of a flow is the same for every record
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -291,20 +292,32 @@ class MappingSync:
             self.store.commit_batch(mapping.name, self.run_id or "", self.result.job_id or 0, batch)
 
     # -- field values --------------------------------------------------------------------------------
+    def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> list[tuple]:
+        """Per destination field: name, source position (None for a constant), field mapping, source field, converter, transform."""
+        key = (id(flow), for_update, tuple(positions))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = []
+            dst_key = self.mapping.key(flow.dst)
+            for fm, conv, transform in zip(flow.fields, flow.converters, flow.transforms):
+                name = fm.field_on(flow.dst)
+                if for_update and name == dst_key:
+                    continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
+                src_field = None if fm.is_constant else fm.field_on(flow.src)
+                plan.append((name, None if src_field is None else positions[src_field], fm, src_field, conv, transform))
+            self._plans[key] = plan
+        return plan
+
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
         """Destination values of one record: value map or lookup, transforms, then type conversion."""
         values: dict[str, Any] = {}
-        dst_key = self.mapping.key(flow.dst)
-        for fm, conv, transform in zip(flow.fields, flow.converters, flow.transforms):
-            name = fm.field_on(flow.dst)
-            if for_update and name == dst_key:
-                continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
-            raw = fm.constant if fm.is_constant else row[positions[fm.field_on(flow.src)]]
+        for name, pos, fm, src_field, conv, transform in self._value_plan(flow, positions, for_update):
+            raw = fm.constant if pos is None else row[pos]
             try:
                 if fm.value_map is not None:
                     raw = fm.value_map.translate(raw, flow.dst)
                 elif fm.lookup is not None:
-                    raw = self._lookup(fm.lookup, flow.src, fm.field_on(flow.src), raw)
+                    raw = self._lookup(fm.lookup, flow.src, src_field, raw)
                 if transform is not None:
                     raw = transform(raw)
                 values[name] = conv(raw)
@@ -477,6 +490,12 @@ class MappingSync:
             else:
                 self.result.counts["unchanged"] += 1  # both sides changed to the same values
 
+    def _pending_fp(self, dst: str, ch: _Change) -> str:
+        """The destination fingerprint of a record about to be created, computed once."""
+        if ch.dst_fp is None:
+            ch.dst_fp = self._fp_of(dst, ch.values)
+        return ch.dst_fp
+
     def _set_fps(self, cp: Coupling, flow: Flow, ch: _Change) -> None:
         dst_fp = ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
         if flow.src == "local":
@@ -508,7 +527,7 @@ class MappingSync:
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
         self.store.add_pending([
-            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": self._fp_of(dst, ch.values)})
+            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": self._pending_fp(dst, ch)})
             for ch in inserts
         ])
         results = table.insert([ch.values for ch in inserts])

@@ -81,9 +81,12 @@ def seed_business_central(svc: ODataService, customers: int = 20) -> dict[str, A
          "email": "ct%d@example.com" % i, "phoneNumber": "+1 555 9%03d" % i}
         for i in range(customers)
     ])
-    svc.insert("items", [{"number": "I%04d" % i, "displayName": "Item %d" % i, "unitPrice": 10 + i, "unitCost": 5 + i / 4,
-                          "baseUnitOfMeasureId": units["BOX" if i % 2 else "PCS"], "baseUnitOfMeasureCode": "BOX" if i % 2 else "PCS"}
-                          for i in range(10)])
+    items = [
+        {"number": "I%04d" % i, "displayName": "Item %d" % i, "unitPrice": 10 + i, "unitCost": 5 + i / 4,
+         "baseUnitOfMeasureId": units["BOX" if i % 2 else "PCS"], "baseUnitOfMeasureCode": "BOX" if i % 2 else "PCS"}
+        for i in range(10)
+    ]
+    svc.insert("items", items)
     return {"customers": customers, "contacts": customers, "items": 10, "currencies": currencies, "units": units}
 
 

@@ -24,6 +24,23 @@ def default_mapping_set() -> list[dict[str, Any]]:
         return yaml.safe_load(handle)["default_mappings_set"]
 
 
+def customer_account_mapping(**options: Any) -> dict[str, Any]:
+    """The demo's customer <-> account mapping (to_integration); options set any key, such as fields or direction."""
+    mapping = {
+        "name": "CUSTOMER",
+        "local_table": "customer",
+        "local_key": "no",
+        "local_modified_field": "modified_on",
+        "integration_table": "account",
+        "integration_key": "accountid",
+        "integration_modified_field": "modifiedon",
+        "direction": "to_integration",
+        "fields": [],
+    }
+    mapping.update(options)
+    return mapping
+
+
 def rows(path: str, sql: str, *params: Any) -> list[tuple]:
     conn = sqlite3.connect(path)
     try:

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.support.fixtures import customer_account_mapping
+
 ERP_SCHEMA = """
 CREATE TABLE customer (
     no TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, phone TEXT,
@@ -26,24 +28,13 @@ CREATE TABLE account (
 
 
 def customer_mapping(direction: str = "bidirectional", **extra: Any) -> dict[str, Any]:
-    definition = {
-        "name": "CUSTOMER",
-        "local_table": "customer",
-        "local_key": "no",
-        "local_modified_field": "modified_on",
-        "integration_table": "account",
-        "integration_key": "accountid",
-        "integration_modified_field": "modifiedon",
-        "direction": direction,
-        "fields": [
-            {"field": "no", "integration_field": "accountnumber"},
-            {"field": "name", "integration_field": "name"},
-            {"field": "email", "integration_field": "emailaddress1"},
-            {"field": "phone", "integration_field": "telephone1"},
-        ],
-    }
-    definition.update(extra)
-    return definition
+    fields = [
+        {"field": "no", "integration_field": "accountnumber"},
+        {"field": "name", "integration_field": "name"},
+        {"field": "email", "integration_field": "emailaddress1"},
+        {"field": "phone", "integration_field": "telephone1"},
+    ]
+    return customer_account_mapping(**dict({"direction": direction, "fields": fields}, **extra))
 
 
 @dataclass

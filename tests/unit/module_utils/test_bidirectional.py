@@ -5,30 +5,19 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError
-from tests.support.fixtures import execute, rows
+from tests.support.fixtures import customer_account_mapping, execute, rows
 
 
 def customer_mapping(**options):
     """customer <-> account, both ways; e-mail only flows to the CRM."""
-    mapping = {
-        "name": "CUSTOMER",
-        "local_table": "customer",
-        "local_key": "no",
-        "local_modified_field": "modified_on",
-        "integration_table": "account",
-        "integration_key": "accountid",
-        "integration_modified_field": "modifiedon",
-        "direction": "bidirectional",
-        "fields": [
-            {"field": "no", "integration_field": "accountnumber"},
-            {"field": "name", "integration_field": "name"},
-            {"field": "city", "integration_field": "address1_city"},
-            {"field": "phone", "integration_field": "telephone1"},
-            {"field": "email", "integration_field": "emailaddress1", "direction": "to_integration"},
-        ],
-    }
-    mapping.update(options)
-    return mapping
+    fields = [
+        {"field": "no", "integration_field": "accountnumber"},
+        {"field": "name", "integration_field": "name"},
+        {"field": "city", "integration_field": "address1_city"},
+        {"field": "phone", "integration_field": "telephone1"},
+        {"field": "email", "integration_field": "emailaddress1", "direction": "to_integration"},
+    ]
+    return customer_account_mapping(**dict({"direction": "bidirectional", "fields": fields}, **options))
 
 
 def job(run, name="CUSTOMER"):

@@ -7,25 +7,13 @@ import pytest
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import dependencies_of, order_mappings
-from tests.support.fixtures import default_mapping_set, execute, rows
+from tests.support.fixtures import customer_account_mapping, default_mapping_set, execute, rows
 
 ORDER = ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
 
 
 def customer_mapping(fields, **options):
-    mapping = {
-        "name": "CUSTOMER",
-        "local_table": "customer",
-        "local_key": "no",
-        "local_modified_field": "modified_on",
-        "integration_table": "account",
-        "integration_key": "accountid",
-        "integration_modified_field": "modifiedon",
-        "direction": "to_integration",
-        "fields": [{"field": "no", "integration_field": "accountnumber"}] + fields,
-    }
-    mapping.update(options)
-    return mapping
+    return customer_account_mapping(**dict({"fields": [{"field": "no", "integration_field": "accountnumber"}] + fields}, **options))
 
 
 def job(run, name="CUSTOMER"):

@@ -59,6 +59,8 @@ class Table(abc.ABC):
 
     info: TableInfo
     key: str
+    # why: a table with change tracking (Dataverse) answers "what changed or was deleted since" without a full read
+    supports_change_tracking: bool = False
 
     @abc.abstractmethod
     def scan(

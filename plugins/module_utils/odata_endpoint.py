@@ -180,6 +180,7 @@ class ODataTable(Table):
         self.endpoint = endpoint
         self.client = endpoint.client
         self.kind = endpoint.kind
+        self.supports_change_tracking = self.kind == DATAVERSE  # tried per read; ChangeRead.enabled says if the entity has it
         self.set_name = set_name
         self.etype = etype
         self.props: dict[str, str] = {}  # column -> property name on the wire
@@ -627,6 +628,7 @@ class ChangeRead:
     """One change-tracking read: iterate ``pages()``, then keep ``delta_link`` for the next read."""
 
     EXPIRED = "0x80044352"  # ExpiredVersionStamp (Dataverse web service error codes)
+    NOT_ENABLED = "0x80072491"  # ChangeTrackingNotEnabledForEntity
 
     def __init__(self, table: ODataTable, fields: list[str], delta_link: str | None, where: Any, page_size: int):
         self.table = table
@@ -635,6 +637,7 @@ class ChangeRead:
         self.page_size = page_size
         self.start = delta_link
         self.full = delta_link is None
+        self.enabled = True  # False when the entity has no change tracking: nothing is read, use scan()
         self.delta_link: str | None = None
 
     def pages(self) -> Iterator[tuple[list[tuple], list[str]]]:
@@ -642,17 +645,22 @@ class ChangeRead:
         table = self.table
         names = list(dict.fromkeys([*self.fields, *(sorted(self.where.fields) if self.where is not None else [])]))
         headers = {"Prefer": "odata.track-changes,odata.maxpagesize=%d" % max(1, min(self.page_size, table.endpoint.page_size))}
-        url = self.start or table._query(names)
-        if self.start:
-            response = table.client.request("GET", self.start, headers=headers)
-            if response.status == 400 and response.error_code() == self.EXPIRED:
-                self.full, url = True, table._query(names)
-            elif response.status != 200:
-                raise EndpointError("change tracking read of %s: %s" % (table.set_name, response.error_message()))
+        url: str | None = self.start or table._query(names)
+        response = table.client.request("GET", url, headers=headers)  # type: ignore[arg-type]
+        code = response.error_code() if response.status == 400 else None
+        if self.start and code == self.EXPIRED:
+            self.full, url = True, table._query(names)
+            response = table.client.request("GET", url, headers=headers)
+            code = response.error_code() if response.status == 400 else None
+        if code == self.NOT_ENABLED:
+            self.enabled = False
+            return
+        if response.status != 200:
+            raise EndpointError("change tracking read of %s: %s" % (table.set_name, response.error_message()))
         width = len(self.fields)
         key = table._prop(table.key)
-        while url:
-            document = table.client.get_json(url, headers)
+        document = response.json()
+        while True:
             rows, deleted = [], []
             for item in document.get("value", []):
                 if "$deletedEntity" in str(item.get("@odata.context", "")):
@@ -665,6 +673,8 @@ class ChangeRead:
             url = document.get("@odata.nextLink")
             if not url:
                 self.delta_link = document.get("@odata.deltaLink")
+                return
+            document = table.client.get_json(url, headers)
 
 
 class _Refused(Exception):

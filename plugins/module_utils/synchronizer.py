@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,10 @@ class MappingSync:
         if self.opts.mode == "modified" and modified_field:
             since = self.store.watermark(self.mapping.name, src) if self.store.exists else None
         mod_pos = fields.index(modified_field) if modified_field else None
-        for page in table.scan(fields, where=where, modified_field=modified_field, modified_since=since, page_size=self.opts.batch_size):
+        changes = self._read_changes(src, table, fields, where)
+        pages = changes[0] if changes is not None else table.scan(
+            fields, where=where, modified_field=modified_field, modified_since=since, page_size=self.opts.batch_size)
+        for page in pages:
             if mod_pos is not None:
                 page_max = max((r[mod_pos] for r in page if r[mod_pos] is not None), default=None)
                 if page_max is not None and (max_seen is None or page_max > max_seen):
@@ -208,6 +212,49 @@ class MappingSync:
             self._process_page(flow, fields, page, retry)
         if modified_field and max_seen is not None and not self.opts.dry_run:
             self._advance_watermark(src, max_seen, read_started, since)
+        if changes is not None and changes[1].delta_link and not self.opts.dry_run:
+            # why: saved only after every page of the job is committed, so a failed run reads the same changes again
+            self.store.set_setting(self._delta_key(src), changes[1].delta_link)
+
+    def _delta_key(self, side: str) -> str:
+        return "delta.%s.%s" % (self.mapping.name, side)
+
+    def _read_changes(self, src: str, table: Table, fields: list[str], where: Any) -> tuple[Iterator[list[tuple]], Any] | None:
+        """Pages of a change-tracking read and the read itself, or None when the table has no change tracking.
+
+        A modified run reads what changed since the saved delta link; without one, when the
+        service says it expired, and in full syncs, this is a full read (the mapping filter then
+        applies on the client) that ends with a fresh delta link.
+        """
+        if not table.supports_change_tracking:
+            return None
+        link = self.store.get_setting(self._delta_key(src)) if self.opts.mode == "modified" and self.store.exists else None
+        read = table.track_changes(fields, link, where=where, page_size=self.opts.batch_size)  # type: ignore[attr-defined]
+        pages = self._change_pages(src, read)
+        first = next(pages, None)
+        if not read.enabled:
+            return None
+        return itertools.chain([] if first is None else [first], pages), read
+
+    def _change_pages(self, src: str, read: Any) -> Iterator[list[tuple]]:
+        for rows, deleted in read.pages():
+            if deleted and self.store.exists:
+                self._changes_deleted(src, deleted)
+            yield rows
+
+    def _changes_deleted(self, side: str, ids: list[str]) -> None:
+        """Coupled records the change-tracking read reports deleted are handled as a full sync's deletion check would."""
+        couplings = self.store.couplings_for(self.mapping.name, side, ids)
+        if not couplings:
+            return  # uncoupled records: nothing was synchronised from them
+        keep = OTHER_SIDE[side]
+        batch = BatchCommit()
+        for cp in couplings.values():
+            if cp.side_id(keep) not in self.handled[keep]:
+                self._source_deleted(cp, side, batch)
+        if not self.opts.dry_run:
+            batch.counts = dict(self.result.counts)
+            self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch)
 
     def _advance_watermark(self, side: str, max_seen: Any, read_started: datetime.datetime, previous: Any) -> None:
         """Keep the latest modified-on seen, but never closer to now than the safety overlap.
@@ -566,6 +613,7 @@ class MappingSync:
         cp = ch.coupling
         policy = self.mapping.deletion_conflict_resolution
         dst_id = cp.side_id(flow.dst)  # type: ignore[union-attr]
+        self.handled[flow.src].add(ch.src_id)  # why: a change-tracking read reporting the deletion later must not handle it twice
         if policy == "remove_coupling":
             self._uncouple(batch, cp, flow.src, ch.src_id)  # type: ignore[arg-type]
         elif policy == "restore_records":
@@ -609,6 +657,7 @@ class MappingSync:
         fields = mapping.read_fields(keep)
         rows = self.tables[keep].read_by_ids([keep_id], fields)
         if not rows:
+            self._uncouple(batch, cp, None, None)  # both records are gone
             return
         row = rows[0]
         positions = {f: i for i, f in enumerate(fields)}

@@ -21,19 +21,12 @@ from ansible_collections.tablesync.integration.plugins.module_utils import sql_e
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
+from tests.support.fixtures import customer_account_mapping
 
 BATCH = 500
 COLUMNS = (("no", "accountnumber"), ("name", "name"), ("city", "address1_city"), ("email", "emailaddress1"), ("credit_limit", "creditlimit"))
-MAPPING = {
-    "name": "CUSTOMER",
-    "local_table": "customer",
-    "local_key": "no",
-    "local_modified_field": "modified_on",
-    "integration_table": "account",
-    "integration_key": "accountid",
-    "direction": "to_integration",
-    "fields": [{"field": local, "integration_field": crm} for local, crm in COLUMNS],
-}
+# the streaming test's account table has no modified-on column
+MAPPING = customer_account_mapping(integration_modified_field=None, fields=[{"field": local, "integration_field": crm} for local, crm in COLUMNS])
 BASE = datetime.datetime(2025, 1, 1)
 
 

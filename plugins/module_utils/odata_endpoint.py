@@ -38,6 +38,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.http_client 
     Response,
 )
 from ansible_collections.tablesync.integration.plugins.module_utils.odata_metadata import EntityType, Metadata
+from ansible_collections.tablesync.integration.plugins.module_utils.values import new_record_id
 
 DATAVERSE = "dataverse"
 BUSINESS_CENTRAL = "business_central"
@@ -399,7 +400,7 @@ class ODataTable(Table):
         # why: a client-chosen GUID recorded before the create makes a rerun find the record instead of duplicating it
         if self.kind == BUSINESS_CENTRAL or self.kinds[self.key] != "uuid":
             return None
-        return str(uuid.uuid4())
+        return new_record_id()
 
     def _id_text(self, value: Any) -> str:
         """A record id as text: GUIDs in lower case, other keys (a code, a number) as they are."""

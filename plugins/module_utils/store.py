@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover - reported by the modules
     SQLALCHEMY_IMPORT_ERROR = traceback.format_exc()
 
 # 1: first release. 2: runs record the process (pid, host) that ran them.
-SCHEMA_VERSION = 2
+# 3: pending-create intents are kept one row per page of creates, not one row per record.
+SCHEMA_VERSION = 3
 COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
 
@@ -59,23 +60,25 @@ class Coupling:
     def side_id(self, side: str) -> str:
         return self.local_id if side == "local" else self.integration_id
 
+    def values(self, now: datetime.datetime | None = None) -> tuple:
+        """The store row of the coupling, in the order of COUPLING_COLUMNS."""
+        return (self.mapping, self.local_id, self.integration_id, self.local_fp, self.integration_fp, self.local_modified_on,
+                self.integration_modified_on, self.last_values, now or utcnow())
+
     def row(self, now: datetime.datetime | None = None) -> dict[str, Any]:
-        return {
-            "mapping": self.mapping,
-            "local_id": self.local_id,
-            "integration_id": self.integration_id,
-            "local_fp": self.local_fp,
-            "integration_fp": self.integration_fp,
-            "local_modified_on": self.local_modified_on,
-            "integration_modified_on": self.integration_modified_on,
-            "last_values": self.last_values,
-            "synced_at": now or utcnow(),
-        }
+        return dict(zip(COUPLING_COLUMNS, self.values(now)))
+
+
+COUPLING_COLUMNS = ("mapping", "local_id", "integration_id", "local_fp", "integration_fp", "local_modified_on", "integration_modified_on",
+                    "last_values", "synced_at")
 
 
 @dataclass
 class PendingCreate:
-    """Intent recorded before a record is created, so a crash before coupling is repaired."""
+    """Intent recorded before a record is created, so a crash before coupling is repaired.
+
+    ``page`` is the store row holding the intents of one page of creates (set when read back).
+    """
 
     mapping: str
     source_side: str
@@ -83,6 +86,7 @@ class PendingCreate:
     dest_id: str | None
     dest_values: dict[str, Any]
     fingerprints: dict[str, Any] = field(default_factory=dict)
+    page: int | None = None
 
 
 @dataclass
@@ -92,7 +96,7 @@ class BatchCommit:
     new_couplings: list[Coupling] = field(default_factory=list)
     changed_couplings: list[Coupling] = field(default_factory=list)
     removed_couplings: list[tuple[str, str]] = field(default_factory=list)  # (local_id, integration_id)
-    cleared_pending: list[tuple[str, str]] = field(default_factory=list)  # (source_side, source_id)
+    cleared_pending: list[int] = field(default_factory=list)  # pages of pending-create intents
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (side, record_id, message)
     succeeded: list[tuple[str, str]] = field(default_factory=list)  # (side, record_id)
     counts: dict[str, int] = field(default_factory=dict)
@@ -136,15 +140,14 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("synced_at", ts, nullable=False),
         sa.UniqueConstraint("mapping", "integration_id", name="uq_tablesync_couplings_integration"),
     )
+    # why: one row per page of creates; a row per record cost a full sync as much as its couplings
     t["pending"] = sa.Table(
-        "tablesync_pending_creates",
+        "tablesync_pending_pages",
         metadata,
-        sa.Column("mapping", text, primary_key=True),
-        sa.Column("source_side", sa.String(16), primary_key=True),
-        sa.Column("source_id", text, primary_key=True),
-        sa.Column("dest_id", text),
-        sa.Column("dest_values", sa.Text, nullable=False),
-        sa.Column("fingerprints", sa.Text, nullable=False),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("mapping", text, nullable=False, index=True),
+        sa.Column("source_side", sa.String(16), nullable=False),
+        sa.Column("entries", sa.Text, nullable=False),
         sa.Column("created_at", ts, nullable=False),
     )
     t["failed"] = sa.Table(
@@ -400,7 +403,7 @@ class Store:
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 # why: plain rows into the dataclass by position; no per-row mapping view
-                for r in conn.execute(stmt, {"ids": list(ids[start:start + 500])}):
+                for r in conn.execute(stmt, {"ids": list(ids[start:start + 500])}).all():
                     out[r[key]] = Coupling(*r)
         return out
 
@@ -469,35 +472,29 @@ class Store:
                 conn.execute(w.insert(), [{"mapping": mapping, "side": side, "value": value}])
 
     # -- pending creates and retries --------------------------------------------------------
-    def add_pending(self, items: Sequence[PendingCreate]) -> None:
+    def add_pending(self, items: Sequence[PendingCreate]) -> int | None:
+        """Record the intents of one page of creates (one mapping, one source side) in one row; returns the row's id."""
         if not items:
-            return
-        now = utcnow()
-        rows = [
-            {
-                "mapping": p.mapping,
-                "source_side": p.source_side,
-                "source_id": p.source_id,
-                "dest_id": p.dest_id,
-                # why: recovery finds a record by its id when the id is known beforehand; the values
-                # are needed only to find a record whose key the destination generates
-                "dest_values": "{}" if p.dest_id is not None else json.dumps(p.dest_values, default=str, sort_keys=True),
-                "fingerprints": json.dumps(p.fingerprints, default=str),
-                "created_at": now,
-            }
-            for p in items
-        ]
+            return None
+        first = items[0]
+        if any(p.mapping != first.mapping or p.source_side != first.source_side for p in items):
+            raise ValueError("internal error: a page of pending creates spans mappings or sides")
+        # why: recovery finds a record by its id when the id is known beforehand; the values
+        # are needed only to find a record whose key the destination generates
+        entries = [[p.source_id, p.dest_id, None if p.dest_id is not None else p.dest_values, p.fingerprints] for p in items]
+        t = self.t["pending"]
+        row = {"mapping": first.mapping, "source_side": first.source_side, "entries": json.dumps(entries, default=str, sort_keys=True),
+               "created_at": utcnow()}
         with self._write() as conn:
-            bulk_insert(conn, self.t["pending"], rows)
+            return conn.execute(t.insert(), row).inserted_primary_key[0]
 
     def pending(self, mapping: str) -> list[PendingCreate]:
+        """The intents of pages of creates a killed run left behind."""
         p = self.t["pending"]
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(p).where(p.c.mapping == mapping)).mappings().all()
-        return [
-            PendingCreate(r["mapping"], r["source_side"], r["source_id"], r["dest_id"], json.loads(r["dest_values"]), json.loads(r["fingerprints"]))
-            for r in rows
-        ]
+            rows = conn.execute(sa.select(p.c.id, p.c.source_side, p.c.entries).where(p.c.mapping == mapping).order_by(p.c.id)).all()
+        return [PendingCreate(mapping, side, source_id, dest_id, values or {}, fps or {}, page)
+                for page, side, entries in rows for source_id, dest_id, values, fps in json.loads(entries)]
 
     def failed_ids(self, mapping: str, side: str) -> list[str]:
         f = self.t["failed"]
@@ -549,7 +546,7 @@ class Store:
             for chunk in _chunks([pair[0] for pair in batch.removed_couplings]):
                 conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id.in_(chunk)))
             if batch.new_couplings:
-                bulk_insert(conn, c, [cp.row(now) for cp in batch.new_couplings])
+                bulk_insert(conn, c, COUPLING_COLUMNS, [cp.values(now) for cp in batch.new_couplings])
             if batch.changed_couplings:
                 stmt = (
                     sa.update(c)
@@ -571,8 +568,8 @@ class Store:
                     row["_l"] = row.pop("local_id")
                     params.append(row)
                 conn.execute(stmt, params)
-            for side, ids in _by_side(batch.cleared_pending):
-                conn.execute(p.delete().where(p.c.mapping == mapping, p.c.source_side == side, p.c.source_id.in_(ids)))
+            for chunk in _chunks(sorted(set(batch.cleared_pending))):
+                conn.execute(p.delete().where(p.c.id.in_(chunk)))
             # why: most pages have no failed records to clear; one cheap probe spares the deletes
             succeeded = list(batch.succeeded) if batch.succeeded and self._has_failed(conn, mapping) else []
             for side, ids in _by_side(succeeded + [(item[0], item[1]) for item in batch.failed]):
@@ -670,8 +667,25 @@ def _migrate_2(conn: Any, tables: dict[str, Any]) -> None:
             conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s" % (tables["runs"].name, column, ddl)))
 
 
-# Schema version -> the step that brings the previous version to it (steps only add).
-MIGRATIONS = {2: _migrate_2}
+def _migrate_3(conn: Any, tables: dict[str, Any]) -> None:
+    """Pending-create intents move from one row per record to one row per page."""
+    pages = tables["pending"]
+    pages.create(conn, checkfirst=True)
+    if not sa.inspect(conn).has_table("tablesync_pending_creates"):
+        return
+    old = sa.Table("tablesync_pending_creates", sa.MetaData(), autoload_with=conn)
+    grouped: dict[tuple[str, str], list] = {}
+    for r in conn.execute(sa.select(old)).mappings():
+        values = json.loads(r["dest_values"]) if r["dest_id"] is None else None
+        grouped.setdefault((r["mapping"], r["source_side"]), []).append([r["source_id"], r["dest_id"], values, json.loads(r["fingerprints"])])
+    for (mapping, side), entries in grouped.items():
+        conn.execute(pages.insert(), [{"mapping": mapping, "source_side": side, "entries": json.dumps(entries, sort_keys=True),
+                                       "created_at": utcnow()}])
+    old.drop(conn)
+
+
+# Schema version -> the step that brings the previous version to it (steps add; 3 replaces a table).
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
 
 
 def _coupling_columns(c: sa.Table) -> list:

@@ -18,9 +18,10 @@ import dataclasses
 import datetime
 import itertools
 import json
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -312,11 +313,14 @@ class MappingSync:
             if coupled:
                 partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled, mapping.read_fields(dst))}
         restores: list[_Change] = []
+        mirror = self._mirror(flow, positions)
         for row, sid, fp, cp in todo:
             try:
                 if cp is None:
-                    inserts.append(_Change(sid, fp, self._values(flow, row, positions, False), row[mod_pos] if mod_pos is not None else None,
-                                           row=row))
+                    values = self._values(flow, row, positions, False)
+                    mirrored = mirror is not None and all(map(operator.is_, mirror[0](values), mirror[1](row)))
+                    inserts.append(_Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None, row=row,
+                                           dst_fp=fp if mirrored else None))
                     continue
                 change = _Change(sid, fp, {}, row[mod_pos] if mod_pos is not None else None, cp, row=row)
                 if mapping.bidirectional:
@@ -339,26 +343,56 @@ class MappingSync:
             self.store.commit_batch(mapping.name, self.run_id or "", self.result.job_id or 0, batch)
 
     # -- field values --------------------------------------------------------------------------------
-    def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> list[tuple]:
-        """Per destination field: name, source position (None for a constant), field mapping, source field, converter, transform."""
+    def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> tuple[list[tuple], list[tuple]]:
+        """The field plan of a flow: fields that only need their type conversion, as (name, source position,
+        converter), and the others, as (name, source position or None for a constant, field mapping, source field,
+        converter, transform)."""
         key = (id(flow), for_update, tuple(positions))
         plan = self._plans.get(key)
         if plan is None:
-            plan = []
+            simple: list[tuple] = []
+            other: list[tuple] = []
             dst_key = self.mapping.key(flow.dst)
             for fm, conv, transform in zip(flow.fields, flow.converters, flow.transforms):
                 name = fm.field_on(flow.dst)
                 if for_update and name == dst_key:
                     continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
                 src_field = None if fm.is_constant else fm.field_on(flow.src)
-                plan.append((name, None if src_field is None else positions[src_field], fm, src_field, conv, transform))
-            self._plans[key] = plan
+                if src_field is not None and fm.value_map is None and fm.lookup is None and transform is None:
+                    simple.append((name, positions[src_field], conv))
+                else:
+                    other.append((name, None if src_field is None else positions[src_field], fm, src_field, conv, transform))
+            plan = self._plans[key] = (simple, other)
         return plan
+
+    def _mirror(self, flow: Flow, positions: dict[str, int]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
+        """Getters of the destination values and of the source values they come from, when the two sides'
+        fingerprints cover the same fields in the same order.
+
+        Why: a created record whose values all passed through unconverted then has the source's
+        fingerprint on the destination too, and a full sync need not compute it twice.
+        """
+        simple, other = self._value_plan(flow, positions, False)
+        mapping = self.mapping
+        if other or len(simple) < 2 or [e[0] for e in simple] != mapping.side_fields(flow.dst):
+            return None
+        if [fm.field_on(flow.src) for fm in flow.fields] != mapping.side_fields(flow.src):
+            return None
+        return operator.itemgetter(*[e[0] for e in simple]), operator.itemgetter(*[e[1] for e in simple])
 
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
         """Destination values of one record: value map or lookup, transforms, then type conversion."""
-        values: dict[str, Any] = {}
-        for name, pos, fm, src_field, conv, transform in self._value_plan(flow, positions, for_update):
+        simple, other = self._value_plan(flow, positions, for_update)
+        try:
+            values = {name: conv(row[pos]) for name, pos, conv in simple}
+        except ConversionError:
+            values = {}
+            for name, pos, conv in simple:  # why: find the field to name (the rare path)
+                try:
+                    values[name] = conv(row[pos])
+                except ConversionError as exc:
+                    raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
+        for name, pos, fm, src_field, conv, transform in other:
             raw = fm.constant if pos is None else row[pos]
             try:
                 if fm.value_map is not None:
@@ -573,10 +607,11 @@ class MappingSync:
                 self.result.counts["inserted"] += 1
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
-        self.store.add_pending([
+        page = self.store.add_pending([
             PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": self._pending_fp(dst, ch)})
             for ch in inserts
         ])
+        batch.cleared_pending.append(page)  # type: ignore[arg-type]
         results = table.insert([ch.values for ch in inserts])
         written = {}
         if self.mapping.bidirectional:
@@ -586,7 +621,6 @@ class MappingSync:
             written = {id_text(r[0]): r for r in table.read_by_ids(new_ids, fields)} if new_ids else {}
             dst_positions = {f: i for i, f in enumerate(fields)}
         for ch, res in zip(inserts, results):
-            batch.cleared_pending.append((src, ch.src_id))
             if not res.ok:
                 self._fail(batch, src, ch.src_id, res.error or "refused")
                 continue
@@ -710,8 +744,8 @@ class MappingSync:
         batch = BatchCommit()
         known = self.store.couplings_for(self.mapping.name, flow.src, [p.source_id for p in pending])
         taken: set[str] = set()
+        batch.cleared_pending.extend({p.page for p in pending})  # type: ignore[misc]
         for p in pending:
-            batch.cleared_pending.append((p.source_side, p.source_id))
             if p.source_id in known:
                 continue
             if p.dest_id is not None:

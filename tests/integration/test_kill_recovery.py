@@ -73,4 +73,4 @@ def test_sigkill_at_several_points_then_rerun_has_no_duplicates_and_no_losses(tm
     assert rows(demo.crm, "select count(*) from contact")[0][0] == contacts
     assert rows(demo.store_path, "select count(*), count(distinct integration_id) from tablesync_couplings where mapping = 'CONTACTS'")[0] == (
         contacts, contacts)
-    assert rows(demo.store_path, "select count(*) from tablesync_pending_creates")[0][0] == 0
+    assert rows(demo.store_path, "select count(*) from tablesync_pending_pages")[0][0] == 0

@@ -55,6 +55,33 @@ def test_store_is_created_then_an_older_schema_is_migrated(kind, request, tmp_pa
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_per_record_intents_of_a_version_2_store_become_pages(kind, request, tmp_path):
+    """A run killed under version 2 left per-record intents; after the upgrade they are still repaired."""
+    location = _store_location(kind, request, tmp_path)
+    Store(location).close()
+    _query(location, "drop table tablesync_pending_pages")
+    _query(location, "create table tablesync_pending_creates (mapping varchar(255) not null, source_side varchar(16) not null, "
+                     "source_id varchar(255) not null, dest_id varchar(255), dest_values text not null, fingerprints text not null, "
+                     "created_at timestamp not null, primary key (mapping, source_side, source_id))")
+    _query(location, "insert into tablesync_pending_creates values "
+                     "('CUSTOMER', 'local', 'C1', 'a-1', '{}', '{\"dst\": \"d1\", \"src\": \"s1\"}', '2026-01-01 00:00:00'), "
+                     "('CUSTOMER', 'local', 'C2', null, '{\"name\": \"Two\"}', '{\"dst\": \"d2\", \"src\": \"s2\"}', '2026-01-01 00:00:00')")
+    _query(location, "update tablesync_schema_info set value = '2' where key = 'schema_version'")
+    store = Store(location)
+    try:
+        pending = sorted(store.pending("CUSTOMER"), key=lambda p: p.source_id)
+        assert [(p.source_side, p.source_id, p.dest_id, p.dest_values, p.fingerprints) for p in pending] == [
+            ("local", "C1", "a-1", {}, {"src": "s1", "dst": "d1"}),
+            ("local", "C2", None, {"name": "Two"}, {"src": "s2", "dst": "d2"}),
+        ]
+        assert len({p.page for p in pending}) == 1
+    finally:
+        store.close()
+    assert not sa.inspect(sa.create_engine(location if "://" in location else "sqlite:///" + location)).has_table("tablesync_pending_creates")
+    assert _query(location, "select value from tablesync_schema_info where key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_a_store_with_a_newer_schema_is_refused(kind, request, tmp_path):
     location = _store_location(kind, request, tmp_path)
     Store(location).close()

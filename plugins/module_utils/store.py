@@ -422,6 +422,11 @@ class Store:
             last = rows[-1].local_id
             yield rows
 
+    def has_couplings(self, mapping: str) -> bool:
+        c = self.t["couplings"]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(c.c.local_id).where(c.c.mapping == mapping).limit(1)).first() is not None
+
     def count_couplings(self, mapping: str) -> int:
         if not self.exists:
             return 0

@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover - reported by the modules
     SQLALCHEMY_IMPORT_ERROR = traceback.format_exc()
 
 # 1: first release. 2: runs record the process (pid, host) that ran them.
-# 3: pending-create intents are kept one row per page of creates, not one row per record.
+# 3: pending-create intents are kept one row per page of creates, not one row per record; partial indexes of the
+#    couplings never synchronised.
 SCHEMA_VERSION = 3
 COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
@@ -140,6 +141,12 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("synced_at", ts, nullable=False),
         sa.UniqueConstraint("mapping", "integration_id", name="uq_tablesync_couplings_integration"),
     )
+    c = t["couplings"].c
+    for side in ("local", "integration"):
+        # why: couplings never synchronised are few; a modified run asks for them, and without these
+        # partial indexes that question read every coupling of the mapping (0.14 s at 1,000,000)
+        unsynced = c[side + "_fp"].is_(None)
+        sa.Index("ix_tablesync_couplings_%s_unsynced" % side, c.mapping, c[side + "_id"], sqlite_where=unsynced, postgresql_where=unsynced)
     # why: one row per page of creates; a row per record cost a full sync as much as its couplings
     t["pending"] = sa.Table(
         "tablesync_pending_pages",
@@ -673,7 +680,9 @@ def _migrate_2(conn: Any, tables: dict[str, Any]) -> None:
 
 
 def _migrate_3(conn: Any, tables: dict[str, Any]) -> None:
-    """Pending-create intents move from one row per record to one row per page."""
+    """Pending-create intents move from one row per record to one row per page; couplings never synchronised are indexed."""
+    for index in tables["couplings"].indexes:
+        index.create(conn, checkfirst=True)
     pages = tables["pending"]
     pages.create(conn, checkfirst=True)
     if not sa.inspect(conn).has_table("tablesync_pending_creates"):

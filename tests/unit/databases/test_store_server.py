@@ -30,6 +30,14 @@ def _query(location, sql):
         engine.dispose()
 
 
+def _has_table(location, name):
+    engine = sa.create_engine(location if "://" in location else "sqlite:///" + location)
+    try:
+        return sa.inspect(engine).has_table(name)
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_store_is_created_then_an_older_schema_is_migrated(kind, request, tmp_path):
     location = _store_location(kind, request, tmp_path)
@@ -60,6 +68,8 @@ def test_per_record_intents_of_a_version_2_store_become_pages(kind, request, tmp
     location = _store_location(kind, request, tmp_path)
     Store(location).close()
     _query(location, "drop table tablesync_pending_pages")
+    for side in ("local", "integration"):
+        _query(location, "drop index ix_tablesync_couplings_%s_unsynced" % side)
     _query(location, "create table tablesync_pending_creates (mapping varchar(255) not null, source_side varchar(16) not null, "
                      "source_id varchar(255) not null, dest_id varchar(255), dest_values text not null, fingerprints text not null, "
                      "created_at timestamp not null, primary key (mapping, source_side, source_id))")
@@ -77,7 +87,13 @@ def test_per_record_intents_of_a_version_2_store_become_pages(kind, request, tmp
         assert len({p.page for p in pending}) == 1
     finally:
         store.close()
-    assert not sa.inspect(sa.create_engine(location if "://" in location else "sqlite:///" + location)).has_table("tablesync_pending_creates")
+    assert not _has_table(location, "tablesync_pending_creates")
+    engine = sa.create_engine(location if "://" in location else "sqlite:///" + location)
+    try:
+        indexes = {i["name"] for i in sa.inspect(engine).get_indexes("tablesync_couplings")}
+    finally:
+        engine.dispose()
+    assert {"ix_tablesync_couplings_local_unsynced", "ix_tablesync_couplings_integration_unsynced"} <= indexes
     assert _query(location, "select value from tablesync_schema_info where key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
 
 

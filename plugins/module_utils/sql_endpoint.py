@@ -360,9 +360,9 @@ class SqlTable(Table):
             return uuid.UUID(record_id)
         return record_id
 
-    def _bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        if not self._uuid_cols:
-            return dict(values)
+    def _bind(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self._uuid_cols or not self._uuid_cols.intersection(values):
+            return values  # why: nothing to convert; the caller's values are only read
         out = dict(values)
         for name in self._uuid_cols.intersection(out):
             if isinstance(out[name], str):

@@ -240,7 +240,8 @@ class Store:
 
         Returns whether the schema exists. Several processes may open a new store at once:
         creation and migration run under a schema lock. A read-only store is neither created
-        nor migrated (the next writing task migrates it; every migration only adds).
+        nor migrated (the next writing task migrates it; migrations keep every table and column
+        read-only tasks read: they add, and version 3 replaces only the pending-create intents).
         """
         if self.url.get_backend_name() == "sqlite" and self.read_only and not os.path.exists(self.url.database):
             return False
@@ -495,7 +496,7 @@ class Store:
         # are needed only to find a record whose key the destination generates
         entries = [[p.source_id, p.dest_id, None if p.dest_id is not None else p.dest_values, p.fingerprints] for p in items]
         t = self.t["pending"]
-        row = {"mapping": first.mapping, "source_side": first.source_side, "entries": json.dumps(entries, default=str, sort_keys=True),
+        row = {"mapping": first.mapping, "source_side": first.source_side, "entries": json.dumps(entries, default=str),
                "created_at": utcnow()}
         with self._write() as conn:
             return conn.execute(t.insert(), row).inserted_primary_key[0]

@@ -289,6 +289,7 @@ class MappingSync:
         mapping = self.mapping
         positions = {f: i for i, f in enumerate(fields)}
         fp_pos = [positions[f] for f in mapping.side_fields(src)]
+        fp_values = operator.itemgetter(*fp_pos) if len(fp_pos) > 1 else (lambda r: [r[i] for i in fp_pos])
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
         ids = [id_text(r[0]) for r in rows]
@@ -299,7 +300,7 @@ class MappingSync:
         inserts: list[_Change] = []
         todo: list[tuple[tuple, str, str, Coupling | None]] = []
         for row, sid in zip(rows, ids):
-            fp = fingerprint([row[i] for i in fp_pos])
+            fp = fingerprint(fp_values(row))
             cp = couplings.get(sid)
             if held(mapping, self.opts, src, sid, cp):
                 counts["skipped"] += 1

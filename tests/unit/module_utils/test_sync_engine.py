@@ -192,3 +192,16 @@ def test_crash_between_create_and_coupling_is_repaired_without_duplicates(demo):
     assert rows(demo.crm, "select count(*), count(distinct isocurrencycode) from transactioncurrency")[0] == (n, n)
     assert store.count_couplings("CURRENCY") == n
     assert store.pending("CURRENCY") == []
+
+
+def test_a_value_sqlite_stored_against_its_column_type_fails_only_its_record(demo):
+    """SQLite keeps text in a numeric column; the read must not fail the page, the record fails alone, naming the field."""
+    demo.declare()
+    bad = rows(demo.erp, "select max(no) from customer")[0][0]
+    execute(demo.erp, "update customer set credit_limit = 'lots' where no = ?", bad)
+    run = demo.run("full")
+    job = next(j for j in run.jobs if j.mapping == "CUSTOMER")
+    customers = rows(demo.erp, "select count(*) from customer")[0][0]
+    assert job.counts["failed"] == 1 and job.counts["inserted"] == customers - 1
+    assert job.errors[0]["record_id"] == bad and "creditlimit" in job.errors[0]["message"] and "lots" in job.errors[0]["message"]
+    assert rows(demo.crm, "select count(*) from account where accountnumber = ?", bad)[0][0] == 0

@@ -213,21 +213,28 @@ class Select:
 
     def __init__(self, stmt: Any):
         self.stmt = stmt
-        self._compiled: Any = None
         self._dialect: Any = None
+        self._compiled: Any = None
+        self._direct = False
+        self._params: list[tuple[str, Any]] = []
+        self._results: list[Any] = []
+
+    def _prepare(self, dialect: Any) -> None:
+        compiled = self.stmt.compile(dialect=dialect)
+        self._dialect, self._compiled = dialect, compiled
+        self._direct = compiled.positional and not any(b.expanding for b in compiled.binds.values())
+        if self._direct:
+            self._params = [(name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in compiled.positiontup]
+            self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.stmt.selected_columns]
 
     def rows(self, conn: Any, params: Mapping[str, Any] | None = None) -> list[tuple]:
-        dialect = conn.dialect
-        if self._dialect is not dialect:
-            self._dialect, self._compiled = dialect, self.stmt.compile(dialect=dialect)
-        compiled = self._compiled
-        if not compiled.positional or any(b.expanding for b in compiled.binds.values()):
+        if self._dialect is not conn.dialect:
+            self._prepare(conn.dialect)
+        if not self._direct:
             return [tuple(r) for r in conn.execute(self.stmt, dict(params or {})).all()]
+        compiled = self._compiled
         values = compiled.construct_params(dict(params or {}))
-        args = []
-        for name in compiled.positiontup:
-            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            args.append(values[name] if process is None else process(values[name]))
+        args = [values[name] if process is None else process(values[name]) for name, process in self._params]
         cursor = conn.connection.driver_connection.cursor()
         try:
             cursor.execute(compiled.string, args)
@@ -238,10 +245,9 @@ class Select:
             cursor.close()
         if not raw:
             return []
-        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.stmt.selected_columns]
-        if not any(processors):
+        if not any(self._results):
             return [tuple(r) for r in raw]
-        columns = [col if process is None else list(map(process, col)) for process, col in zip(processors, zip(*raw))]
+        columns = [col if process is None else list(map(process, col)) for process, col in zip(self._results, zip(*raw))]
         return list(zip(*columns))
 
 

@@ -420,11 +420,11 @@ class Store:
         c = self.t["couplings"]
         last = None
         while True:
-            stmt = sa.select(c).where(c.c.mapping == mapping).order_by(c.c.local_id).limit(batch)
+            stmt = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping).order_by(c.c.local_id).limit(batch)
             if last is not None:
                 stmt = stmt.where(c.c.local_id > last)
             with self.engine.connect() as conn:
-                rows = [_coupling(r) for r in conn.execute(stmt).mappings()]
+                rows = [Coupling(*r) for r in conn.execute(stmt).all()]
             if not rows:
                 return
             last = rows[-1].local_id
@@ -492,9 +492,7 @@ class Store:
         first = items[0]
         if any(p.mapping != first.mapping or p.source_side != first.source_side for p in items):
             raise ValueError("internal error: a page of pending creates spans mappings or sides")
-        # why: recovery finds a record by its id when the id is known beforehand; the values
-        # are needed only to find a record whose key the destination generates
-        entries = [[p.source_id, p.dest_id, None if p.dest_id is not None else p.dest_values, p.fingerprints] for p in items]
+        entries = [_pending_entry(p.source_id, p.dest_id, p.dest_values, p.fingerprints) for p in items]
         t = self.t["pending"]
         row = {"mapping": first.mapping, "source_side": first.source_side, "entries": json.dumps(entries, default=str),
                "created_at": utcnow()}
@@ -691,10 +689,10 @@ def _migrate_3(conn: Any, tables: dict[str, Any]) -> None:
     old = sa.Table("tablesync_pending_creates", sa.MetaData(), autoload_with=conn)
     grouped: dict[tuple[str, str], list] = {}
     for r in conn.execute(sa.select(old)).mappings():
-        values = json.loads(r["dest_values"]) if r["dest_id"] is None else None
-        grouped.setdefault((r["mapping"], r["source_side"]), []).append([r["source_id"], r["dest_id"], values, json.loads(r["fingerprints"])])
+        entry = _pending_entry(r["source_id"], r["dest_id"], json.loads(r["dest_values"]), json.loads(r["fingerprints"]))
+        grouped.setdefault((r["mapping"], r["source_side"]), []).append(entry)
     for (mapping, side), entries in grouped.items():
-        conn.execute(pages.insert(), [{"mapping": mapping, "source_side": side, "entries": json.dumps(entries, sort_keys=True),
+        conn.execute(pages.insert(), [{"mapping": mapping, "source_side": side, "entries": json.dumps(entries, default=str),
                                        "created_at": utcnow()}])
     old.drop(conn)
 
@@ -705,18 +703,13 @@ MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
 
 def _coupling_columns(c: sa.Table) -> list:
     """The couplings table columns in the order of the Coupling dataclass fields."""
-    return [c.c.mapping, c.c.local_id, c.c.integration_id, c.c.local_fp, c.c.integration_fp,
-            c.c.local_modified_on, c.c.integration_modified_on, c.c.last_values]
+    return [c.c[name] for name in COUPLING_COLUMNS if name != "synced_at"]
 
 
-def _coupling(r: Any) -> Coupling:
-    return Coupling(
-        mapping=r["mapping"],
-        local_id=r["local_id"],
-        integration_id=r["integration_id"],
-        local_fp=r["local_fp"],
-        integration_fp=r["integration_fp"],
-        local_modified_on=r["local_modified_on"],
-        integration_modified_on=r["integration_modified_on"],
-        last_values=r["last_values"],
-    )
+def _pending_entry(source_id: str, dest_id: str | None, dest_values: dict[str, Any], fingerprints: dict[str, Any]) -> list:
+    """One intent as a page row keeps it: [source id, destination id, destination values, fingerprints].
+
+    Why: recovery finds a record by its id when the id is known beforehand; the values are
+    kept only to find a record whose key the destination generates.
+    """
+    return [source_id, dest_id, None if dest_id is not None else dest_values, fingerprints]

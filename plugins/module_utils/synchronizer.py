@@ -130,7 +130,6 @@ class MappingSync:
         self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
         self.planned = options.planned if options.planned is not None else {}
         self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
-        self._uncoupled = False  # set while a scan cannot meet a coupled record
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -206,8 +205,8 @@ class MappingSync:
             fields, where=where, modified_field=modified_field, modified_since=since, page_size=self.opts.batch_size)
         # why: a keyset scan reads each record once, so when the mapping has no couplings yet (a first full sync)
         # no page can find one and the per-page coupling query is skipped
-        self._uncoupled = (changes is None and not self.opts.dry_run and self.store.exists  # check mode plans couplings it does not store
-                           and not self.store.has_couplings(self.mapping.name))
+        uncoupled = (changes is None and not self.opts.dry_run and self.store.exists  # check mode plans couplings it does not store
+                     and not self.store.has_couplings(self.mapping.name))
         for page in pages:
             if mod_pos is not None:
                 page_max = max((r[mod_pos] for r in page if r[mod_pos] is not None), default=None)
@@ -215,8 +214,7 @@ class MappingSync:
                     max_seen = page_max
             if retry:
                 page = [r for r in page if id_text(r[0]) not in retry]
-            self._process_page(flow, fields, page, retry)
-        self._uncoupled = False
+            self._process_page(flow, fields, page, retry, coupled=not uncoupled)
         if modified_field and max_seen is not None and not self.opts.dry_run:
             self._advance_watermark(src, max_seen, read_started, since)
         if changes is not None and changes[1].delta_link and not self.opts.dry_run:
@@ -277,7 +275,8 @@ class MappingSync:
         self.store.set_watermark(self.mapping.name, side, value)
 
     # -- one page -------------------------------------------------------------------------------------
-    def _process_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str]) -> None:
+    def _process_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str], coupled: bool = True) -> None:
+        """Synchronise one page of source records; ``coupled`` False: none of them can be coupled (no lookup)."""
         src, dst = flow.src, flow.dst
         handled = self.handled[src]
         if handled:
@@ -293,7 +292,7 @@ class MappingSync:
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
         ids = [id_text(r[0]) for r in rows]
-        couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and not self._uncoupled else {}
+        couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         batch = BatchCommit()
         updates: list[_Change] = []

@@ -171,23 +171,9 @@ def canonical(value: Any) -> Any:
     if value is None or value.__class__ in _PLAIN_CLASSES:  # exact types: bool is an int
         return value
     by_class = _CANONICAL_BY_CLASS.get(value.__class__)
-    if by_class is not None:  # why: the common driver types without the isinstance chain below
-        return by_class(value)
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, decimal.Decimal):
-        return _canonical_decimal(value)
-    if isinstance(value, float):
-        return _canonical_float(value)
-    if isinstance(value, datetime.datetime):
-        return _canonical_datetime(value)
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return str(value)
+    if by_class is None:  # why: a subclass (or another type) takes the form of the first kind it is, else its text
+        by_class = next((form for cls, form in _CANONICAL_BY_CLASS.items() if isinstance(value, cls)), str)
+    return by_class(value)
 
 
 def _canonical_decimal(value: decimal.Decimal) -> Any:
@@ -209,14 +195,18 @@ def _canonical_datetime(value: datetime.datetime) -> str:
 
 
 _PLAIN_CLASSES = frozenset((str, int))
+# Canonical form by Python type; order matters for subclasses (a datetime is also a date, a bool an int).
 _CANONICAL_BY_CLASS: dict[type, Callable[[Any], Any]] = {
     bool: int,
     decimal.Decimal: _canonical_decimal,
     float: _canonical_float,
     datetime.datetime: _canonical_datetime,
     datetime.date: datetime.date.isoformat,
+    datetime.time: datetime.time.isoformat,
     uuid.UUID: str,
     bytes: bytes.hex,
+    bytearray: bytearray.hex,
+    memoryview: lambda value: bytes(value).hex(),
 }
 _PLAIN = frozenset((str, int, type(None)))
 

@@ -59,8 +59,11 @@ class Table(abc.ABC):
 
     info: TableInfo
     key: str
+    endpoint: Endpoint
     # why: a table with change tracking (Dataverse) answers "what changed or was deleted since" without a full read
     supports_change_tracking: bool = False
+    # why: a table whose pages another process can read while this one writes (see read_ahead)
+    supports_read_ahead: bool = False
 
     @abc.abstractmethod
     def scan(
@@ -125,6 +128,13 @@ class Endpoint(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most endpoints hold nothing to release
         """Release connections."""
+
+    def release_before_fork(self) -> bool:
+        """Make the process safe to fork (see read_ahead); False when it cannot be. Web endpoints need nothing."""
+        return True
+
+    def renew_after_fork(self) -> None:  # noqa: B027 - most endpoints hold nothing a child must renew
+        """In a forked child: open connections of its own from now on."""
 
     def describe(self) -> dict[str, str]:
         return {"side": self.side, "type": self.type, "address": self.address()}

@@ -105,8 +105,9 @@ class SyncRunner:
 
     def __init__(self, store: Store, endpoints: dict[str, Endpoint], dry_run: bool = False, batch_size: int = 1000,
                  max_records: int = 100, watermark_overlap: float = 60.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 rebind: bool = False):
+                 rebind: bool = False, read_ahead: bool = True):
         self.store = store
+        self.read_ahead = read_ahead
         self.lock_timeout = lock_timeout
         self.rebind = rebind
         self.endpoints = endpoints
@@ -169,6 +170,7 @@ class SyncRunner:
                     batch_size=self.batch_size,
                     max_records=self.max_records,
                     watermark_overlap=self.watermark_overlap,
+                    read_ahead=self.read_ahead,
                     planned=planned if self.dry_run else None,
                 )
                 job = MappingSync(mapping, tables, flows, self.store, run_id, opts)

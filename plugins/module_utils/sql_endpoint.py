@@ -149,6 +149,27 @@ def _create_sql_engine(url: sa.engine.URL, require_tls: bool = False) -> sa.engi
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+def release_before_fork(engine: sa.engine.Engine) -> bool:
+    """Close an engine's idle connections before the process forks; False when that is not safe.
+
+    Why: SQLite keeps per-process lock state for each open database file, and a child forked
+    with a connection open shares it and may read without its locks. An in-memory database
+    or a connection in use cannot be closed. Server databases need nothing: the child opens
+    its own connections (``renew_after_fork``) and never touches the parent's.
+    """
+    if engine.url.get_backend_name() != "sqlite":
+        return True
+    if engine.url.database in (None, "", ":memory:") or engine.pool.checkedout():
+        return False
+    engine.dispose()
+    return True
+
+
+def renew_after_fork(engine: sa.engine.Engine) -> None:
+    """In a forked child: leave the parent's connections alone (not even closing them) and open new ones."""
+    engine.dispose(close=False)
+
+
 def bulk_insert(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Insert rows (value tuples in the order of ``columns``) in one transaction, through the fastest path the driver has.
 
@@ -321,6 +342,8 @@ if HAS_SQLALCHEMY:
 
 
 class SqlTable(Table):
+    supports_read_ahead = True
+
     def __init__(self, endpoint: SqlEndpoint, table: sa.Table, key: str):
         self.endpoint = endpoint
         self.table = table
@@ -558,6 +581,12 @@ class SqlEndpoint(Endpoint):
 
     def address(self) -> str:
         return safe_address(self.url)
+
+    def release_before_fork(self) -> bool:
+        return release_before_fork(self.engine)
+
+    def renew_after_fork(self) -> None:
+        renew_after_fork(self.engine)
 
     def binding_address(self) -> str:
         """Which database this is, whoever connects: the file, or host:port/database[/schema]."""

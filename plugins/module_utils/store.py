@@ -29,7 +29,14 @@ try:
     import sqlalchemy as sa
 
     from ansible_collections.tablesync.integration.plugins.module_utils.locking import schema_lock
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import bulk_insert, create_sql_engine, safe_address, sql_url
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import (
+        bulk_insert,
+        create_sql_engine,
+        release_before_fork,
+        renew_after_fork,
+        safe_address,
+        sql_url,
+    )
 
     HAS_SQLALCHEMY = True
     SQLALCHEMY_IMPORT_ERROR = None
@@ -88,6 +95,16 @@ class PendingCreate:
     dest_values: dict[str, Any]
     fingerprints: dict[str, Any] = field(default_factory=dict)
     page: int | None = None
+
+
+@dataclass
+class PendingPage:
+    """The intents of one page of creates as one store row: ``entries`` is their JSON (see _pending_entry)."""
+
+    mapping: str
+    source_side: str
+    entries: str
+    size: int
 
 
 @dataclass
@@ -300,6 +317,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def release_before_fork(self) -> bool:
+        return release_before_fork(self.engine)
+
+    def renew_after_fork(self) -> None:
+        renew_after_fork(self.engine)
+
     def _write(self) -> Any:
         if self.read_only:
             raise ConfigurationError("internal error: write to a read-only store")
@@ -485,17 +508,10 @@ class Store:
                 conn.execute(w.insert(), [{"mapping": mapping, "side": side, "value": value}])
 
     # -- pending creates and retries --------------------------------------------------------
-    def add_pending(self, items: Sequence[PendingCreate]) -> int | None:
-        """Record the intents of one page of creates (one mapping, one source side) in one row; returns the row's id."""
-        if not items:
-            return None
-        first = items[0]
-        if any(p.mapping != first.mapping or p.source_side != first.source_side for p in items):
-            raise ValueError("internal error: a page of pending creates spans mappings or sides")
-        entries = [_pending_entry(p.source_id, p.dest_id, p.dest_values, p.fingerprints) for p in items]
+    def add_pending(self, page: PendingPage) -> int:
+        """Record the intents of one page of creates in one row; returns the row's id."""
         t = self.t["pending"]
-        row = {"mapping": first.mapping, "source_side": first.source_side, "entries": json.dumps(entries, default=str),
-               "created_at": utcnow()}
+        row = {"mapping": page.mapping, "source_side": page.source_side, "entries": page.entries, "created_at": utcnow()}
         with self._write() as conn:
             return conn.execute(t.insert(), row).inserted_primary_key[0]
 
@@ -704,6 +720,15 @@ MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
 def _coupling_columns(c: sa.Table) -> list:
     """The couplings table columns in the order of the Coupling dataclass fields."""
     return [c.c[name] for name in COUPLING_COLUMNS if name != "synced_at"]
+
+
+def pending_page(items: Sequence[PendingCreate]) -> PendingPage:
+    """The intents of one page of creates (one mapping, one source side), encoded as the store keeps them."""
+    first = items[0]
+    if any(p.mapping != first.mapping or p.source_side != first.source_side for p in items):
+        raise ValueError("internal error: a page of pending creates spans mappings or sides")
+    entries = [_pending_entry(p.source_id, p.dest_id, p.dest_values, p.fingerprints) for p in items]
+    return PendingPage(first.mapping, first.source_side, json.dumps(entries, default=str), len(items))
 
 
 def _pending_entry(source_id: str, dest_id: str | None, dest_values: dict[str, Any], fingerprints: dict[str, Any]) -> list:

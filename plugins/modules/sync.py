@@ -62,6 +62,15 @@ options:
     description: Records read, written and committed together.
     type: int
     default: 1000
+  read_ahead:
+    description:
+      - Plan the next pages of source records in a second process while this one writes the current page
+        (reading, converting and fingerprinting overlap with the writes, on a second CPU core).
+      - Applies to one-way mappings read from a SQL table whose lookups name other mappings, in real runs,
+        from the second page on; other jobs run in one process whatever this says.
+      - The second process only reads; every write stays in this one, in the same order.
+    type: bool
+    default: true
   max_reported_records:
     description: At most this many changed records and errors are returned.
     type: int
@@ -268,6 +277,7 @@ def main() -> None:
         mappings={"type": "list", "elements": "str"},
         after_full_sync={"type": "str", "default": "restore", "choices": ["restore", "create_new_records", "only_coupled_records"]},
         batch_size={"type": "int", "default": 1000},
+        read_ahead={"type": "bool", "default": True},
         max_reported_records={"type": "int", "default": 100},
         tolerate_record_errors={"type": "bool", "default": False},
         watermark_overlap={"type": "int", "default": 60},
@@ -289,6 +299,7 @@ def main() -> None:
             watermark_overlap=p["watermark_overlap"],
             lock_timeout=p["lock_timeout"],
             rebind=p["rebind"],
+            read_ahead=p["read_ahead"],
         )
         run = runner.run(p["mode"], p["mappings"], p["after_full_sync"])
     records, truncated = run.records(p["max_reported_records"])

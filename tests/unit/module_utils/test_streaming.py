@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import os
 import sqlite3
 import tracemalloc
 
@@ -69,10 +70,10 @@ def close(st, endpoints) -> None:
     st.close()
 
 
-def run(paths: dict[str, str], mode: str):
+def run(paths: dict[str, str], mode: str, read_ahead: bool = True):
     st, endpoints = engine(paths)
     try:
-        return SyncRunner(st, endpoints, batch_size=BATCH).run(mode).jobs[0].counts
+        return SyncRunner(st, endpoints, batch_size=BATCH, read_ahead=read_ahead).run(mode).jobs[0].counts
     finally:
         close(st, endpoints)
 
@@ -85,20 +86,50 @@ def change(paths: dict[str, str], count: int) -> None:
     conn.close()
 
 
-@pytest.fixture
-def sizes(monkeypatch):
-    """Record the number of records every endpoint and store call handles."""
-    seen: dict[str, list[int]] = {}
+class Sizes:
+    """The number of records each instrumented call handled, in call order, from every process of the sync.
 
-    def record(name: str, count: int) -> None:
-        seen.setdefault(name, []).append(count)
+    Why a file: with read-ahead a second process reads and plans pages; its calls are counted too.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def record(self, name: str, count: int) -> None:
+        with open(self.path, "a") as fh:  # one short append per call: lines of two processes do not mix
+            fh.write("%s %d %d\n" % (name, count, os.getpid()))
+
+    def _lines(self) -> list[tuple[str, int, int]]:
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as fh:
+            return [(n, int(c), int(p)) for n, c, p in (line.split() for line in fh)]
+
+    def __getitem__(self, name: str) -> list[int]:
+        return [c for n, c, _pid in self._lines() if n == name]
+
+    def __contains__(self, name: str) -> bool:
+        return bool(self[name])
+
+    def processes(self, name: str) -> set[int]:
+        return {p for n, _c, p in self._lines() if n == name}
+
+    def clear(self) -> None:
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+@pytest.fixture
+def sizes(monkeypatch, tmp_path):
+    """Record the number of records every endpoint and store call handles."""
+    seen = Sizes(str(tmp_path / "sizes.log"))
 
     def wrap(cls, name, measure):
         original = getattr(cls, name)
 
         def wrapper(self, *args, **kwargs):
             result = original(self, *args, **kwargs)
-            record(name, measure(args, kwargs, result))
+            seen.record(name, measure(args, kwargs, result))
             return result
 
         monkeypatch.setattr(cls, name, wrapper)
@@ -107,7 +138,7 @@ def sizes(monkeypatch):
 
     def scan(self, *args, **kwargs):
         for page in original_scan(self, *args, **kwargs):
-            record("scan", len(page))
+            seen.record("scan", len(page))
             yield page
 
     monkeypatch.setattr(sql_endpoint.SqlTable, "scan", scan)
@@ -115,19 +146,23 @@ def sizes(monkeypatch):
     wrap(sql_endpoint.SqlTable, "update", lambda a, k, r: len(r))
     wrap(sql_endpoint.SqlTable, "read_by_ids", lambda a, k, r: len(r))
     wrap(store.Store, "couplings_for", lambda a, k, r: max(len(a[2]), len(r)))
-    wrap(store.Store, "add_pending", lambda a, k, r: len(a[0]))
+    wrap(store.Store, "add_pending", lambda a, k, r: a[0].size)
     wrap(store.Store, "commit_batch",
          lambda a, k, r: max(len(a[3].new_couplings) + len(a[3].changed_couplings), len(a[3].cleared_pending), len(a[3].succeeded)))
     return seen
 
 
-def test_sync_of_a_table_larger_than_a_batch_never_handles_more_than_a_batch(tmp_path, sizes):
+@pytest.mark.parametrize("read_ahead", [True, False], ids=["read-ahead", "one-process"])
+def test_sync_of_a_table_larger_than_a_batch_never_handles_more_than_a_batch(tmp_path, sizes, read_ahead):
     paths = build(tmp_path, 5000)
     declare(paths)
 
-    counts = run(paths, "full")
+    counts = run(paths, "full", read_ahead)
     assert counts["inserted"] == 5000 and counts["failed"] == 0
     assert sizes["scan"] == [BATCH] * 10, "the source is read in pages of batch_size"
+    # the first page is read here; with read-ahead a second process reads the others while this one writes
+    assert len(sizes.processes("scan")) == (2 if read_ahead else 1)
+    assert sizes.processes("insert") == {os.getpid()}, "only this process writes"
     assert sum(sizes["insert"]) == 5000 and max(sizes["insert"]) <= BATCH
     assert sum(sizes["commit_batch"]) == 5000 and max(sizes["commit_batch"]) <= BATCH
     assert "couplings_for" not in sizes, "a first full sync has no couplings to look up"
@@ -138,7 +173,7 @@ def test_sync_of_a_table_larger_than_a_batch_never_handles_more_than_a_batch(tmp
 
     # a full re-run fetches every coupling, still a page at a time
     sizes.clear()
-    counts = run(paths, "full")
+    counts = run(paths, "full", read_ahead)
     assert counts["unchanged"] == 5000 and counts["inserted"] == counts["modified"] == 0
     assert sizes["couplings_for"] == [BATCH] * 10
     assert "insert" not in sizes and "update" not in sizes
@@ -146,7 +181,7 @@ def test_sync_of_a_table_larger_than_a_batch_never_handles_more_than_a_batch(tmp
     # a modified run over more changes than a batch updates them a batch at a time
     change(paths, 1200)
     sizes.clear()
-    counts = run(paths, "modified")
+    counts = run(paths, "modified", read_ahead)
     assert counts["modified"] == 1200 and counts["read"] == 1200
     assert sizes["scan"] == [500, 500, 200]
     assert sizes["update"] == [500, 500, 200]

@@ -89,6 +89,15 @@ class Table(abc.ABC):
     def insert(self, rows: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
         """Create records; each result carries the new record's id."""
 
+    def prepare_insert(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        """``rows`` made ready ahead of their insert (another process may do it, see read_ahead), or None
+        when this table inserts them as they are."""
+        return None
+
+    def insert_prepared(self, prepared: Any, ids: Sequence[str]) -> list[WriteResult]:
+        """Create what ``prepare_insert`` made ready; ``ids`` are the records' keys, in order."""
+        raise NotImplementedError("%s prepares no inserts" % type(self).__name__)
+
     @abc.abstractmethod
     def update(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]:
         """Update records by id; a missing record gives ``missing=True``, never an insert."""

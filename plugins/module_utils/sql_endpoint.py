@@ -17,6 +17,7 @@ import traceback
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
@@ -170,6 +171,62 @@ def renew_after_fork(engine: sa.engine.Engine) -> None:
     engine.dispose(close=False)
 
 
+@dataclass
+class PreparedRows:
+    """Rows made ready for one INSERT ahead of it (possibly in another process, see read_ahead).
+
+    ``statement`` set: the compiled INSERT and ``rows`` as the driver takes them (the columns'
+    bind processors applied, in ``columns`` order); None: ``rows`` keep Python values (COPY, or
+    SQLAlchemy's path).
+    """
+
+    columns: tuple[str, ...]
+    rows: list[tuple]
+    statement: str | None = None
+
+
+def prepare_rows(dialect: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> PreparedRows:
+    """Value tuples in the order of ``columns`` made ready for ``write_rows``."""
+    columns = tuple(columns)
+    if len(rows) < 2 or dialect.name == "postgresql":
+        return PreparedRows(columns, list(rows))
+    statement, order = _insert_statement(table, columns, dialect)
+    if statement is None:  # why: a dialect with named parameters keeps SQLAlchemy's path
+        return PreparedRows(columns, list(rows))
+    by_name = dict(zip(columns, zip(*rows)))
+    columns_values = []
+    for c in order:  # why: column by column, each distinct value converted by the column's bind processor once
+        values = by_name[c]
+        process = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            try:
+                values = list(map({v: process(v) for v in set(values) if v is not None}.get, values))  # None stays None
+            except TypeError:  # an unhashable value
+                values = [process(v) for v in values]
+        columns_values.append(values)
+    return PreparedRows(tuple(order), list(zip(*columns_values)), statement)
+
+
+def write_rows(conn: Any, table: sa.Table, prepared: PreparedRows) -> None:
+    """Insert prepared rows through the fastest path the driver has (see bulk_insert)."""
+    rows = prepared.rows
+    if not rows:
+        return
+    if prepared.statement is None:
+        if conn.dialect.name == "postgresql" and len(rows) > 1:
+            _copy_rows(conn, table, prepared.columns, rows)
+        else:
+            conn.execute(table.insert(), [dict(zip(prepared.columns, r)) for r in rows])
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(prepared.statement, rows)
+    except Exception as exc:  # why: callers handle database refusals as SQLAlchemy errors
+        raise sa_exc.DBAPIError("INSERT INTO %s" % table.fullname, None, exc) from exc
+    finally:
+        cursor.close()
+
+
 def bulk_insert(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Insert rows (value tuples in the order of ``columns``) in one transaction, through the fastest path the driver has.
 
@@ -180,36 +237,7 @@ def bulk_insert(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequen
     was a third of a full sync's time). Single rows go through SQLAlchemy. Columns left out
     keep their server defaults.
     """
-    if not rows:
-        return
-    if len(rows) < 2:
-        conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows])
-        return
-    if conn.dialect.name == "postgresql":
-        _copy_rows(conn, table, columns, rows)
-        return
-    statement, order = _insert_statement(table, tuple(columns), conn.dialect)
-    if statement is None:  # why: a dialect with named parameters keeps SQLAlchemy's path
-        conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows])
-        return
-    by_name = dict(zip(columns, zip(*rows)))
-    columns_values = []
-    for c in order:  # why: column by column, each distinct value converted by the column's bind processor once
-        values = by_name[c]
-        process = table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        if process is not None:
-            try:
-                values = list(map({v: process(v) for v in set(values) if v is not None}.get, values))  # None stays None
-            except TypeError:  # an unhashable value
-                values = [process(v) for v in values]
-        columns_values.append(values)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(statement, list(zip(*columns_values)))
-    except Exception as exc:  # why: callers handle database refusals as SQLAlchemy errors
-        raise sa_exc.DBAPIError("INSERT INTO %s" % table.fullname, None, exc) from exc
-    finally:
-        cursor.close()
+    write_rows(conn, table, prepare_rows(conn.dialect, table, columns, rows))
 
 
 @functools.lru_cache(maxsize=64)
@@ -481,6 +509,10 @@ class SqlTable(Table):
 
     # -- writes --------------------------------------------------------------------------
     def insert(self, rows) -> list[WriteResult]:
+        rows = list(rows)
+        prepared = self.prepare_insert(rows)
+        if prepared is not None:
+            return self.insert_prepared(prepared, [id_text(r[self.key]) for r in rows])
         rows = [self._bind(r) for r in rows]
         if not rows:
             return []
@@ -507,14 +539,38 @@ class SqlTable(Table):
             elif server_key:
                 # why: MySQL and MariaDB before 10.5 have no INSERT ... RETURNING: one row at a time, the key from lastrowid
                 ids = [id_text(conn.execute(self.table.insert(), [row]).inserted_primary_key[0]) for row in rows]
-            else:
-                columns = tuple(rows[0])
-                if all(tuple(r) == columns for r in rows):
-                    bulk_insert(conn, self.table, columns, [tuple(r.values()) for r in rows])
-                else:
-                    conn.execute(self.table.insert(), rows)
+            else:  # rows of different columns (prepare_insert takes the others)
+                conn.execute(self.table.insert(), rows)
                 ids = [id_text(r[self.key]) for r in rows]
         return [WriteResult(True, record_id=i) for i in ids]
+
+    def prepare_insert(self, rows: Sequence[Mapping[str, Any]]) -> PreparedRows | None:
+        """Rows with client-chosen keys and the same columns, ready for the driver; None otherwise."""
+        rows = [self._bind(r) for r in rows]
+        if not rows or any(self.key not in r for r in rows):
+            return None
+        columns = tuple(rows[0])
+        if not all(tuple(r) == columns for r in rows):
+            return None
+        return prepare_rows(self.endpoint.engine.dialect, self.table, columns, [tuple(r.values()) for r in rows])
+
+    def insert_prepared(self, prepared: PreparedRows, ids: Sequence[str]) -> list[WriteResult]:
+        try:
+            with self.endpoint.engine.begin() as conn:
+                write_rows(conn, self.table, prepared)
+            return [WriteResult(True, record_id=i) for i in ids]
+        except sa_exc.SQLAlchemyError as exc:
+            if len(ids) == 1:
+                return [WriteResult(False, record_id=ids[0], error=_db_error(exc))]
+        results = []
+        for row, record_id in zip(prepared.rows, ids):  # why: isolate the record the database refuses; the others go in
+            try:
+                with self.endpoint.engine.begin() as conn:
+                    write_rows(conn, self.table, PreparedRows(prepared.columns, [row], prepared.statement))
+                results.append(WriteResult(True, record_id=record_id))
+            except sa_exc.SQLAlchemyError as exc:
+                results.append(WriteResult(False, record_id=record_id, error=_db_error(exc)))
+        return results
 
     def _refused(self, row: dict, exc: Exception) -> WriteResult:
         return WriteResult(False, record_id=id_text(row[self.key]) if self.key in row else None, error=_db_error(exc))

@@ -135,20 +135,22 @@ class _Change:
     replaces: Coupling | None = None  # a restored record replaces the coupling of the deleted one
 
 
-def _pack(changes: list[_Change]) -> Any:
+def _pack(changes: list[_Change], with_values: bool = True) -> Any:
     """Changes as plain tuples, their values' names once: what a read-ahead page is sent as.
 
     Why: loading a thousand dataclass instances with their value dicts took the writing
-    process a sixth of its time; tuples load in a third of that. Changes that carry more
-    than values and fingerprints (rare: conflicts, restores) are sent as they are.
+    process a sixth of its time; tuples load in a third of that. ``with_values`` False leaves
+    the values behind (inserts travel as prepared rows). Changes that carry more than values
+    and fingerprints (rare: conflicts, restores) are sent as they are.
     """
     if not changes:
         return changes
     names = tuple(changes[0].values)
-    if any(ch.back is not None or ch.last_values is not None or ch.replaces is not None or len(ch.values) != len(names)
-           or tuple(ch.values) != names for ch in changes):
+    if any(ch.back is not None or ch.last_values is not None or ch.replaces is not None or tuple(ch.values) != names for ch in changes):
         return changes
-    return (names, [tuple(ch.values.values()) for ch in changes],
+    if not with_values:
+        names = ()
+    return (names, [tuple(ch.values.values()) if names else () for ch in changes],
             [(ch.src_id, ch.src_fp, ch.src_modified, ch.coupling, ch.dst_id, ch.dst_fp, ch.row) for ch in changes])
 
 
@@ -174,9 +176,11 @@ class _PagePlan:
     page_max: Any = None  # the latest modified-on among the records read
     deferred: list[tuple] = field(default_factory=list)  # records read again: planned once the page before is written
     pending: PendingPage | None = None  # the intents of the inserts, encoded while planning
+    prepared: Any = None  # the inserts made ready for the destination while planning (Table.prepare_insert)
 
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__, updates=_pack(self.updates), inserts=_pack(self.inserts))
+        # why: prepared inserts travel once, as the prepared rows; their value dicts are not needed to write them
+        return dict(self.__dict__, updates=_pack(self.updates), inserts=_pack(self.inserts, with_values=self.prepared is None))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, updates=_unpack(state["updates"]), inserts=_unpack(state["inserts"]))
@@ -391,7 +395,7 @@ class MappingSync:
             yield from plans
 
     def _release_before_fork(self) -> bool:
-        return all([t.endpoint.release_before_fork() for t in self.tables.values()]) and self.store.release_before_fork()
+        return all(t.endpoint.release_before_fork() for t in self.tables.values()) and self.store.release_before_fork()
 
     def _renew_after_fork(self) -> None:
         for t in self.tables.values():
@@ -480,6 +484,8 @@ class MappingSync:
             except (ConversionError, RecordError) as exc:
                 self._fail(batch, src, sid, str(exc))
         plan.pending = self._prepare_inserts(flow, plan.inserts)
+        if plan.pending is not None and not mapping.bidirectional:
+            plan.prepared = self.tables[dst].prepare_insert([ch.values for ch in plan.inserts])
 
     def _apply_page(self, flow: Flow, plan: _PagePlan) -> None:
         """Write a planned page: destination updates and creates, then the store in one transaction."""
@@ -488,7 +494,7 @@ class MappingSync:
             return
         batch = plan.batch
         self._apply_updates(flow, plan.updates, batch, plan.positions, plan.restores)
-        self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.pending)
+        self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.pending, plan.prepared)
         self._apply_inserts(flow, plan.restores, batch, plan.positions)
         if not self.opts.dry_run:
             batch.counts = dict(self.result.counts)
@@ -749,8 +755,9 @@ class MappingSync:
                              for ch in inserts])
 
     def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit, positions: dict[str, int],
-                       pending: PendingPage | None = None) -> None:
-        """Create records; ``pending``: their intents when planned with them (else made here, for restores)."""
+                       pending: PendingPage | None = None, prepared: Any = None) -> None:
+        """Create records; ``pending`` and ``prepared``: their intents and rows when planned with them (else made
+        here, for restores)."""
         if not inserts:
             return
         src, dst = flow.src, flow.dst
@@ -769,7 +776,10 @@ class MappingSync:
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
         batch.cleared_pending.append(self.store.add_pending(pending))  # type: ignore[arg-type]
-        results = table.insert([ch.values for ch in inserts])
+        if prepared is not None:
+            results = table.insert_prepared(prepared, [ch.dst_id for ch in inserts])
+        else:
+            results = table.insert([ch.values for ch in inserts])
         written = {}
         if self.mapping.bidirectional:
             # why: the new record's defaults and triggers are part of what the next run compares

@@ -124,12 +124,12 @@ def sizes(monkeypatch, tmp_path):
     """Record the number of records every endpoint and store call handles."""
     seen = Sizes(str(tmp_path / "sizes.log"))
 
-    def wrap(cls, name, measure):
+    def wrap(cls, name, measure, label=None):
         original = getattr(cls, name)
 
         def wrapper(self, *args, **kwargs):
             result = original(self, *args, **kwargs)
-            seen.record(name, measure(args, kwargs, result))
+            seen.record(label or name, measure(args, kwargs, result))
             return result
 
         monkeypatch.setattr(cls, name, wrapper)
@@ -142,7 +142,7 @@ def sizes(monkeypatch, tmp_path):
             yield page
 
     monkeypatch.setattr(sql_endpoint.SqlTable, "scan", scan)
-    wrap(sql_endpoint.SqlTable, "insert", lambda a, k, r: len(list(a[0])) if not isinstance(a[0], list) else len(a[0]))
+    wrap(sql_endpoint.SqlTable, "insert_prepared", lambda a, k, r: len(a[1]), label="insert")  # rows made ready while planning
     wrap(sql_endpoint.SqlTable, "update", lambda a, k, r: len(r))
     wrap(sql_endpoint.SqlTable, "read_by_ids", lambda a, k, r: len(r))
     wrap(store.Store, "couplings_for", lambda a, k, r: max(len(a[2]), len(r)))

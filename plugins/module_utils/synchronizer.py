@@ -35,7 +35,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
     BatchCommit,
     Coupling,
     PendingCreate,
-    PendingPage,
     Store,
     pending_page,
 )
@@ -175,7 +174,6 @@ class _PagePlan:
     full: bool = False  # the page read was a whole batch: more may follow
     page_max: Any = None  # the latest modified-on among the records read
     deferred: list[tuple] = field(default_factory=list)  # records read again: planned once the page before is written
-    pending: PendingPage | None = None  # the intents of the inserts, encoded while planning
     prepared: Any = None  # the inserts made ready for the destination while planning (Table.prepare_insert)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -483,8 +481,8 @@ class MappingSync:
                 plan.updates.append(change)
             except (ConversionError, RecordError) as exc:
                 self._fail(batch, src, sid, str(exc))
-        plan.pending = self._prepare_inserts(flow, plan.inserts)
-        if plan.pending is not None and not mapping.bidirectional:
+        self._prepare_inserts(flow, plan.inserts)
+        if plan.inserts and not self.opts.dry_run and not mapping.bidirectional:
             plan.prepared = self.tables[dst].prepare_insert([ch.values for ch in plan.inserts])
 
     def _apply_page(self, flow: Flow, plan: _PagePlan) -> None:
@@ -494,7 +492,7 @@ class MappingSync:
             return
         batch = plan.batch
         self._apply_updates(flow, plan.updates, batch, plan.positions, plan.restores)
-        self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.pending, plan.prepared)
+        self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.prepared)
         self._apply_inserts(flow, plan.restores, batch, plan.positions)
         if not self.opts.dry_run:
             batch.counts = dict(self.result.counts)
@@ -736,9 +734,8 @@ class MappingSync:
         else:
             cp.integration_fp, cp.local_fp, cp.integration_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
 
-    def _prepare_inserts(self, flow: Flow, inserts: list[_Change]) -> PendingPage | None:
-        """Choose the ids of records to create (where the client does) and their destination fingerprints;
-        their intents (none in check mode)."""
+    def _prepare_inserts(self, flow: Flow, inserts: list[_Change]) -> None:
+        """Choose the ids of records to create (where the client does) and their destination fingerprints."""
         table = self.tables[flow.dst]
         dst_key = self.mapping.key(flow.dst)
         for ch in inserts:
@@ -749,21 +746,15 @@ class MappingSync:
             ch.dst_id = id_text(ch.values[dst_key]) if dst_key in ch.values else None
             if ch.dst_fp is None:
                 ch.dst_fp = self._fp_of(flow.dst, ch.values)
-        if self.opts.dry_run or not inserts:
-            return None
-        return pending_page([PendingCreate(self.mapping.name, flow.src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp})
-                             for ch in inserts])
 
     def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit, positions: dict[str, int],
-                       pending: PendingPage | None = None, prepared: Any = None) -> None:
-        """Create records; ``pending`` and ``prepared``: their intents and rows when planned with them (else made
-        here, for restores)."""
+                       prepared: Any = None) -> None:
+        """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert)."""
         if not inserts:
             return
         src, dst = flow.src, flow.dst
         table = self.tables[dst]
-        if pending is None:
-            pending = self._prepare_inserts(flow, inserts)
+        self._prepare_inserts(flow, [ch for ch in inserts if ch.dst_fp is None])  # restores planned while writing
         if self.opts.dry_run:
             plan = self.planned.setdefault(self.mapping.name, {"local": {}, "integration": {}})
             for ch in inserts:
@@ -775,7 +766,8 @@ class MappingSync:
                 self.result.counts["inserted"] += 1
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
-        batch.cleared_pending.append(self.store.add_pending(pending))  # type: ignore[arg-type]
+        batch.cleared_pending.append(self.store.add_pending(pending_page([
+            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])))
         if prepared is not None:
             results = table.insert_prepared(prepared, [ch.dst_id for ch in inserts])
         else:

@@ -22,13 +22,15 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import socket
 from collections.abc import Iterator
-from multiprocessing.connection import Pipe
+from multiprocessing.connection import Connection
 from typing import Any, Callable, TypeVar
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import TableSyncError
 
 T = TypeVar("T")
+PIPE_BUFFER = 4 * 1024 * 1024
 
 
 class ReadAheadError(TableSyncError):
@@ -46,7 +48,7 @@ def read_ahead(items: Iterator[T], release: Callable[[], bool], renew: Callable[
     if not hasattr(os, "fork") or not release():
         yield from items
         return
-    ours, theirs = Pipe()
+    ours, theirs = _pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child (measured by the tests through the parent)
         ours.close()
@@ -78,6 +80,19 @@ def read_ahead(items: Iterator[T], release: Callable[[], bool], renew: Callable[
             except ProcessLookupError:
                 pass
         _reap(pid)
+
+
+def _pipe() -> tuple[Connection, Connection]:
+    """A socket pair whose buffers hold a whole item or more.
+
+    Why: with the default buffers the child waited, with its next item ready, until the parent
+    had taken most of the previous one.
+    """
+    ends = socket.socketpair()
+    for end in ends:
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            end.setsockopt(socket.SOL_SOCKET, option, PIPE_BUFFER)  # capped by the system's maximum
+    return Connection(ends[0].detach()), Connection(ends[1].detach())
 
 
 def _serve(items: Iterator[T], conn: Any, renew: Callable[[], None], window: int) -> int:  # pragma: no cover - runs in the child

@@ -41,8 +41,10 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
 from ansible_collections.tablesync.integration.plugins.module_utils.values import (
     ConversionError,
     canonical,
+    convert_column,
     converter,
     fingerprint,
+    fingerprints,
     id_text,
     utcnow,
 )
@@ -430,16 +432,15 @@ class MappingSync:
         counts["read"] += len(rows)
         mapping = self.mapping
         positions, batch = plan.positions, plan.batch
-        fp_pos = [positions[f] for f in mapping.side_fields(src)]
-        fp_values = operator.itemgetter(*fp_pos) if len(fp_pos) > 1 else (lambda r: [r[i] for i in fp_pos])
+        columns = list(zip(*rows))
+        fps = fingerprints([columns[positions[f]] for f in mapping.side_fields(src)])
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
         ids = [id_text(r[0]) for r in rows]
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None]] = []
-        for row, sid in zip(rows, ids):
-            fp = fingerprint(fp_values(row))
+        for row, sid, fp in zip(rows, ids, fps):
             cp = couplings.get(sid)
             if held(mapping, self.opts, src, sid, cp):
                 counts["skipped"] += 1
@@ -459,10 +460,12 @@ class MappingSync:
             if coupled_ids:
                 partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled_ids, mapping.read_fields(dst))}
         mirror = self._mirror(flow, positions)
+        created = iter(self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False))
+        updated = iter(self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True) if not mapping.bidirectional else [])
         for row, sid, fp, cp in todo:
             try:
                 if cp is None:
-                    values = self._values(flow, row, positions, False)
+                    values = _checked(next(created))
                     mirrored = mirror is not None and all(map(operator.is_, mirror[0](values), mirror[1](row)))
                     # why: a one-way record's source row is not needed once its values are known
                     plan.inserts.append(_Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None,
@@ -477,7 +480,7 @@ class MappingSync:
                     self.handled[dst].add(cp.side_id(dst))
                     self._plan_coupled(flow, change, positions, partner)
                 else:
-                    change.values = self._values(flow, row, positions, True)
+                    change.values = _checked(next(updated))
                 plan.updates.append(change)
             except (ConversionError, RecordError) as exc:
                 self._fail(batch, src, sid, str(exc))
@@ -537,17 +540,40 @@ class MappingSync:
         return operator.itemgetter(*[e[0] for e in simple]), operator.itemgetter(*[e[1] for e in simple])
 
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
-        """Destination values of one record: value map or lookup, transforms, then type conversion."""
+        """Destination values of one record (see _page_values); raises its ConversionError or RecordError."""
+        return _checked(self._page_values(flow, [row], positions, for_update)[0])
+
+    def _page_values(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int],
+                     for_update: bool) -> list[dict[str, Any] | ConversionError | RecordError]:
+        """Destination values of a page of records: value map or lookup, transforms, then type conversion.
+
+        A record that cannot be converted gets its error, naming the field, in place of its values.
+        Fields that only need their type conversion are converted a column at a time (convert_column).
+        """
         simple, other = self._value_plan(flow, positions, for_update)
-        try:
-            values = {name: conv(row[pos]) for name, pos, conv in simple}
-        except ConversionError:
-            values = {}
-            for name, pos, conv in simple:  # why: find the field to name (the rare path)
-                try:
-                    values[name] = conv(row[pos])
-                except ConversionError as exc:
-                    raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
+        if not rows:
+            return []
+        columns = list(zip(*rows))
+        failed: dict[int, ConversionError | RecordError] = {}
+        converted = []
+        for name, pos, conv in simple:
+            column, refused = convert_column(conv, columns[pos])
+            for index, exc in refused.items():
+                failed.setdefault(index, ConversionError("%s field %s: %s" % (flow.dst, name, exc)))
+            converted.append(column)
+        names = [entry[0] for entry in simple]
+        out = [dict(zip(names, values)) for values in zip(*converted)] if converted else [{} for _row in rows]
+        if other:
+            for index, (row, values) in enumerate(zip(rows, out)):
+                if index not in failed:
+                    try:
+                        self._other_values(flow, row, values, other)
+                    except (ConversionError, RecordError) as exc:
+                        failed[index] = exc
+        return [failed.get(index, values) for index, values in enumerate(out)]
+
+    def _other_values(self, flow: Flow, row: tuple, values: dict[str, Any], other: list[tuple]) -> None:
+        """Add the values of constants, value maps, lookups and transforms to one record's values."""
         for name, pos, fm, src_field, conv, transform in other:
             raw = fm.constant if pos is None else row[pos]
             try:
@@ -560,7 +586,6 @@ class MappingSync:
                 values[name] = conv(raw)
             except ConversionError as exc:
                 raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
-        return values
 
     def _prefetch_lookups(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int]) -> None:
         """One store query per lookup field and page instead of one per record."""
@@ -946,6 +971,13 @@ class MappingSync:
             self.result.records_truncated = True
             return
         self.result.records.append({"mapping": self.mapping.name, "action": action, "local_id": local_id, "integration_id": integration_id})
+
+
+def _checked(values: Any) -> dict[str, Any]:
+    """Values of _page_values, or the error it put in their place raised."""
+    if isinstance(values, Exception):
+        raise values
+    return values
 
 
 def _new_coupling(mapping: str, src: str, src_id: str, dst_id: str) -> Coupling:

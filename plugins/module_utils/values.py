@@ -163,7 +163,31 @@ def converter(kind: str, max_length: int | None = None) -> Callable[[Any], Any]:
             raise ConversionError("value is %d characters long, the field holds %d" % (len(result), max_length))
         return result
 
+    run.passthrough = exact | {type(None)}  # type: ignore[attr-defined]  # classes it returns unchanged (convert_column)
+    run.max_length = max_length  # type: ignore[attr-defined]
     return run
+
+
+def convert_column(convert: Callable[[Any], Any], column: Sequence[Any]) -> tuple[Sequence[Any], dict[int, ConversionError]]:
+    """A converter applied to a column of values; the values it refuses, by their position.
+
+    Why: most columns already hold the destination's types, and one scan of their classes (in C)
+    spares a Python call per value (a fifth of planning a page).
+    """
+    passthrough = getattr(convert, "passthrough", None)
+    if passthrough is not None and set(map(type, column)) <= passthrough:
+        limit = convert.max_length  # type: ignore[attr-defined]
+        if limit is None or max(map(len, filter(None, column)), default=0) <= limit:
+            return column, {}
+    out: list[Any] = []
+    failed: dict[int, ConversionError] = {}
+    for index, value in enumerate(column):
+        try:
+            out.append(convert(value))
+        except ConversionError as exc:
+            failed[index] = exc
+            out.append(None)
+    return out, failed
 
 
 def canonical(value: Any) -> Any:
@@ -213,9 +237,19 @@ _PLAIN = frozenset((str, int, type(None)))
 
 def fingerprint(values: Sequence[Any]) -> str:
     """Fingerprint of a record's mapped values, in field-mapping order."""
-    # why: called for every record read and written; most values are already canonical (text, integers)
-    text = repr(tuple([v if v.__class__ in _PLAIN else canonical(v) for v in values]))
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    return _digest(tuple([v if v.__class__ in _PLAIN else canonical(v) for v in values]))
+
+
+def fingerprints(columns: Sequence[Sequence[Any]]) -> list[str]:
+    """Fingerprints of the records of a page given as columns of their mapped values (as ``fingerprint``)."""
+    # why: most columns are already canonical (text, integers): one scan of their classes, no call per value
+    canonical_columns = [column if set(map(type, column)) <= _PLAIN else [v if v.__class__ in _PLAIN else canonical(v) for v in column]
+                         for column in columns]
+    return [_digest(values) for values in zip(*canonical_columns)]
+
+
+def _digest(values: tuple) -> str:
+    return hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
 def id_text(value: Any) -> str:

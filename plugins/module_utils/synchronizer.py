@@ -35,6 +35,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
     BatchCommit,
     Coupling,
     PendingCreate,
+    PendingPage,
     Store,
     pending_page,
 )
@@ -772,9 +773,16 @@ class MappingSync:
             if ch.dst_fp is None:
                 ch.dst_fp = self._fp_of(flow.dst, ch.values)
 
+    def _intents(self, flow: Flow, inserts: list[_Change]) -> PendingPage:
+        return pending_page([PendingCreate(self.mapping.name, flow.src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp})
+                             for ch in inserts])
+
     def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit, positions: dict[str, int],
                        prepared: Any = None) -> None:
-        """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert)."""
+        """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert).
+
+        Their intents are encoded here: planning is the busier of the two processes with read-ahead.
+        """
         if not inserts:
             return
         src, dst = flow.src, flow.dst
@@ -791,8 +799,7 @@ class MappingSync:
                 self.result.counts["inserted"] += 1
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
-        batch.cleared_pending.append(self.store.add_pending(pending_page([
-            PendingCreate(self.mapping.name, src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])))
+        batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
         if prepared is not None:
             results = table.insert_prepared(prepared, [ch.dst_id for ch in inserts])
         else:
@@ -810,14 +817,18 @@ class MappingSync:
                 continue
             if ch.replaces is not None:
                 batch.removed_couplings.append((ch.replaces.local_id, ch.replaces.integration_id))
-            cp = _new_coupling(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
+            last_values = None
             if res.record_id in written:
                 dst_values = self._side_values(dst, written[res.record_id], dst_positions)
                 ch.dst_fp = self._fp_of(dst, dst_values)
                 src_values = self._side_values(src, ch.row, positions)
                 local, integration = (src_values, dst_values) if src == "local" else (dst_values, src_values)
-                cp.last_values = self._last_values(local, integration)
-            self._set_fps(cp, flow, ch)
+                last_values = self._last_values(local, integration)
+            modified = _as_datetime(ch.src_modified)
+            if src == "local":
+                cp = Coupling(self.mapping.name, ch.src_id, res.record_id, ch.src_fp, ch.dst_fp, modified, None, last_values)  # type: ignore[arg-type]
+            else:
+                cp = Coupling(self.mapping.name, res.record_id, ch.src_id, ch.dst_fp, ch.src_fp, None, modified, last_values)  # type: ignore[arg-type]
             batch.new_couplings.append(cp)
             batch.succeeded.append((src, ch.src_id))
             if self.mapping.bidirectional:

@@ -11,6 +11,7 @@ bad record fails alone.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import traceback
@@ -185,6 +186,9 @@ class PreparedRows:
     statement: str | None = None
 
 
+_SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+
+
 def prepare_rows(dialect: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> PreparedRows:
     """Value tuples in the order of ``columns`` made ready for ``write_rows``."""
     columns = tuple(columns)
@@ -197,8 +201,12 @@ def prepare_rows(dialect: Any, table: sa.Table, columns: Sequence[str], rows: Se
     columns_values = []
     for c in order:  # why: column by column, each distinct value converted by the column's bind processor once
         values = by_name[c]
-        process = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
+        impl = table.c[c].type.dialect_impl(dialect)
+        process = impl.bind_processor(dialect)
+        if process is not None and getattr(impl, "_storage_format", None) == _SQLITE_DATETIME_FORMAT:
+            # why: the same text as SQLAlchemy's SQLite DATETIME (naive datetimes), in C; most values are distinct
+            values = [v.isoformat(" ", "microseconds") if v.__class__ is datetime.datetime and v.tzinfo is None else process(v) for v in values]
+        elif process is not None:
             try:
                 values = list(map({v: process(v) for v in set(values) if v is not None}.get, values))  # None stays None
             except TypeError:  # an unhashable value

@@ -20,10 +20,9 @@ import dataclasses
 import datetime
 import itertools
 import json
-import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -460,14 +459,16 @@ class MappingSync:
             coupled_ids = [t[3].side_id(dst) for t in todo if t[3] is not None]  # type: ignore[union-attr]
             if coupled_ids:
                 partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled_ids, mapping.read_fields(dst))}
-        mirror = self._mirror(flow, positions)
-        created = iter(self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False))
-        updated = iter(self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True) if not mapping.bidirectional else [])
+        created, unconverted = self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False)
+        # why: records whose values all passed through unconverted have the source's fingerprint on the destination
+        # too, when the two sides' fingerprints cover the same fields in the same order
+        mirrored = unconverted and self._mirrored(flow, positions)
+        created = iter(created)
+        updated = iter(self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0] if not mapping.bidirectional else [])
         for row, sid, fp, cp in todo:
             try:
                 if cp is None:
                     values = _checked(next(created))
-                    mirrored = mirror is not None and all(map(operator.is_, mirror[0](values), mirror[1](row)))
                     # why: a one-way record's source row is not needed once its values are known
                     plan.inserts.append(_Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None,
                                                 row=row if mapping.bidirectional else None, dst_fp=fp if mirrored else None))
@@ -525,40 +526,35 @@ class MappingSync:
             plan = self._plans[key] = (simple, other)
         return plan
 
-    def _mirror(self, flow: Flow, positions: dict[str, int]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
-        """Getters of the destination values and of the source values they come from, when the two sides'
-        fingerprints cover the same fields in the same order.
-
-        Why: a created record whose values all passed through unconverted then has the source's
-        fingerprint on the destination too, and a full sync need not compute it twice.
-        """
+    def _mirrored(self, flow: Flow, positions: dict[str, int]) -> bool:
+        """Whether the destination values of a created record, unconverted, are its source's fingerprinted values in order."""
         simple, other = self._value_plan(flow, positions, False)
         mapping = self.mapping
-        if other or len(simple) < 2 or [e[0] for e in simple] != mapping.side_fields(flow.dst):
-            return None
-        if [fm.field_on(flow.src) for fm in flow.fields] != mapping.side_fields(flow.src):
-            return None
-        return operator.itemgetter(*[e[0] for e in simple]), operator.itemgetter(*[e[1] for e in simple])
+        return (not other and [e[0] for e in simple] == mapping.side_fields(flow.dst)
+                and [fm.field_on(flow.src) for fm in flow.fields] == mapping.side_fields(flow.src))
 
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
         """Destination values of one record (see _page_values); raises its ConversionError or RecordError."""
-        return _checked(self._page_values(flow, [row], positions, for_update)[0])
+        return _checked(self._page_values(flow, [row], positions, for_update)[0][0])
 
     def _page_values(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int],
-                     for_update: bool) -> list[dict[str, Any] | ConversionError | RecordError]:
-        """Destination values of a page of records: value map or lookup, transforms, then type conversion.
+                     for_update: bool) -> tuple[list[dict[str, Any] | ConversionError | RecordError], bool]:
+        """Destination values of a page of records: value map or lookup, transforms, then type conversion;
+        and whether every value is its source value, unconverted.
 
         A record that cannot be converted gets its error, naming the field, in place of its values.
         Fields that only need their type conversion are converted a column at a time (convert_column).
         """
         simple, other = self._value_plan(flow, positions, for_update)
         if not rows:
-            return []
+            return [], False
         columns = list(zip(*rows))
         failed: dict[int, ConversionError | RecordError] = {}
         converted = []
+        unconverted = not other
         for name, pos, conv in simple:
             column, refused = convert_column(conv, columns[pos])
+            unconverted = unconverted and column is columns[pos]
             for index, exc in refused.items():
                 failed.setdefault(index, ConversionError("%s field %s: %s" % (flow.dst, name, exc)))
             converted.append(column)
@@ -571,7 +567,7 @@ class MappingSync:
                         self._other_values(flow, row, values, other)
                     except (ConversionError, RecordError) as exc:
                         failed[index] = exc
-        return [failed.get(index, values) for index, values in enumerate(out)]
+        return [failed.get(index, values) for index, values in enumerate(out)], unconverted
 
     def _other_values(self, flow: Flow, row: tuple, values: dict[str, Any], other: list[tuple]) -> None:
         """Add the values of constants, value maps, lookups and transforms to one record's values."""

@@ -23,6 +23,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils import read_
 from ansible_collections.tablesync.integration.plugins.module_utils import sql_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import ReadAheadError, read_ahead
+from ansible_collections.tablesync.integration.plugins.module_utils.values import fingerprint
 from tests.support.fixtures import build_demo, customer_account_mapping, rows
 
 
@@ -226,6 +227,10 @@ def test_records_failed_in_pages_planned_ahead_are_reported_and_the_others_writt
     assert rows(paths["crm"], "select count(*), count(distinct accountnumber) from account")[0] == (1998, 1998)
     assert rows(paths["store"], "select count(*) from tablesync_couplings")[0][0] == 1998
     assert rows(paths["store"], "select count(*) from tablesync_pending_pages")[0][0] == 0
+    # the destination fingerprints stored (taken over from the source where values pass through) are those of the rows written
+    stored = dict(rows(paths["store"], "select integration_id, integration_fp from tablesync_couplings"))
+    for account_id, *values in rows(paths["crm"], "select accountid, accountnumber, name, address1_city, emailaddress1, creditlimit from account"):
+        assert stored[account_id] == fingerprint(values), account_id
 
 
 def test_a_record_read_again_in_the_next_page_is_not_created_twice(tmp_path, monkeypatch, forks):

@@ -722,13 +722,11 @@ def _coupling_columns(c: sa.Table) -> list:
     return [c.c[name] for name in COUPLING_COLUMNS if name != "synced_at"]
 
 
-def pending_page(items: Sequence[PendingCreate]) -> PendingPage:
-    """The intents of one page of creates (one mapping, one source side), encoded as the store keeps them."""
-    first = items[0]
-    if any(p.mapping != first.mapping or p.source_side != first.source_side for p in items):
-        raise ValueError("internal error: a page of pending creates spans mappings or sides")
-    entries = [_pending_entry(p.source_id, p.dest_id, p.dest_values, p.fingerprints) for p in items]
-    return PendingPage(first.mapping, first.source_side, json.dumps(entries, default=str), len(items))
+def pending_page(mapping: str, source_side: str, creates: Sequence[tuple[str, str | None, dict[str, Any], dict[str, Any]]]) -> PendingPage:
+    """The intents of one page of creates, each (source id, destination id, destination values, fingerprints),
+    encoded as the store keeps them."""
+    entries = [_pending_entry(*create) for create in creates]
+    return PendingPage(mapping, source_side, json.dumps(entries, default=str, separators=(",", ":")), len(entries))
 
 
 def _pending_entry(source_id: str, dest_id: str | None, dest_values: dict[str, Any], fingerprints: dict[str, Any]) -> list:

@@ -33,7 +33,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
     COUNTERS,
     BatchCommit,
     Coupling,
-    PendingCreate,
     PendingPage,
     Store,
     pending_page,
@@ -770,8 +769,7 @@ class MappingSync:
                 ch.dst_fp = self._fp_of(flow.dst, ch.values)
 
     def _intents(self, flow: Flow, inserts: list[_Change]) -> PendingPage:
-        return pending_page([PendingCreate(self.mapping.name, flow.src, ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp})
-                             for ch in inserts])
+        return pending_page(self.mapping.name, flow.src, [(ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])
 
     def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit, positions: dict[str, int],
                        prepared: Any = None) -> None:

@@ -164,7 +164,7 @@ def test_validation_errors_name_mapping_and_field_and_write_nothing(demo):
 
 def test_crash_between_create_and_coupling_is_repaired_without_duplicates(demo):
     """Simulates the window a kill can hit: records created, couplings not yet stored."""
-    from ansible_collections.tablesync.integration.plugins.module_utils.store import PendingCreate, pending_page
+    from ansible_collections.tablesync.integration.plugins.module_utils.store import pending_page
 
     demo.declare()
     demo.run("full", names=["CURRENCY"])
@@ -180,10 +180,9 @@ def test_crash_between_create_and_coupling_is_repaired_without_duplicates(demo):
         conn.execute(c.delete().where(c.c.mapping == "CURRENCY", c.c.local_id.in_([v[0] for v in victims])))
     # one intent knows the client-chosen id, the other only the values (server-generated keys)
     first, second = victims[0][0], victims[1][0]
-    store.add_pending(pending_page([
-        PendingCreate("CURRENCY", "local", first, accounts[first][0], {"isocurrencycode": first}, {"src": "x", "dst": "y"}),
-        PendingCreate("CURRENCY", "local", second, None, dict(zip(["isocurrencycode", "currencyname", "currencysymbol", "exchangerate"],
-                                                                  accounts[second][1:])), {"src": "x", "dst": "y"}),
+    store.add_pending(pending_page("CURRENCY", "local", [
+        (first, accounts[first][0], {"isocurrencycode": first}, {"src": "x", "dst": "y"}),
+        (second, None, dict(zip(["isocurrencycode", "currencyname", "currencysymbol", "exchangerate"], accounts[second][1:])), {"src": "x", "dst": "y"}),
     ]))
     run = demo.run("modified", names=["CURRENCY"])
     assert counts(run, "CURRENCY")["coupled"] == 2

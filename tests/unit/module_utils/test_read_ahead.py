@@ -253,3 +253,44 @@ def test_a_record_read_again_in_the_next_page_is_not_created_twice(tmp_path, mon
     assert job.counts["failed"] == 0 and job.counts["inserted"] == 300 and job.counts["modified"] == 1
     assert rows(paths["crm"], "select count(*), count(distinct accountnumber) from account")[0] == (300, 300)
     assert rows(paths["crm"], "select address1_city from account where accountnumber = 'C00049'") == [("Moved meanwhile",)]
+
+
+def test_a_sql_table_planned_ahead_into_a_web_service(tmp_path, forks):
+    """The pages of a SQL source are planned ahead while this process writes them to Dataverse (the test double)."""
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
+    from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
+    from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
+    from tests.support import ODataService
+    from tests.support.web_schemas import declare_dataverse, endpoint_options
+
+    paths = _customers(tmp_path, 260, bad={130})
+    definition = customer_account_mapping(integration_table="accounts", fields=[{"field": a, "integration_field": b} for a, b in (
+        ("no", "accountnumber"), ("name", "name"), ("city", "address1_city"), ("email", "emailaddress1"), ("credit_limit", "creditlimit"))])
+    with ODataService("dataverse") as svc:
+        declare_dataverse(svc, change_tracking=False)
+
+        def sync(mode: str):
+            store = Store(paths["store"])
+            endpoints = {"local": open_endpoint("local", {"type": "sqlite", "path": paths["erp"]}),
+                         "integration": open_endpoint("integration", endpoint_options(svc))}
+            try:
+                if not store.exists or not store.list_mappings():
+                    clean = normalize(definition)
+                    Mapping.from_definition(clean).bind(open_tables(Mapping.from_definition(clean), endpoints))
+                    store.put_mapping(clean)
+                return SyncRunner(store, endpoints, batch_size=40).run(mode).jobs[0]
+            finally:
+                for item in (store, *endpoints.values()):
+                    item.close()
+
+        job = sync("full")
+        assert forks, "pages after the first are planned ahead"
+        assert job.counts["inserted"] == 259 and job.counts["failed"] == 1
+        assert [e["record_id"] for e in job.errors] == ["C00130"]
+        accounts = svc.rows("accounts")
+        assert sorted(a["accountnumber"] for a in accounts) == ["C%05d" % i for i in range(260) if i != 130]
+        assert rows(paths["store"], "select count(*) from tablesync_couplings")[0][0] == 259
+        again = sync("full")
+        assert again.counts["unchanged"] == 259 and again.counts["inserted"] == 0 and again.counts["failed"] == 1
+        assert len(svc.rows("accounts")) == 259

@@ -10,6 +10,10 @@ batches, and commits the page's couplings, retries, errors and progress to the s
 in one transaction. Creates are preceded by a pending-create intent so that a process
 killed between creating a record and storing its coupling is repaired on the next run
 without a duplicate.
+
+A page is first planned (read, converted, fingerprinted, decided: reads only) and then
+applied (every write). From the second page on, planning may run in a second process one
+or two pages ahead of the writes (read_ahead.py; _ahead says when).
 """
 
 from __future__ import annotations

@@ -377,6 +377,9 @@ if HAS_SQLALCHEMY:
             return run
 
 
+IDS_PER_QUERY = 500
+
+
 class SqlTable(Table):
     supports_read_ahead = True
 
@@ -391,6 +394,7 @@ class SqlTable(Table):
             primary_key=tuple(c.name for c in table.primary_key.columns),
         )
         self.key_kind = self.info.columns[key].kind
+        self._selects_by_ids: dict[tuple[str, ...], Select] = {}
         self._write_batches = 0
         # why: drivers bind native UUID columns from uuid.UUID, the engine passes ids and values as text
         self._uuid_cols = {c.name for c in table.columns if self.info.columns[c.name].kind == "uuid" and getattr(c.type, "as_uuid", False)}
@@ -491,14 +495,25 @@ class SqlTable(Table):
                     return
 
     def read_by_ids(self, ids, fields) -> list[tuple]:
-        cols = self._cols(fields)
         out: list[tuple] = []
+        if not ids:
+            return out
+        select = self._by_ids(tuple(fields))
         with warnings.catch_warnings(), self.endpoint.engine.connect() as conn:
             warnings.simplefilter("ignore", category=sa_exc.SAWarning)
-            for chunk in _chunks(list(ids), 500):
-                stmt = sa.select(*cols).where(self.key_col.in_([self._native_id(i) for i in chunk]))
-                out.extend(tuple(r) for r in conn.execute(stmt).all())
+            for chunk in _chunks(list(ids), IDS_PER_QUERY):
+                chunk = [self._native_id(i) for i in chunk]
+                chunk += [None] * (IDS_PER_QUERY - len(chunk))  # why: one statement for every chunk; NULL matches no key
+                out.extend(select.rows(conn, {"id%d" % n: value for n, value in enumerate(chunk)}))
         return out
+
+    def _by_ids(self, fields: tuple[str, ...]) -> Select:
+        """The SELECT of ``fields`` for one chunk of ids, compiled once (key IN a fixed number of parameters)."""
+        select = self._selects_by_ids.get(fields)
+        if select is None:
+            ids = [sa.bindparam("id%d" % n, type_=self.key_col.type) for n in range(IDS_PER_QUERY)]
+            select = self._selects_by_ids[fields] = Select(sa.select(*self._cols(fields)).where(self.key_col.in_(ids)))
+        return select
 
     def find(self, values, fields, limit=10) -> list[tuple]:
         cols = self._cols(fields)

@@ -30,6 +30,7 @@ try:
 
     from ansible_collections.tablesync.integration.plugins.module_utils.locking import schema_lock
     from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import (
+        Select,
         bulk_insert,
         create_sql_engine,
         release_before_fork,
@@ -441,17 +442,16 @@ class Store:
     def iter_couplings(self, mapping: str, batch: int = 5000) -> Iterator[list[Coupling]]:
         """All couplings of a mapping in pages (keyset on local id)."""
         c = self.t["couplings"]
+        base = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping).order_by(c.c.local_id).limit(batch)
+        first, following = Select(base), Select(base.where(c.c.local_id > sa.bindparam("_last")))  # why: compiled once
         last = None
         while True:
-            stmt = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping).order_by(c.c.local_id).limit(batch)
-            if last is not None:
-                stmt = stmt.where(c.c.local_id > last)
             with self.engine.connect() as conn:
-                rows = [Coupling(*r) for r in conn.execute(stmt).all()]
+                rows = first.rows(conn) if last is None else following.rows(conn, {"_last": last})
             if not rows:
                 return
-            last = rows[-1].local_id
-            yield rows
+            last = rows[-1][1]
+            yield [Coupling(*r) for r in rows]
 
     def has_couplings(self, mapping: str) -> bool:
         c = self.t["couplings"]

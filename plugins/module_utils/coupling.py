@@ -163,7 +163,8 @@ def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, stor
     Only creates: coupled records are left to the next sync. Ambiguous records stay held.
     Returns the synchronizer's JobResult.
     """
-    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import JobOptions, MappingSync
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions
+    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 
     opts = JobOptions(mode="full", create_uncoupled=True, dry_run=dry_run, batch_size=batch_size, max_records=max_records)
     opts.hold = hold

@@ -18,11 +18,12 @@ from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
+from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions, JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.locking import DEFAULT_LOCK_TIMEOUT, mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import couple_before_full_sync
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import JobOptions, JobResult, MappingSync
+from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 
 MODES = ("full", "modified")
 AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")

@@ -13,7 +13,9 @@ without a duplicate.
 
 A page is first planned (read, converted, fingerprinted, decided: reads only) and then
 applied (every write). From the second page on, planning may run in a second process one
-or two pages ahead of the writes (read_ahead.py; _ahead says when).
+or two pages ahead of the writes (read_ahead.py; _ahead says when). What a changed pair
+of a bidirectional mapping writes where is decided in bidirectional.py; coupled records
+found deleted are handled in deletions.py.
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ import datetime
 import itertools
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
+from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE, Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions, JobResult
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
 from ansible_collections.tablesync.integration.plugins.module_utils.store import (
-    COUNTERS,
     BatchCommit,
     Coupling,
     PendingPage,
@@ -54,142 +58,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.values impor
 
 # pages a second process plans ahead of the one being written (read_ahead.py)
 READ_AHEAD_PAGES = 2
-
-
-@dataclass
-class JobOptions:
-    mode: str = "modified"  # full | modified
-    create_uncoupled: bool = False
-    dry_run: bool = False
-    batch_size: int = 1000
-    max_records: int = 100
-    watermark_overlap: float = 60.0
-    # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
-    planned: dict[str, dict[str, dict[str, str | None]]] | None = None
-    hold: dict[str, set[str]] = field(default_factory=dict)  # side -> ids never created (ambiguous matches)
-    create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
-    read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
-
-
-@dataclass
-class JobResult:
-    """Outcome of one sync job, as the modules report it."""
-
-    mapping: str
-    direction: str
-    mode: str
-    job_id: int | None = None
-    status: str = "running"
-    started_at: datetime.datetime = field(default_factory=utcnow)
-    ended_at: datetime.datetime | None = None
-    counts: dict[str, int] = field(default_factory=lambda: {c: 0 for c in COUNTERS})
-    records: list[dict[str, Any]] = field(default_factory=list)
-    records_truncated: bool = False
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    message: str | None = None
-    uncoupled: int = 0
-    matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
-
-    def absorb(self, part: JobResult, cap: int) -> None:
-        """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
-        for name, value in part.counts.items():
-            self.counts[name] += value
-        self.uncoupled += part.uncoupled
-        self.errors.extend(part.errors[:max(0, cap - len(self.errors))])
-        room = max(0, cap - len(self.records))
-        self.records_truncated = self.records_truncated or part.records_truncated or len(part.records) > room
-        self.records.extend(part.records[:room])
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.uncoupled) or any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled"))
-
-    def as_dict(self) -> dict[str, Any]:
-        duration = (self.ended_at - self.started_at).total_seconds() if self.ended_at else None
-        return {
-            "mapping": self.mapping,
-            "direction": self.direction,
-            "mode": self.mode,
-            "job_id": self.job_id,
-            "status": self.status,
-            "started_at": self.started_at.isoformat(sep=" "),
-            "ended_at": self.ended_at.isoformat(sep=" ") if self.ended_at else None,
-            "duration": round(duration, 3) if duration is not None else None,
-            "counts": dict(self.counts),
-            "changed": self.changed,
-            "message": self.message,
-            "matching": self.matching,
-        }
-
-
-@dataclass
-class _Change:
-    """A planned write of one record: ``values`` to its destination, ``back`` to its source."""
-
-    src_id: str
-    src_fp: str
-    values: dict[str, Any]
-    src_modified: Any
-    coupling: Coupling | None = None
-    dst_id: str | None = None
-    back: dict[str, Any] | None = None  # why: a conflict resolved for the destination writes the source record
-    dst_fp: str | None = None  # the destination's fingerprint after the write, when known from its full record
-    last_values: str | None = None
-    row: tuple | None = None
-    replaces: Coupling | None = None  # a restored record replaces the coupling of the deleted one
-
-
-def _pack(changes: list[_Change], with_values: bool = True) -> Any:
-    """Changes as plain tuples, their values' names once: what a read-ahead page is sent as.
-
-    Why: loading a thousand dataclass instances with their value dicts took the writing
-    process a sixth of its time; tuples load in a third of that. ``with_values`` False leaves
-    the values behind (inserts travel as prepared rows). Changes that carry more than values
-    and fingerprints (rare: conflicts, restores) are sent as they are.
-    """
-    if not changes:
-        return changes
-    names = tuple(changes[0].values)
-    if any(ch.back is not None or ch.last_values is not None or ch.replaces is not None or tuple(ch.values) != names for ch in changes):
-        return changes
-    if not with_values:
-        names = ()
-    return (names, [tuple(ch.values.values()) if names else () for ch in changes],
-            [(ch.src_id, ch.src_fp, ch.src_modified, ch.coupling, ch.dst_id, ch.dst_fp, ch.row) for ch in changes])
-
-
-def _unpack(packed: Any) -> list[_Change]:
-    if isinstance(packed, list):
-        return packed
-    names, values, rest = packed
-    return [_Change(src_id, src_fp, dict(zip(names, v)), modified, coupling, dst_id, None, dst_fp, None, row)
-            for v, (src_id, src_fp, modified, coupling, dst_id, dst_fp, row) in zip(values, rest)]
-
-
-@dataclass
-class _PagePlan:
-    """What a page of source records writes, decided before anything is written."""
-
-    positions: dict[str, int]
-    outcome: JobResult  # what planning counted (read, unchanged, skipped) and the records it failed
-    batch: BatchCommit = field(default_factory=BatchCommit)
-    updates: list[_Change] = field(default_factory=list)
-    inserts: list[_Change] = field(default_factory=list)
-    restores: list[_Change] = field(default_factory=list)
-    full: bool = False  # the page read was a whole batch: more may follow
-    page_max: Any = None  # the latest modified-on among the records read
-    deferred: list[tuple] = field(default_factory=list)  # records read again: planned once the page before is written
-    prepared: Any = None  # the inserts made ready for the destination while planning (Table.prepare_insert)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # why: prepared inserts travel once, as the prepared rows; their value dicts are not needed to write them
-        return dict(self.__dict__, updates=_pack(self.updates), inserts=_pack(self.inserts, with_values=self.prepared is None))
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, updates=_unpack(state["updates"]), inserts=_unpack(state["inserts"]))
-
-
-_MISSING = object()
 
 
 class MappingSync:
@@ -222,7 +90,7 @@ class MappingSync:
                 plan_opts = dataclasses.replace(self.opts, dry_run=True, planned={})
                 MappingSync(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
             if self.opts.mode == "full" and self.store.exists:
-                self._detect_deletions()
+                detect_deletions(self, )
             for flow in self.flows.values():
                 if not dry:
                     self._recover_pending(flow)
@@ -322,22 +190,8 @@ class MappingSync:
     def _change_pages(self, src: str, read: Any) -> Iterator[list[tuple]]:
         for rows, deleted in read.pages():
             if deleted and self.store.exists:
-                self._changes_deleted(src, deleted)
+                changes_deleted(self, src, deleted)
             yield rows
-
-    def _changes_deleted(self, side: str, ids: list[str]) -> None:
-        """Coupled records the change-tracking read reports deleted are handled as a full sync's deletion check would."""
-        couplings = self.store.couplings_for(self.mapping.name, side, ids)
-        if not couplings:
-            return  # uncoupled records: nothing was synchronised from them
-        keep = OTHER_SIDE[side]
-        batch = BatchCommit()
-        for cp in couplings.values():
-            if cp.side_id(keep) not in self.handled[keep]:
-                self._source_deleted(cp, side, batch)
-        if not self.opts.dry_run:
-            batch.counts = dict(self.result.counts)
-            self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch)
 
     def _advance_watermark(self, side: str, max_seen: Any, read_started: datetime.datetime, previous: Any) -> None:
         """Keep the latest modified-on seen, but never closer to now than the safety overlap.
@@ -354,7 +208,7 @@ class MappingSync:
 
     # -- one page -------------------------------------------------------------------------------------
     def _page_plans(self, flow: Flow, fields: Sequence[str], pages: Iterator[list[tuple]], retry: set[str],
-                    coupled: bool) -> Iterator[_PagePlan]:
+                    coupled: bool) -> Iterator[PagePlan]:
         """Plan each page read; a record also read in the page before is planned again once that page is written."""
         mod_field = self.mapping.modified_field(flow.src)
         mod_pos = list(fields).index(mod_field) if mod_field else None
@@ -378,7 +232,7 @@ class MappingSync:
             recent.append(set(ids))
             yield plan
 
-    def _ahead(self, plans: Iterator[_PagePlan], flow: Flow, scanned: bool) -> Iterator[_PagePlan]:
+    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Iterator[PagePlan]:
         """The plans, from the second page on planned by a second process one page ahead, when that is safe.
 
         Safe when planning a page reads nothing the pages before it write: a one-way mapping whose
@@ -408,7 +262,7 @@ class MappingSync:
     def _process_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str]) -> None:
         self._apply_page(flow, self._plan_page(flow, fields, rows, retry, True))
 
-    def _plan_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str], coupled: bool) -> _PagePlan:
+    def _plan_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str], coupled: bool) -> PagePlan:
         """Decide what each record of a page writes; ``coupled`` False: none of them can be coupled (no lookup).
 
         Planning only reads (it may run in another process, see _ahead): what it counts and
@@ -416,14 +270,14 @@ class MappingSync:
         """
         outer = self.result
         self.result = JobResult(outer.mapping, outer.direction, outer.mode, counts=dict.fromkeys(outer.counts, 0))
-        plan = _PagePlan({f: i for i, f in enumerate(fields)}, self.result)
+        plan = PagePlan({f: i for i, f in enumerate(fields)}, self.result)
         try:
             self._plan_records(flow, plan, rows, retry, coupled)
         finally:
             self.result = outer
         return plan
 
-    def _plan_records(self, flow: Flow, plan: _PagePlan, rows: Sequence[tuple], retry: set[str], coupled: bool) -> None:
+    def _plan_records(self, flow: Flow, plan: PagePlan, rows: Sequence[tuple], retry: set[str], coupled: bool) -> None:
         src, dst = flow.src, flow.dst
         self._lookup_cache.clear()
         handled = self.handled[src]
@@ -473,17 +327,17 @@ class MappingSync:
                 if cp is None:
                     values = _checked(next(created))
                     # why: a one-way record's source row is not needed once its values are known
-                    plan.inserts.append(_Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None,
-                                                row=row if mapping.bidirectional else None, dst_fp=fp if mirrored else None))
+                    plan.inserts.append(Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None,
+                                               row=row if mapping.bidirectional else None, dst_fp=fp if mirrored else None))
                     continue
-                change = _Change(sid, fp, {}, row[mod_pos] if mod_pos is not None else None, cp, row=row)
+                change = Change(sid, fp, {}, row[mod_pos] if mod_pos is not None else None, cp, row=row)
                 if mapping.bidirectional:
                     partner = partners.get(cp.side_id(dst))
                     if partner is None:
-                        self._dst_deleted(flow, change, positions, batch, plan.restores)
+                        dst_deleted(self, flow, change, positions, batch, plan.restores)
                         continue
                     self.handled[dst].add(cp.side_id(dst))
-                    self._plan_coupled(flow, change, positions, partner)
+                    plan_coupled(self, flow, change, positions, partner)
                 else:
                     change.values = _checked(next(updated))
                 plan.updates.append(change)
@@ -493,7 +347,7 @@ class MappingSync:
         if plan.inserts and not self.opts.dry_run and not mapping.bidirectional:
             plan.prepared = self.tables[dst].prepare_insert([ch.values for ch in plan.inserts])
 
-    def _apply_page(self, flow: Flow, plan: _PagePlan) -> None:
+    def _apply_page(self, flow: Flow, plan: PagePlan) -> None:
         """Write a planned page: destination updates and creates, then the store in one transaction."""
         self.result.absorb(plan.outcome, self.opts.max_records)
         if not plan.outcome.counts["read"]:
@@ -634,84 +488,9 @@ class MappingSync:
         return json.dumps({"local": {k: canonical(v) for k, v in local.items()},
                            "integration": {k: canonical(v) for k, v in integration.items()}}, sort_keys=True)
 
-    # -- bidirectional decisions ------------------------------------------------------------------------
-    def _plan_coupled(self, flow: Flow, ch: _Change, positions: dict[str, int], partner: tuple) -> None:
-        """Decide what a changed, coupled record writes where; raises RecordError for a conflict left unresolved."""
-        src, dst = flow.src, flow.dst
-        mapping = self.mapping
-        cp = ch.coupling
-        dst_fields = mapping.read_fields(dst)
-        dst_positions = {f: i for i, f in enumerate(dst_fields)}
-        src_now = self._side_values(src, ch.row, positions)
-        dst_now = self._side_values(dst, partner, dst_positions)
-        never_synced = cp.local_fp is None and cp.integration_fp is None  # type: ignore[union-attr]
-        # why: a newly coupled pair follows its initial direction (coupling.held skips the other side)
-        if never_synced or self._fp_of(dst, dst_now) == (cp.local_fp if dst == "local" else cp.integration_fp):  # type: ignore[union-attr]
-            values = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
-            # why: a change to a field that does not flow this way writes nothing and counts as unchanged
-            ch.values = {k: v for k, v in values.items() if canonical(v) != canonical(dst_now.get(k))}
-        else:
-            ch.values, ch.back = self._resolve_conflict(flow, ch, positions, partner, dst_positions, src_now, dst_now)
-        src_after = dict(src_now, **{k: v for k, v in (ch.back or {}).items() if k in src_now})
-        dst_after = dict(dst_now, **{k: v for k, v in ch.values.items() if k in dst_now})
-        ch.src_fp, ch.dst_fp = self._fp_of(src, src_after), self._fp_of(dst, dst_after)
-        local, integration = (src_after, dst_after) if src == "local" else (dst_after, src_after)
-        ch.last_values = self._last_values(local, integration)
-
-    def _resolve_conflict(self, flow: Flow, ch: _Change, positions: dict[str, int], partner: tuple, dst_positions: dict[str, int],
-                          src_now: dict[str, Any], dst_now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Both records changed since the last sync: field by field, what goes which way."""
-        src, dst = flow.src, flow.dst
-        mapping = self.mapping
-        policy = mapping.update_conflict_resolution
-        reverse = self.flows[(dst, src)]
-        forward = self._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
-        backward = self._values(reverse, partner, dst_positions, True)
-        last: dict[str, dict[str, Any]] = {}
-        if policy == "merge" and ch.coupling.last_values:  # type: ignore[union-attr]
-            last = json.loads(ch.coupling.last_values)  # type: ignore[union-attr]
-        winner = {"local_wins": "local", "integration_wins": "integration"}.get(policy if policy != "merge" else mapping.merge_fallback)
-        to_dst: dict[str, Any] = {}
-        to_src: dict[str, Any] = {}
-        conflicts: list[str] = []
-        for fm in mapping.fields:
-            fs, fd = fm.field_on(src), fm.field_on(dst)
-            if fm.is_constant or fs is None or fd is None:
-                continue
-            if (fd in forward and canonical(forward[fd]) == canonical(dst_now[fd])) or (
-                    fd not in forward and fs in backward and canonical(backward[fs]) == canonical(src_now[fs])):
-                continue  # the two sides agree on this field
-            src_changed = canonical(src_now[fs]) != last.get(src, {}).get(fs, _MISSING)
-            dst_changed = canonical(dst_now[fd]) != last.get(dst, {}).get(fd, _MISSING)
-            if src_changed and not dst_changed:
-                if fd in forward:
-                    to_dst[fd] = forward[fd]
-            elif dst_changed and not src_changed:
-                if fs in backward:
-                    to_src[fs] = backward[fs]
-            elif winner is None:
-                conflicts.append(fm.describe())
-            elif winner == src:
-                if fd in forward:
-                    to_dst[fd] = forward[fd]
-                elif fs in backward:
-                    to_src[fs] = backward[fs]
-            else:
-                if fs in backward:
-                    to_src[fs] = backward[fs]
-                elif fd in forward:
-                    to_dst[fd] = forward[fd]
-        if conflicts:
-            cp = ch.coupling
-            raise RecordError("conflict: local record %s and integration record %s both changed since the last synchronisation; "
-                              "fields that differ: %s (update_conflict_resolution %s%s): nothing was overwritten"
-                              % (cp.local_id, cp.integration_id, ", ".join(conflicts), policy,  # type: ignore[union-attr]
-                                 ", merge_fallback none" if policy == "merge" else ""))
-        return to_dst, to_src
-
     # -- writes ---------------------------------------------------------------------------------------
-    def _apply_updates(self, flow: Flow, updates: list[_Change], batch: BatchCommit, positions: dict[str, int],
-                       restores: list[_Change]) -> None:
+    def _apply_updates(self, flow: Flow, updates: list[Change], batch: BatchCommit, positions: dict[str, int],
+                       restores: list[Change]) -> None:
         if not updates:
             return
         src, dst = flow.src, flow.dst
@@ -732,7 +511,7 @@ class MappingSync:
                     continue
                 failed.add(id(ch))
                 if res.missing and side == dst:
-                    self._dst_deleted(flow, ch, positions, batch, restores)
+                    dst_deleted(self, flow, ch, positions, batch, restores)
                 else:
                     reason = res.error or "refused"
                     if res.missing:
@@ -752,14 +531,14 @@ class MappingSync:
             else:
                 self.result.counts["unchanged"] += 1  # both sides changed to the same values
 
-    def _set_fps(self, cp: Coupling, flow: Flow, ch: _Change) -> None:
+    def _set_fps(self, cp: Coupling, flow: Flow, ch: Change) -> None:
         dst_fp = ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
         if flow.src == "local":
             cp.local_fp, cp.integration_fp, cp.local_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
         else:
             cp.integration_fp, cp.local_fp, cp.integration_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
 
-    def _prepare_inserts(self, flow: Flow, inserts: list[_Change]) -> None:
+    def _prepare_inserts(self, flow: Flow, inserts: list[Change]) -> None:
         """Choose the ids of records to create (where the client does) and their destination fingerprints."""
         table = self.tables[flow.dst]
         dst_key = self.mapping.key(flow.dst)
@@ -772,10 +551,10 @@ class MappingSync:
             if ch.dst_fp is None:
                 ch.dst_fp = self._fp_of(flow.dst, ch.values)
 
-    def _intents(self, flow: Flow, inserts: list[_Change]) -> PendingPage:
+    def _intents(self, flow: Flow, inserts: list[Change]) -> PendingPage:
         return pending_page(self.mapping.name, flow.src, [(ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])
 
-    def _apply_inserts(self, flow: Flow, inserts: list[_Change], batch: BatchCommit, positions: dict[str, int],
+    def _apply_inserts(self, flow: Flow, inserts: list[Change], batch: BatchCommit, positions: dict[str, int],
                        prepared: Any = None) -> None:
         """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert).
 
@@ -833,96 +612,6 @@ class MappingSync:
                 self.handled[dst].add(res.record_id)  # type: ignore[arg-type]
             self.result.counts["inserted"] += 1
             self._log_pair("inserted", flow, ch.src_id, res.record_id)
-
-    # -- deletions ------------------------------------------------------------------------------------------
-    def _dst_deleted(self, flow: Flow, ch: _Change, positions: dict[str, int], batch: BatchCommit, restores: list[_Change]) -> None:
-        """The destination record of a changed, coupled source record is gone: a deletion conflict."""
-        cp = ch.coupling
-        policy = self.mapping.deletion_conflict_resolution
-        dst_id = cp.side_id(flow.dst)  # type: ignore[union-attr]
-        self.handled[flow.src].add(ch.src_id)  # why: a change-tracking read reporting the deletion later must not handle it twice
-        if policy == "remove_coupling":
-            self._uncouple(batch, cp, flow.src, ch.src_id)  # type: ignore[arg-type]
-        elif policy == "restore_records":
-            try:
-                values = self._values(flow, ch.row, positions, False)  # type: ignore[arg-type]
-            except (ConversionError, RecordError) as exc:
-                self._fail(batch, flow.src, ch.src_id, str(exc))
-                return
-            restores.append(_Change(ch.src_id, ch.src_fp, values, ch.src_modified, row=ch.row, replaces=cp))
-        else:
-            self._fail(batch, flow.src, ch.src_id, "coupled %s record %s no longer exists (deletion_conflict_resolution none)" % (flow.dst, dst_id))
-
-    def _detect_deletions(self) -> None:
-        """Full syncs compare couplings with the records that still exist on both sides."""
-        mapping = self.mapping
-        for page in self.store.iter_couplings(mapping.name, batch=self.opts.batch_size):
-            present = {}
-            for side in ("local", "integration"):
-                ids = [cp.side_id(side) for cp in page]
-                present[side] = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [mapping.key(side)])}
-            gone = [(cp, [s for s in ("local", "integration") if cp.side_id(s) not in present[s]]) for cp in page]
-            gone = [(cp, sides) for cp, sides in gone if sides]
-            if not gone:
-                continue
-            batch = BatchCommit()
-            for cp, sides in gone:
-                if len(sides) == 2:
-                    self._uncouple(batch, cp, None, None)
-                else:
-                    self._source_deleted(cp, sides[0], batch)
-            if not self.opts.dry_run:
-                batch.counts = dict(self.result.counts)
-                self.store.commit_batch(mapping.name, self.run_id or "", self.result.job_id or 0, batch)
-
-    def _source_deleted(self, cp: Coupling, gone: str, batch: BatchCommit) -> None:
-        """One record of a coupling was deleted on side ``gone``; its partner still exists."""
-        mapping = self.mapping
-        keep = OTHER_SIDE[gone]
-        keep_id, gone_id = cp.side_id(keep), cp.side_id(gone)
-        self.handled[keep].add(keep_id)
-        fields = mapping.read_fields(keep)
-        rows = self.tables[keep].read_by_ids([keep_id], fields)
-        if not rows:
-            self._uncouple(batch, cp, None, None)  # both records are gone
-            return
-        row = rows[0]
-        positions = {f: i for i, f in enumerate(fields)}
-        keep_fp = self._fp_of(keep, self._side_values(keep, row, positions))
-        unchanged = keep_fp == (cp.local_fp if keep == "local" else cp.integration_fp)
-        if mapping.propagate_deletions and unchanged and (gone, keep) in self.flows:
-            if not self.opts.dry_run:
-                res = self.tables[keep].delete([keep_id])[0]
-                if not res.ok and not res.missing:
-                    self._fail(batch, keep, keep_id, "deleting it after %s record %s was deleted: %s" % (gone, gone_id, res.error))
-                    return
-            batch.removed_couplings.append((cp.local_id, cp.integration_id))
-            batch.succeeded.append((keep, keep_id))
-            self.result.counts["deleted"] += 1
-            self._log("deleted", cp.local_id, cp.integration_id)
-            return
-        policy = mapping.deletion_conflict_resolution
-        if policy == "remove_coupling":
-            self._uncouple(batch, cp, keep, keep_id)
-        elif policy == "restore_records":
-            flow = mapping.restore_flows[(keep, gone)]
-            try:
-                values = self._values(flow, row, positions, False)
-            except (ConversionError, RecordError) as exc:
-                self._fail(batch, keep, keep_id, "restoring deleted %s record %s: %s" % (gone, gone_id, exc))
-                return
-            self._apply_inserts(flow, [_Change(keep_id, keep_fp, values, row[positions[mapping.modified_field(keep)]]
-                                               if mapping.modified_field(keep) else None, row=row, replaces=cp)], batch, positions)
-        else:
-            self._fail(batch, keep, keep_id, "coupled %s record %s was deleted (deletion_conflict_resolution none; set remove_coupling, "
-                                             "restore_records or propagate_deletions)" % (gone, gone_id))
-
-    def _uncouple(self, batch: BatchCommit, cp: Coupling, side: str | None, record_id: str | None) -> None:
-        batch.removed_couplings.append((cp.local_id, cp.integration_id))
-        if side is not None:
-            batch.succeeded.append((side, record_id))  # type: ignore[arg-type]
-        self.result.uncoupled += 1
-        self._log("uncoupled", cp.local_id, cp.integration_id)
 
     # -- crash repair -------------------------------------------------------------------------------------
     def _recover_pending(self, flow: Flow) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import JobOptions, MappingSync
+from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions
+from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, id_text
 
 if TYPE_CHECKING:  # pragma: no cover

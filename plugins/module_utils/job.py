@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a sync job is asked to do (JobOptions) and what it reports (JobResult)."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
+from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
+
+
+@dataclass
+class JobOptions:
+    mode: str = "modified"  # full | modified
+    create_uncoupled: bool = False
+    dry_run: bool = False
+    batch_size: int = 1000
+    max_records: int = 100
+    watermark_overlap: float = 60.0
+    # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
+    planned: dict[str, dict[str, dict[str, str | None]]] | None = None
+    hold: dict[str, set[str]] = field(default_factory=dict)  # side -> ids never created (ambiguous matches)
+    create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
+    read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
+
+
+@dataclass
+class JobResult:
+    """Outcome of one sync job, as the modules report it."""
+
+    mapping: str
+    direction: str
+    mode: str
+    job_id: int | None = None
+    status: str = "running"
+    started_at: datetime.datetime = field(default_factory=utcnow)
+    ended_at: datetime.datetime | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {c: 0 for c in COUNTERS})
+    records: list[dict[str, Any]] = field(default_factory=list)
+    records_truncated: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    message: str | None = None
+    uncoupled: int = 0
+    matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
+
+    def absorb(self, part: JobResult, cap: int) -> None:
+        """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
+        for name, value in part.counts.items():
+            self.counts[name] += value
+        self.uncoupled += part.uncoupled
+        self.errors.extend(part.errors[:max(0, cap - len(self.errors))])
+        room = max(0, cap - len(self.records))
+        self.records_truncated = self.records_truncated or part.records_truncated or len(part.records) > room
+        self.records.extend(part.records[:room])
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.uncoupled) or any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled"))
+
+    def as_dict(self) -> dict[str, Any]:
+        duration = (self.ended_at - self.started_at).total_seconds() if self.ended_at else None
+        return {
+            "mapping": self.mapping,
+            "direction": self.direction,
+            "mode": self.mode,
+            "job_id": self.job_id,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(sep=" "),
+            "ended_at": self.ended_at.isoformat(sep=" ") if self.ended_at else None,
+            "duration": round(duration, 3) if duration is not None else None,
+            "counts": dict(self.counts),
+            "changed": self.changed,
+            "message": self.message,
+            "matching": self.matching,
+        }

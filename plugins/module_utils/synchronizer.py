@@ -209,7 +209,8 @@ class MappingSync:
     # -- one page -------------------------------------------------------------------------------------
     def _page_plans(self, flow: Flow, fields: Sequence[str], pages: Iterator[list[tuple]], retry: set[str],
                     coupled: bool) -> Iterator[PagePlan]:
-        """Plan each page read; a record also read in the page before is planned again once that page is written."""
+        """Plan each page read; a record also read in one of the last READ_AHEAD_PAGES pages is left to be planned
+        once the page it came with is written (PagePlan.deferred)."""
         mod_field = self.mapping.modified_field(flow.src)
         mod_pos = list(fields).index(mod_field) if mod_field else None
         recent: collections.deque[set[str]] = collections.deque(maxlen=READ_AHEAD_PAGES)
@@ -233,7 +234,7 @@ class MappingSync:
             yield plan
 
     def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Iterator[PagePlan]:
-        """The plans, from the second page on planned by a second process one page ahead, when that is safe.
+        """The plans, from the second page on planned by a second process up to READ_AHEAD_PAGES pages ahead, when that is safe.
 
         Safe when planning a page reads nothing the pages before it write: a one-way mapping whose
         lookups name other mappings, in a real run over a table scan (read_ahead.py says why a
@@ -316,12 +317,12 @@ class MappingSync:
             coupled_ids = [t[3].side_id(dst) for t in todo if t[3] is not None]  # type: ignore[union-attr]
             if coupled_ids:
                 partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled_ids, mapping.read_fields(dst))}
-        created, unconverted = self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False)
+        new_values, unconverted = self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False)
         # why: records whose values all passed through unconverted have the source's fingerprint on the destination
         # too, when the two sides' fingerprints cover the same fields in the same order
         mirrored = unconverted and self._mirrored(flow, positions)
-        created = iter(created)
-        updated = iter(self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0] if not mapping.bidirectional else [])
+        created = iter(new_values)
+        updated = iter([] if mapping.bidirectional else self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0])
         for row, sid, fp, cp in todo:
             try:
                 if cp is None:

@@ -532,13 +532,12 @@ class SqlTable(Table):
 
     # -- writes --------------------------------------------------------------------------
     def insert(self, rows) -> list[WriteResult]:
-        rows = list(rows)
-        prepared = self.prepare_insert(rows)
-        if prepared is not None:
-            return self.insert_prepared(prepared, [id_text(r[self.key]) for r in rows])
         rows = [self._bind(r) for r in rows]
         if not rows:
             return []
+        prepared = self._prepare_bound(rows)
+        if prepared is not None:
+            return self.insert_prepared(prepared, [id_text(r[self.key]) for r in rows])
         try:
             return self._insert_batch(rows)
         except sa_exc.SQLAlchemyError as exc:
@@ -569,7 +568,9 @@ class SqlTable(Table):
 
     def prepare_insert(self, rows: Sequence[Mapping[str, Any]]) -> PreparedRows | None:
         """Rows with client-chosen keys and the same columns, ready for the driver; None otherwise."""
-        rows = [self._bind(r) for r in rows]
+        return self._prepare_bound([self._bind(r) for r in rows])
+
+    def _prepare_bound(self, rows: list[Mapping[str, Any]]) -> PreparedRows | None:
         if not rows or any(self.key not in r for r in rows):
             return None
         columns = tuple(rows[0])

@@ -510,10 +510,8 @@ class Store:
     # -- pending creates and retries --------------------------------------------------------
     def add_pending(self, page: PendingPage) -> int:
         """Record the intents of one page of creates in one row; returns the row's id."""
-        t = self.t["pending"]
-        row = {"mapping": page.mapping, "source_side": page.source_side, "entries": page.entries, "created_at": utcnow()}
         with self._write() as conn:
-            return conn.execute(t.insert(), row).inserted_primary_key[0]
+            return conn.execute(self.t["pending"].insert(), _pending_row(page)).inserted_primary_key[0]
 
     def pending(self, mapping: str) -> list[PendingCreate]:
         """The intents of pages of creates a killed run left behind."""
@@ -705,11 +703,10 @@ def _migrate_3(conn: Any, tables: dict[str, Any]) -> None:
     old = sa.Table("tablesync_pending_creates", sa.MetaData(), autoload_with=conn)
     grouped: dict[tuple[str, str], list] = {}
     for r in conn.execute(sa.select(old)).mappings():
-        entry = _pending_entry(r["source_id"], r["dest_id"], json.loads(r["dest_values"]), json.loads(r["fingerprints"]))
-        grouped.setdefault((r["mapping"], r["source_side"]), []).append(entry)
-    for (mapping, side), entries in grouped.items():
-        conn.execute(pages.insert(), [{"mapping": mapping, "source_side": side, "entries": json.dumps(entries, default=str),
-                                       "created_at": utcnow()}])
+        create = (r["source_id"], r["dest_id"], json.loads(r["dest_values"]), json.loads(r["fingerprints"]))
+        grouped.setdefault((r["mapping"], r["source_side"]), []).append(create)
+    for (mapping, side), creates in grouped.items():
+        conn.execute(pages.insert(), _pending_row(pending_page(mapping, side, creates)))
     old.drop(conn)
 
 
@@ -727,6 +724,10 @@ def pending_page(mapping: str, source_side: str, creates: Sequence[tuple[str, st
     encoded as the store keeps them."""
     entries = [_pending_entry(*create) for create in creates]
     return PendingPage(mapping, source_side, json.dumps(entries, default=str, separators=(",", ":")), len(entries))
+
+
+def _pending_row(page: PendingPage) -> dict[str, Any]:
+    return {"mapping": page.mapping, "source_side": page.source_side, "entries": page.entries, "created_at": utcnow()}
 
 
 def _pending_entry(source_id: str, dest_id: str | None, dest_values: dict[str, Any], fingerprints: dict[str, Any]) -> list:

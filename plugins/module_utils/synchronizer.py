@@ -595,18 +595,14 @@ class MappingSync:
                 continue
             if ch.replaces is not None:
                 batch.removed_couplings.append((ch.replaces.local_id, ch.replaces.integration_id))
-            last_values = None
+            cp = _new_coupling(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
             if res.record_id in written:
                 dst_values = self._side_values(dst, written[res.record_id], dst_positions)
                 ch.dst_fp = self._fp_of(dst, dst_values)
                 src_values = self._side_values(src, ch.row, positions)
                 local, integration = (src_values, dst_values) if src == "local" else (dst_values, src_values)
-                last_values = self._last_values(local, integration)
-            modified = _as_datetime(ch.src_modified)
-            if src == "local":
-                cp = Coupling(self.mapping.name, ch.src_id, res.record_id, ch.src_fp, ch.dst_fp, modified, None, last_values)  # type: ignore[arg-type]
-            else:
-                cp = Coupling(self.mapping.name, res.record_id, ch.src_id, ch.dst_fp, ch.src_fp, None, modified, last_values)  # type: ignore[arg-type]
+                cp.last_values = self._last_values(local, integration)
+            self._set_fps(cp, flow, ch)
             batch.new_couplings.append(cp)
             batch.succeeded.append((src, ch.src_id))
             if self.mapping.bidirectional:

@@ -24,6 +24,8 @@ from typing import Any, Callable
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import FORMATS as MODIFIED_FORMATS
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import format_problem
 from ansible_collections.tablesync.integration.plugins.module_utils.transforms import ValueMap, build_transforms
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter
 
@@ -78,9 +80,11 @@ SCHEMA = {
         "local_table": {"type": "string", "minLength": 1},
         "local_key": {"type": "string", "minLength": 1},
         "local_modified_field": {"type": ["string", "null"], "minLength": 1},
+        "local_modified_format": {"enum": list(MODIFIED_FORMATS)},
         "integration_table": {"type": "string", "minLength": 1},
         "integration_key": {"type": "string", "minLength": 1},
         "integration_modified_field": {"type": ["string", "null"], "minLength": 1},
+        "integration_modified_format": {"enum": list(MODIFIED_FORMATS)},
         "direction": {"enum": list(DIRECTIONS)},
         "fields": {"type": "array", "minItems": 1, "items": _FIELD_SCHEMA},
         "table_filter": {"type": ["string", "null"]},
@@ -103,6 +107,8 @@ SCHEMA = {
 DEFAULTS: dict[str, Any] = {
     "local_modified_field": None,
     "integration_modified_field": None,
+    "local_modified_format": "auto",
+    "integration_modified_format": "auto",
     "table_filter": None,
     "integration_table_filter": None,
     "synch_only_coupled_records": True,
@@ -181,6 +187,8 @@ class Mapping:
     fields: list[FieldMapping]
     local_modified_field: str | None = None
     integration_modified_field: str | None = None
+    local_modified_format: str = "auto"
+    integration_modified_format: str = "auto"
     table_filter: str | None = None
     integration_table_filter: str | None = None
     synch_only_coupled_records: bool = True
@@ -259,6 +267,8 @@ class Mapping:
             fields=fields,
             local_modified_field=clean["local_modified_field"],
             integration_modified_field=clean["integration_modified_field"],
+            local_modified_format=clean["local_modified_format"],
+            integration_modified_format=clean["integration_modified_format"],
             table_filter=clean["table_filter"],
             integration_table_filter=clean["integration_table_filter"],
             synch_only_coupled_records=clean["synch_only_coupled_records"],
@@ -292,6 +302,10 @@ class Mapping:
 
     def modified_field(self, side: str) -> str | None:
         return self.local_modified_field if side == "local" else self.integration_modified_field
+
+    def modified_format(self, side: str) -> str:
+        """How the side's modified-on values are stored, as declared (auto: detected from the column)."""
+        return self.local_modified_format if side == "local" else self.integration_modified_format
 
     def filter_text(self, side: str) -> str | None:
         return self.table_filter if side == "local" else self.integration_table_filter
@@ -363,9 +377,9 @@ class Mapping:
             if modified:
                 if modified not in columns:
                     raise MappingError(self.name, "%s table %s has no column %s" % (side, info.name, modified), field=modified)
-                if columns[modified].kind not in ("datetime", "date"):
-                    kind = columns[modified].kind
-                    raise MappingError(self.name, "modified-on field %s is of type %s, expected a date-time" % (modified, kind), field=modified)
+                problem = format_problem(columns[modified].kind, self.modified_format(side))
+                if problem is not None:
+                    raise MappingError(self.name, "modified-on field %s %s" % (modified, problem), field=modified)
             for name in self.side_fields(side):
                 if name not in columns:
                     known = ", ".join(sorted(columns))

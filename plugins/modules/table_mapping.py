@@ -55,6 +55,18 @@ options:
   local_modified_field:
     description: Modified-on field of O(local_table); modified-records runs then read only records changed since the last run.
     type: str
+  local_modified_format:
+    description:
+      - How O(local_modified_field) stores its values. V(auto) detects it from the column's type and, for text and
+        number columns (and SQLite, which has no date type), from the values stored.
+      - V(iso) is ISO-8601 text (C(2025-03-01T12:00:00.000Z), C(2025-03-01 12:00:00), with or without fraction and
+        offset), V(epoch_seconds) and V(epoch_milliseconds) the Unix epoch as numbers or numeric text, V(native)
+        the database's own date-time type. Values without a time zone are taken as UTC.
+      - Set it where V(auto) cannot tell, for example epoch seconds in a column that holds only values before 1973
+        in milliseconds. A format the column's type cannot hold is refused when the mapping is declared.
+    type: str
+    choices: [auto, iso, epoch_seconds, epoch_milliseconds, native]
+    default: auto
   integration_table:
     description: Table or entity set on the integration side. Required with O(state=present).
     type: str
@@ -64,6 +76,11 @@ options:
   integration_modified_field:
     description: Modified-on field of O(integration_table).
     type: str
+  integration_modified_format:
+    description: How O(integration_modified_field) stores its values; see O(local_modified_format).
+    type: str
+    choices: [auto, iso, epoch_seconds, epoch_milliseconds, native]
+    default: auto
   direction:
     description: Which way records flow.
     type: str
@@ -264,9 +281,11 @@ DECLARATION_KEYS = (
     "local_table",
     "local_key",
     "local_modified_field",
+    "local_modified_format",
     "integration_table",
     "integration_key",
     "integration_modified_field",
+    "integration_modified_format",
     "direction",
     "fields",
     "table_filter",
@@ -304,9 +323,11 @@ def main() -> None:
         local_table={"type": "str"},
         local_key={"type": "str", "no_log": False},
         local_modified_field={"type": "str"},
+        local_modified_format={"type": "str", "default": "auto", "choices": ["auto", "iso", "epoch_seconds", "epoch_milliseconds", "native"]},
         integration_table={"type": "str"},
         integration_key={"type": "str", "no_log": False},
         integration_modified_field={"type": "str"},
+        integration_modified_format={"type": "str", "default": "auto", "choices": ["auto", "iso", "epoch_seconds", "epoch_milliseconds", "native"]},
         direction={"type": "str", "default": "to_integration", "choices": ["to_integration", "from_integration", "bidirectional"]},
         fields={
             "type": "list",
@@ -346,14 +367,15 @@ def main() -> None:
     sides = ("local", "integration") if present else ()
     with engine_session(module, sides=sides, read_only=module.check_mode) as (store, endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
-        from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
+        from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 
         existing = store.get_mapping(name)
         if present:
             wanted = declaration(module.params, existing)
             mapping = Mapping.from_definition(wanted)
             mapping.bind(open_tables(mapping, endpoints))
-            changed = existing != wanted
+            # why: a declaration stored before an option existed equals one that leaves it at its default
+            changed = existing is None or normalize(existing) != wanted
             if changed and not module.check_mode:
                 with mapping_locks(store, [name], None, module.params["lock_timeout"], task="table_mapping"):
                     store.put_mapping(wanted)

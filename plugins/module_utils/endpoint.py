@@ -73,11 +73,13 @@ class Table(abc.ABC):
         modified_field: str | None = None,
         modified_since: datetime.datetime | None = None,
         page_size: int = 1000,
+        modified_format: str = "auto",
     ) -> Iterator[list[tuple]]:
         """Yield pages of rows (tuples in ``fields`` order), in a stable order.
 
-        With ``modified_since`` only rows whose ``modified_field`` is later are read,
-        ordered by (modified, key), so the read's cost follows the number of changes.
+        With ``modified_since`` (naive UTC) only rows whose ``modified_field`` is the same or
+        later are read, ordered by (modified, key), so the read's cost follows the number of
+        changes; ``modified_format`` is how that field stores its values (modified_on.FORMATS).
         ``where`` is a parsed mapping filter (filters.Filter) or None.
         """
 

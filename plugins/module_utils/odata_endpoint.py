@@ -37,6 +37,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.http_client 
     HttpClient,
     Response,
 )
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import to_utc
 from ansible_collections.tablesync.integration.plugins.module_utils.odata_metadata import EntityType, Metadata
 from ansible_collections.tablesync.integration.plugins.module_utils.values import new_record_id
 
@@ -285,6 +286,13 @@ class ODataTable(Table):
             return str(wire)
         return "'%s'" % str(wire).replace("'", "''")
 
+    def _since_literal(self, column: str, since: Any) -> str:
+        """The lower bound of a read by modified-on: a UTC DateTimeOffset (or date) whatever the time zone of ``since``."""
+        moment = to_utc(since)
+        if self.kinds.get(column) == "date":
+            return moment.date().isoformat()  # type: ignore[union-attr]
+        return self._literal(column, moment)
+
     def _row(self, item: Mapping[str, Any], fields: Sequence[str]) -> tuple:
         return tuple(self._from_wire(f, item.get(self.props.get(f, f))) for f in fields)
 
@@ -306,7 +314,7 @@ class ODataTable(Table):
         return {"Prefer": "odata.maxpagesize=%d" % max(1, min(page_size, self.endpoint.page_size))}
 
     # -- reads ----------------------------------------------------------------------------------------------
-    def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000) -> Iterator[list[tuple]]:
+    def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000, modified_format="auto") -> Iterator[list[tuple]]:
         filters = []
         server_where = where is not None and not (set(where.fields) & set(self.lookups))
         if server_where:
@@ -318,7 +326,7 @@ class ODataTable(Table):
             orderby = "%s asc,%s asc" % (mod, key)
             if modified_since is not None:
                 # why: 'ge' re-reads records sharing the watermark's timestamp; they are unchanged by fingerprint
-                filters.append("%s ge %s" % (mod, self._literal(modified_field, modified_since)))
+                filters.append("%s ge %s" % (mod, self._since_literal(modified_field, modified_since)))
         # why: the filter is checked again here (the service may compare text case-insensitively), so its fields are read too
         names = list(dict.fromkeys([*fields, *(sorted(where.fields) if where is not None else [])]))
         width = len(fields)

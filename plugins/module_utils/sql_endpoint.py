@@ -23,6 +23,7 @@ from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import SAMPLE_SIZE, StampForm, detect_form, needs_sample, render
 from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text, new_record_id
 
 try:
@@ -396,6 +397,10 @@ class SqlTable(Table):
         self.key_kind = self.info.columns[key].kind
         self._selects_by_ids: dict[tuple[str, ...], Select] = {}
         self._write_batches = 0
+        # why: a key without a primary key or unique constraint of its own may repeat, and paging must not cut such a run
+        self._key_unique = [c.name for c in table.primary_key.columns] == [key] or any(
+            [c.name for c in getattr(u, "columns", ())] == [key] for u in list(table.indexes) + list(table.constraints)
+            if (isinstance(u, sa.Index) and u.unique) or isinstance(u, sa.UniqueConstraint))
         # why: drivers bind native UUID columns from uuid.UUID, the engine passes ids and values as text
         self._uuid_cols = {c.name for c in table.columns if self.info.columns[c.name].kind == "uuid" and getattr(c.type, "as_uuid", False)}
 
@@ -456,43 +461,84 @@ class SqlTable(Table):
         return [sa.type_coerce(c, _Lenient(c.type)).label(c.name) if c.name != self.key else c for c in cols]
 
     # -- reads ---------------------------------------------------------------------------
-    def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000) -> Iterator[list[tuple]]:
+    def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000, modified_format="auto") -> Iterator[list[tuple]]:
+        """Pages in key order, or, from ``modified_since`` on (``>=``), in (modified-on, key) order.
+
+        The keyset condition compares the modified-on column as stored (see _stored): a value
+        converted and bound back may not equal the stored one (SQLite text), and a tie of equal
+        stamps longer than a page would be cut at the page's end. A page is completed with the
+        rows equal to its last (modified-on, key) or key, which a key without a unique constraint
+        may repeat.
+        """
         cols = self._cols(fields)
-        base = sa.select(*cols)
+        key = self.key_col
+        key_pos = list(fields).index(self.key)
+        mod = None
+        if modified_since is not None and modified_field:
+            if modified_field not in fields:
+                raise EndpointError("scan by modified-on needs %s among the fields read" % modified_field)
+            mod = self._stored(self.table.c[modified_field])
+            since = render(modified_since, self.modified_form(modified_field, modified_format))
+            base = sa.select(*cols, mod.label("_stored_mod")).where(mod >= sa.bindparam("_since", since, type_=mod.type))
+        else:
+            base = sa.select(*cols)
         if where is not None:
             base = base.where(where.to_sqlalchemy(self.table.c))
-        key = self.key_col
-        if modified_since is not None and modified_field:
-            mod = self.table.c[modified_field]
-            base = base.where(mod > modified_since).order_by(mod, key)
-            mod_pos = list(fields).index(modified_field) if modified_field in fields else None
-            if mod_pos is None:
-                raise EndpointError("scan by modified-on needs %s among the fields read" % modified_field)
-        else:
-            mod = None
-            base = base.order_by(key)
-        key_pos = list(fields).index(self.key)
-        first = Select(base.limit(page_size))
+        last_key = sa.bindparam("_last_key", type_=key.type)
         if mod is not None:
-            after = base.where(sa.or_(mod > sa.bindparam("_last_mod"), sa.and_(mod == sa.bindparam("_last_mod"), key > sa.bindparam("_last_key"))))
+            last_mod = sa.bindparam("_last_mod", type_=mod.type)
+            after = sa.or_(mod > last_mod, sa.and_(mod == last_mod, key > last_key))
+            tie = sa.and_(mod == last_mod, key == last_key)
+            base = base.order_by(mod, key)
         else:
-            after = base.where(key > sa.bindparam("_last_key"))
-        following = Select(after.limit(page_size))
-        last: dict[str, Any] | None = None
+            after, tie = key > last_key, key == last_key
+            base = base.order_by(key)
+        first, following = Select(base.limit(page_size)), Select(base.where(after).limit(page_size))
+        rest = None if self._key_unique else Select(base.where(tie))
+        params: dict[str, Any] = {} if mod is None else {"_since": since}
+        started = False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=sa_exc.SAWarning)
             while True:
                 with self.endpoint.engine.connect() as conn:
-                    rows = first.rows(conn) if last is None else following.rows(conn, last)
+                    rows = following.rows(conn, params) if started else first.rows(conn, params)
+                    more = len(rows) >= page_size
+                    if rows:
+                        params.update(self._tail(rows[-1], key_pos, mod is not None))
+                    if more and rest is not None:
+                        rows = _completed(rows, rest.rows(conn, params), key_pos, mod is not None)
                 if not rows:
                     return
-                tail = rows[-1]
-                last = {"_last_key": self._native_id(id_text(tail[key_pos]))}
-                if mod is not None:
-                    last["_last_mod"] = tail[mod_pos]
-                yield rows
-                if len(rows) < page_size:
+                started = True
+                yield [r[:-1] for r in rows] if mod is not None else rows
+                if not more:
                     return
+
+    def _tail(self, row: tuple, key_pos: int, by_modified: bool) -> dict[str, Any]:
+        """The keyset parameters after ``row``: its key and, in a modified-on read, its modified-on as stored (last column)."""
+        out = {"_last_key": self._native_id(id_text(row[key_pos]))}
+        if by_modified:
+            out["_last_mod"] = row[-1]
+        return out
+
+    def _stored(self, col: sa.Column) -> Any:
+        """A column read and bound as stored: on SQLite without its type's conversions (text stays text)."""
+        if self.endpoint.engine.dialect.name == "sqlite":
+            return sa.type_coerce(col, sa.types.NullType())
+        return col  # why: server databases return and bind their native values exactly
+
+    def modified_form(self, field: str, declared: str = "auto") -> StampForm:
+        """How a modified-on column stores its values: from its type, else from a sample of them as stored."""
+        col = self.table.c[field]
+        kind = self.info.columns[field].kind
+        native = self.endpoint.engine.dialect.name != "sqlite"
+        sample: list[Any] = []
+        if needs_sample(kind, native):
+            stored = self._stored(col)
+            stmt = sa.select(stored).where(col.is_not(None)).order_by(self.key_col).limit(SAMPLE_SIZE)
+            with self.endpoint.engine.connect() as conn:
+                sample = [r[0] for r in conn.execute(stmt)]
+        return detect_form(kind, sample, declared, native_dates=native, aware=bool(getattr(col.type, "timezone", False)))
 
     def read_by_ids(self, ids, fields) -> list[tuple]:
         out: list[tuple] = []
@@ -708,6 +754,18 @@ def _group_by_columns(changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[
     for rid, values in changes:
         groups.setdefault(tuple(sorted(values)), []).append((rid, values))
     return list(groups.items())
+
+
+def _completed(rows: list[tuple], tie: list[tuple], key_pos: int, by_modified: bool) -> list[tuple]:
+    """A full page with every row equal to its last one (key, and modified-on as stored): those it holds replaced by all of them."""
+    def ident(row: tuple) -> tuple:
+        return (row[key_pos], row[-1]) if by_modified else (row[key_pos],)
+
+    last = ident(rows[-1])
+    end = len(rows)
+    while end and ident(rows[end - 1]) == last:
+        end -= 1
+    return rows[:end] + tie
 
 
 def _missing(rid: str) -> WriteResult:

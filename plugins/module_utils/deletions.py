@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE, Flow
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import stamp_or_none
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change
 from ansible_collections.tablesync.integration.plugins.module_utils.store import BatchCommit, Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, id_text
@@ -117,7 +118,8 @@ def source_deleted(job: MappingSync, cp: Coupling, gone: str, batch: BatchCommit
             job._fail(batch, keep, keep_id, "restoring deleted %s record %s: %s" % (gone, gone_id, exc))
             return
         modified_field = mapping.modified_field(keep)
-        restore = Change(keep_id, keep_fp, values, row[positions[modified_field]] if modified_field else None, row=row, replaces=cp)
+        stamp = stamp_or_none(row[positions[modified_field]], mapping.modified_format(keep)) if modified_field else None
+        restore = Change(keep_id, keep_fp, values, stamp, row=row, replaces=cp)
         job._apply_inserts(flow, [restore], batch, positions)
     else:
         job._fail(batch, keep, keep_id, "coupled %s record %s was deleted (deletion_conflict_resolution none; set remove_coupling, "

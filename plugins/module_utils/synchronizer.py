@@ -36,6 +36,15 @@ from ansible_collections.tablesync.integration.plugins.module_utils.endpoint imp
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions, JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (
+    ModifiedOnError,
+    newest,
+    parse_column,
+    read_from,
+    record_error,
+    reread,
+    watermark_cutoff,
+)
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
 from ansible_collections.tablesync.integration.plugins.module_utils.store import (
@@ -77,6 +86,8 @@ class MappingSync:
         self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
         self.planned = options.planned if options.planned is not None else {}
         self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
+        self._watermark: datetime.datetime | None = None  # the flow's watermark when this run read (records up to it are re-reads)
+        self._not_after: datetime.datetime | None = None  # the latest modified-on that may become the watermark
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -136,6 +147,7 @@ class MappingSync:
             # why: a pair coupled but never synchronised may be older than the watermark
             retry.update(self.store.unsynced_ids(self.mapping.name, src))
         read_started = utcnow()
+        self._watermark, self._not_after = None, watermark_cutoff(read_started, self.opts.watermark_overlap)
         max_seen = None
         ordered = sorted(retry)
         for start in range(0, len(ordered), self.opts.batch_size):  # pages: newly coupled pairs can be many
@@ -145,10 +157,11 @@ class MappingSync:
             self._process_page(flow, fields, retried, retry)
         since = None
         if self.opts.mode == "modified" and modified_field:
-            since = self.store.watermark(self.mapping.name, src) if self.store.exists else None
+            since = self._watermark = self.store.watermark(self.mapping.name, src) if self.store.exists else None
         changes = self._read_changes(src, table, fields, where)
         pages = changes[0] if changes is not None else table.scan(
-            fields, where=where, modified_field=modified_field, modified_since=since, page_size=self.opts.batch_size)
+            fields, where=where, modified_field=modified_field, modified_since=read_from(since, self.opts.watermark_overlap),
+            page_size=self.opts.batch_size, modified_format=self.mapping.modified_format(src))
         # why: a keyset scan reads each record once, so when the mapping has no couplings yet (a first full sync)
         # no page can find one and the per-page coupling query is skipped
         uncoupled = (changes is None and not self.opts.dry_run and self.store.exists  # check mode plans couplings it does not store
@@ -162,7 +175,7 @@ class MappingSync:
                 if plan.deferred:
                     self._process_page(flow, fields, plan.deferred, retry)
         if modified_field and max_seen is not None and not self.opts.dry_run:
-            self._advance_watermark(src, max_seen, read_started, since)
+            self._advance_watermark(src, max_seen, since)
         if changes is not None and changes[1].delta_link and not self.opts.dry_run:
             # why: saved only after every page of the job is committed, so a failed run reads the same changes again
             self.store.set_setting(self._delta_key(src), changes[1].delta_link)
@@ -193,18 +206,15 @@ class MappingSync:
                 changes_deleted(self, src, deleted)
             yield rows
 
-    def _advance_watermark(self, side: str, max_seen: Any, read_started: datetime.datetime, previous: Any) -> None:
-        """Keep the latest modified-on seen, but never closer to now than the safety overlap.
+    def _advance_watermark(self, side: str, max_seen: datetime.datetime, previous: Any) -> None:
+        """Keep the newest modified-on read (naive UTC; values after the run's start do not count, see _not_after).
 
-        Why: a transaction that stamped a record before our read but committed after it
-        would be missed if the watermark jumped past its timestamp.
+        The next run reads from watermark_overlap seconds before it, with >=: a transaction that
+        stamped a record before our read but committed after it is read then (modified_on.py).
         """
-        if not isinstance(max_seen, datetime.datetime):
-            max_seen = datetime.datetime(max_seen.year, max_seen.month, max_seen.day)
-        value = min(max_seen, read_started - datetime.timedelta(seconds=self.opts.watermark_overlap))
-        if previous is not None and previous >= value:
+        if previous is not None and previous >= max_seen:
             return
-        self.store.set_watermark(self.mapping.name, side, value)
+        self.store.set_watermark(self.mapping.name, side, max_seen)
 
     # -- one page -------------------------------------------------------------------------------------
     def _page_plans(self, flow: Flow, fields: Sequence[str], pages: Iterator[list[tuple]], retry: set[str],
@@ -218,7 +228,7 @@ class MappingSync:
             full = len(page) >= self.opts.batch_size
             page_max = None
             if mod_pos is not None:
-                page_max = max((r[mod_pos] for r in page if r[mod_pos] is not None), default=None)
+                page_max = newest((r[mod_pos] for r in page), self.mapping.modified_format(flow.src), self._not_after)
             if retry:
                 page = [r for r in page if id_text(r[0]) not in retry]
             ids = [id_text(r[0]) for r in page]
@@ -294,23 +304,30 @@ class MappingSync:
         fps = fingerprints([columns[positions[f]] for f in mapping.side_fields(src)])
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
+        stamps = parse_column(columns[mod_pos], mapping.modified_format(src)) if mod_pos is not None else [None] * len(rows)
         ids = [id_text(r[0]) for r in rows]
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
-        todo: list[tuple[tuple, str, str, Coupling | None]] = []
-        for row, sid, fp in zip(rows, ids, fps):
+        todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
+        for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
             cp = couplings.get(sid)
             if held(mapping, self.opts, src, sid, cp):
                 counts["skipped"] += 1
                 continue
+            if isinstance(stamp, ModifiedOnError):
+                self._fail(batch, src, sid, str(record_error(stamp, mapping.name, src, sid, mod_field)))  # type: ignore[arg-type]
+                continue
             if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
-                counts["unchanged"] += 1
+                if reread(stamp, self._watermark):
+                    counts["read"] -= 1  # why: read again only for the watermark's overlap, and unchanged: not news
+                else:
+                    counts["unchanged"] += 1
                 continue
             if cp is None and not create and sid not in retry:
                 # why: a record whose create failed is retried even where scheduled runs create nothing
                 counts["skipped"] += 1
                 continue
-            todo.append((row, sid, fp, cp))
+            todo.append((row, sid, fp, cp, stamp))
         self._prefetch_lookups(flow, [t[0] for t in todo], positions)
         partners: dict[str, tuple] = {}
         if mapping.bidirectional:
@@ -323,15 +340,15 @@ class MappingSync:
         mirrored = unconverted and self._mirrored(flow, positions)
         created = iter(new_values)
         updated = iter([] if mapping.bidirectional else self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0])
-        for row, sid, fp, cp in todo:
+        for row, sid, fp, cp, stamp in todo:
             try:
                 if cp is None:
                     values = _checked(next(created))
                     # why: a one-way record's source row is not needed once its values are known
-                    plan.inserts.append(Change(sid, fp, values, row[mod_pos] if mod_pos is not None else None,
+                    plan.inserts.append(Change(sid, fp, values, stamp,
                                                row=row if mapping.bidirectional else None, dst_fp=fp if mirrored else None))
                     continue
-                change = Change(sid, fp, {}, row[mod_pos] if mod_pos is not None else None, cp, row=row)
+                change = Change(sid, fp, {}, stamp, cp, row=row)
                 if mapping.bidirectional:
                     partner = partners.get(cp.side_id(dst))
                     if partner is None:

@@ -80,7 +80,13 @@ options:
     type: bool
     default: false
   watermark_overlap:
-    description: Seconds of safety overlap kept when a modified-records run advances its modified-on watermark.
+    description:
+      - A modified-records run keeps the newest modified-on value it read as the mapping's watermark, and the next
+        run reads the records modified this many seconds before it or later. A record whose transaction stamped it
+        before a run read and committed after it is so read by the next run.
+      - Records read again in this overlap and found unchanged are neither written nor counted.
+      - Modified-on values later than the run's start (clock skew, far-future placeholders such as 9999-12-31) do not
+        advance the watermark; such records are read again by each run and found unchanged.
     type: int
     default: 60
   rebind:

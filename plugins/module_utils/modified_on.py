@@ -55,6 +55,7 @@ _ISO = re.compile(
     r"\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?\s*$"
 )
 _NUMBER = re.compile(r"^\s*[+-]?\d+(?:\.\d*)?\s*$")
+_NAIVE_CLASSES = frozenset((datetime.datetime, type(None)))
 _UTC_SUFFIXES = ("Z", "z", "+00:00", "+0000", "-00:00", "-0000", "+00", "-00")
 
 
@@ -167,6 +168,8 @@ def stamp_or_none(value: Any, declared: str = "auto") -> datetime.datetime | Non
 
 def parse_column(values: Sequence[Any], declared: str = "auto") -> list[datetime.datetime | None | ModifiedOnError]:
     """``to_utc`` of each value of a page's modified-on column; a value that cannot be parsed gets its error in its place."""
+    if _naive(values):
+        return list(values)
     out: list[datetime.datetime | None | ModifiedOnError] = []
     for value in values:
         try:
@@ -174,6 +177,14 @@ def parse_column(values: Sequence[Any], declared: str = "auto") -> list[datetime
         except ModifiedOnError as exc:
             out.append(exc)
     return out
+
+
+def _naive(values: Sequence[Any]) -> bool:
+    """Whether every value is a naive datetime or None: what SQL date-time columns mostly give, taken as they are.
+
+    Why: one scan of the classes (in C) spares a call per value, as values.convert_column does.
+    """
+    return set(map(type, values)) <= _NAIVE_CLASSES and not any(v.tzinfo for v in values if v is not None)
 
 
 def record_error(exc: ModifiedOnError, mapping: str, side: str, record_id: str, field: str) -> ModifiedOnError:
@@ -196,6 +207,9 @@ def watermark_cutoff(read_started: datetime.datetime, overlap: float) -> datetim
 
 def newest(values: Iterable[Any], declared: str, not_after: datetime.datetime | None) -> datetime.datetime | None:
     """The newest of a page's modified-on values (naive UTC) not later than ``not_after``; None and unparseable values are skipped."""
+    values = list(values)
+    if _naive(values):
+        return max((v for v in values if v is not None and (not_after is None or v <= not_after)), default=None)
     best = None
     for value in values:
         if value is None:

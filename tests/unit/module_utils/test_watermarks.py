@@ -18,6 +18,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.modified_on 
     StampForm,
     detect_form,
     newest,
+    parse_column,
     read_from,
     render,
     to_utc,
@@ -136,6 +137,12 @@ def test_watermark_helpers():
     assert watermark_cutoff(start, 0) == start
     values = ["2025-03-01T11:00:00Z", "9999-12-31T23:59:59Z", None, "garbage", "2025-03-01T11:30:00Z"]
     assert newest(values, "auto", cutoff) == datetime.datetime(2025, 3, 1, 11, 30)
+    naive = [datetime.datetime(2025, 3, 1, 11, 0), None, datetime.datetime(9999, 12, 31), datetime.datetime(2025, 3, 1, 11, 30)]
+    assert newest(naive, "auto", cutoff) == datetime.datetime(2025, 3, 1, 11, 30)
+    aware = naive + [datetime.datetime(2025, 3, 1, 12, 40, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))]
+    assert newest(aware, "auto", cutoff) == datetime.datetime(2025, 3, 1, 11, 40)
+    assert parse_column(aware + ["2025-03-01T12:00:00Z"], "auto")[-2:] == [datetime.datetime(2025, 3, 1, 11, 40), start]
+    assert isinstance(parse_column(["soon"], "auto")[0], ModifiedOnError)
     assert read_from(start, 60) == datetime.datetime(2025, 3, 1, 11, 59)
     assert read_from(None, 60) is None
 

@@ -381,3 +381,30 @@ def test_paging_reads_every_row_of_a_key_that_repeats(tmp_path):
             assert sorted(by_modified) == sorted(r for r in data if r[1] >= "2025-03-01T12:00:01"), "seed %d, page size %d" % (SEED, size)
     finally:
         endpoint.close()
+
+
+# -- web sources ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("since", [datetime.datetime(2020, 1, 1, 0, 0, 0, 861000),
+                                   datetime.datetime(2020, 1, 1, 2, 0, 0, 861000, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+                                   datetime.datetime(2019, 12, 31, 19, 0, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=-5)))],
+                         ids=["naive", "plus-two", "minus-five"])
+def test_a_web_source_is_read_from_a_utc_bound_whatever_its_time_zone(monkeypatch, since):
+    from tests.support import ODataService
+    from tests.support.web_schemas import declare_dataverse, endpoint_options
+
+    with ODataService("dataverse") as dv:
+        declare_dataverse(dv)
+        dv.insert("accounts", [{"name": "A", "accountnumber": "N1"}])
+        endpoint = open_endpoint("integration", endpoint_options(dv))
+        sent = []
+        original = endpoint.client.session.request
+        monkeypatch.setattr(endpoint.client.session, "request", lambda method, url, **kw: sent.append(url) or original(method, url, **kw))
+        try:
+            table = endpoint.table("accounts", "accountid")
+            read = [r for page in table.scan(["accountid", "name", "modifiedon"], modified_field="modifiedon", modified_since=since) for r in page]
+        finally:
+            endpoint.close()
+    assert [r[1] for r in read] == ["A"]
+    assert any("modifiedon%20ge%202020-01-01T00:00:00Z" in url or "modifiedon ge 2020-01-01T00:00:00Z" in url for url in sent), sent

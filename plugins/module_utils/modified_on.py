@@ -145,10 +145,10 @@ def _from_iso(text: str) -> datetime.datetime:
 
 
 def _from_epoch(number: Any, declared: str) -> datetime.datetime:
-    if declared == "auto":
-        declared = "epoch_milliseconds" if abs(number) >= EPOCH_MILLISECONDS_FROM else "epoch_seconds"
-    micro_per_unit = 1000 if declared == "epoch_milliseconds" else 1000000
     try:
+        if declared == "auto":
+            declared = "epoch_milliseconds" if abs(number) >= EPOCH_MILLISECONDS_FROM else "epoch_seconds"
+        micro_per_unit = 1000 if declared == "epoch_milliseconds" else 1000000
         if isinstance(number, int):
             micro = number * micro_per_unit
         else:

@@ -69,6 +69,7 @@ def test_every_form_parses_to_its_utc_instant(value, declared, expected):
 @pytest.mark.parametrize("value, declared", [
     ("yesterday", "auto"), ("2025-13-01T00:00:00Z", "auto"), ("2025-03-01T12:00:00+25:00", "auto"), (True, "auto"),
     (1740830436, "iso"), ("2025-03-01T12:00:00Z", "epoch_seconds"), (10 ** 30, "auto"), (b"\xff\xfe", "auto"),
+    (float("nan"), "auto"), (float("inf"), "epoch_seconds"), ("NaN", "auto"),
 ])
 def test_unparseable_values_raise_a_conversion_error(value, declared):
     with pytest.raises(ModifiedOnError):

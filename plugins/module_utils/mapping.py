@@ -245,6 +245,7 @@ class Mapping:
                 raise MappingError(clean["name"], "value_map is not one-to-one (integration values %s appear twice), so it cannot be "
                                    "read in reverse; set the field's direction to to_integration" % ", ".join(fm.value_map.ambiguous),
                                    field=fm.describe())
+        _check_directions_have_fields(clean["name"], clean["direction"], fields)
         if clean["initial_direction"] and clean["direction"] != "bidirectional":
             raise MappingError(clean["name"], "initial_direction applies to bidirectional mappings only", field="initial_direction")
         if clean["name"] in clean["dependencies"]:
@@ -406,6 +407,17 @@ class Mapping:
             convs.append(conv)
             transforms.append(transform)
         return Flow(src, dst, flow_fields, convs, transforms)
+
+
+def _check_directions_have_fields(name: str, direction: str, fields: Sequence[FieldMapping]) -> None:
+    """Refuse a direction no field flows in: records created that way would hold nothing but constants."""
+    pairs = {"to_integration": [("local", "integration")], "from_integration": [("integration", "local")],
+             "bidirectional": [("local", "integration"), ("integration", "local")]}[direction]
+    for src, dst in pairs:
+        if not any(fm.flows(src, dst) and not fm.is_constant for fm in fields):
+            raise MappingError(name, "direction %s: no field flows from %s to %s; map at least one field that way%s"
+                               % (direction, src, dst, " (its direction bidirectional or %s)" % FLOW_DIRECTION[(src, dst)]
+                                  if direction == "bidirectional" else ""), field="direction")
 
 
 def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:

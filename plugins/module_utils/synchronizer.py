@@ -29,7 +29,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
+from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint, side_fingerprints
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -50,8 +50,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.values impor
     canonical,
     convert_column,
     converter,
-    fingerprint,
-    fingerprints,
     id_text,
     utcnow,
 )
@@ -291,7 +289,7 @@ class MappingSync:
         mapping = self.mapping
         positions, batch = plan.positions, plan.batch
         columns = list(zip(*rows))
-        fps = fingerprints([columns[positions[f]] for f in mapping.side_fields(src)])
+        fps = side_fingerprints(mapping, src, columns, positions)
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
         ids = [id_text(r[0]) for r in rows]
@@ -388,7 +386,7 @@ class MappingSync:
         """Whether the destination values of a created record, unconverted, are its source's fingerprinted values in order."""
         simple, other = self._value_plan(flow, positions, False)
         mapping = self.mapping
-        return (not other and [e[0] for e in simple] == mapping.side_fields(flow.dst)
+        return (not other and not mapping.has_one_way_fields and [e[0] for e in simple] == mapping.side_fields(flow.dst)
                 and [fm.field_on(flow.src) for fm in flow.fields] == mapping.side_fields(flow.src))
 
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
@@ -481,7 +479,7 @@ class MappingSync:
         return out
 
     def _fp_of(self, side: str, values: dict[str, Any]) -> str:
-        return fingerprint([values.get(f) for f in self.mapping.side_fields(side)])
+        return side_fingerprint(self.mapping, side, values)
 
     def _last_values(self, local: dict[str, Any], integration: dict[str, Any]) -> str | None:
         if not self.mapping.keeps_last_values:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change
-from ansible_collections.tablesync.integration.plugins.module_utils.values import canonical, fingerprint, fingerprints
+from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, canonical, fingerprint, fingerprints
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
@@ -64,6 +64,13 @@ def changed_parts(mapping: Mapping, side: str, values: dict[str, Any], stored: s
     return now_both != was_both, now_out != was_out
 
 
+def _refuse_undecodable(job: MappingSync, side: str, record_id: str, values: dict[str, Any]) -> None:
+    """Fail the pair, naming the field, when the other side's record holds text that is not valid UTF-8."""
+    for name, value in values.items():
+        if value.__class__ is Undecodable:
+            raise RecordError("mapping %s, %s record %s: %s field %s: %s" % (job.mapping.name, side, record_id, side, name, value.describe()))
+
+
 def _stored_fp(ch: Change, side: str) -> str | None:
     return ch.coupling.local_fp if side == "local" else ch.coupling.integration_fp  # type: ignore[union-attr]
 
@@ -78,6 +85,7 @@ def plan_coupled(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, 
     src_now = job._side_values(src, ch.row, positions)
     dst_now = job._side_values(dst, partner, dst_positions)
     never_synced = cp.local_fp is None and cp.integration_fp is None  # type: ignore[union-attr]
+    _refuse_undecodable(job, dst, cp.side_id(dst), dst_now)  # type: ignore[union-attr]
     # why: a newly coupled pair follows its initial direction (coupling.held skips the other side)
     if never_synced or changed_parts(mapping, dst, dst_now, _stored_fp(ch, dst)) == (False, False):
         values = job._values(flow, ch.row, positions, True)  # type: ignore[arg-type]

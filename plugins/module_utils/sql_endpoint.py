@@ -23,7 +23,7 @@ from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
-from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text, new_record_id
+from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, id_text, lenient_text, new_record_id
 
 try:
     import sqlalchemy as sa
@@ -285,6 +285,37 @@ class Select:
             self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.stmt.selected_columns]
 
     def rows(self, conn: Any, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        try:
+            return self._rows(conn, params)
+        except sa_exc.DBAPIError as exc:
+            if not _undecodable_text(exc):
+                raise
+        # why: SQLite fails the whole fetch on one value that is not valid UTF-8; only such a page is read
+        # again, decoding leniently, so that the record holding it fails alone (values.Undecodable)
+        driver_conn = conn.connection.driver_connection
+        previous = driver_conn.text_factory
+        driver_conn.text_factory = lenient_text
+        try:
+            found = self._rows(conn, params)
+        finally:
+            driver_conn.text_factory = previous
+        self._refuse_undecodable_keys(found, params)
+        return found
+
+    def _refuse_undecodable_keys(self, found: list[tuple], params: Mapping[str, Any] | None) -> None:
+        """Raise when a column read as it is (a key: other columns are read through _Lenient) is not valid UTF-8."""
+        for index, column in enumerate(self.stmt.selected_columns):
+            if isinstance(column.type, _Lenient):
+                continue
+            bad = next((r[index] for r in found if r[index].__class__ is Undecodable), None)
+            if bad is not None:
+                table = getattr(getattr(column, "table", None), "fullname", "?")
+                after = (params or {}).get("_last_key")
+                raise EndpointError("table %s holds a key (column %s) that is %s%s; records cannot be read by such a key: "
+                                    "correct it in the table" % (table, column.name, bad.describe(),
+                                                                 "" if after is None else ", in the page read after key %r" % (after,)))
+
+    def _rows(self, conn: Any, params: Mapping[str, Any] | None = None) -> list[tuple]:
         if self._dialect is not conn.dialect:
             self._prepare(conn.dialect)
         if not self._direct:
@@ -306,6 +337,12 @@ class Select:
             return [tuple(r) for r in raw]
         columns = [col if process is None else list(map(process, col)) for process, col in zip(self._results, zip(*raw))]
         return list(zip(*columns))
+
+
+def _undecodable_text(exc: Exception) -> bool:
+    """Whether a fetch failed on a SQLite text value that is not valid UTF-8."""
+    orig = getattr(exc, "orig", None) or exc.__cause__
+    return orig.__class__.__module__ == "sqlite3" and "Could not decode to UTF-8" in str(orig)
 
 
 def _copy_rows(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -378,6 +415,7 @@ if HAS_SQLALCHEMY:
 
 
 IDS_PER_QUERY = 500
+DUPLICATES_PER_QUERY = 10000  # why: below every supported database's limit of bound parameters per statement
 
 
 class SqlTable(Table):
@@ -454,6 +492,29 @@ class SqlTable(Table):
             return cols
         # why: SQLite stores any value in any column; one bad value must fail its record, not the read
         return [sa.type_coerce(c, _Lenient(c.type)).label(c.name) if c.name != self.key else c for c in cols]
+
+    @functools.cached_property
+    def key_unique(self) -> bool:  # type: ignore[override]
+        """Whether the key column is the primary key or has a unique constraint or index of its own."""
+        own = {self.key}
+        if {c.name for c in self.table.primary_key.columns} == own:
+            return True
+        if any(isinstance(c, sa.UniqueConstraint) and {col.name for col in c.columns} == own for c in self.table.constraints):
+            return True
+        return any(index.unique and {col.name for col in index.columns} == own for index in self.table.indexes)
+
+    def duplicate_keys(self, ids: Sequence[str]) -> dict[str, int]:
+        if self.key_unique or not ids:
+            return {}
+        wanted = sorted(set(ids))
+        count = sa.func.count()
+        out: dict[str, int] = {}
+        with self.endpoint.engine.connect() as conn:
+            for chunk in _chunks(wanted, DUPLICATES_PER_QUERY):  # one query for a page of any usual size
+                stmt = (sa.select(self.key_col, count).where(self.key_col.in_([self._native_id(i) for i in chunk]))
+                        .group_by(self.key_col).having(count > 1))
+                out.update((id_text(r[0]), int(r[1])) for r in conn.execute(stmt))
+        return out
 
     # -- reads ---------------------------------------------------------------------------
     def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000) -> Iterator[list[tuple]]:

@@ -29,7 +29,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint, side_fingerprints
+from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -38,6 +38,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.job import J
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
+from ansible_collections.tablesync.integration.plugins.module_utils.source_checks import refused_records, source_fingerprints
 from ansible_collections.tablesync.integration.plugins.module_utils.store import (
     BatchCommit,
     Coupling,
@@ -289,14 +290,18 @@ class MappingSync:
         mapping = self.mapping
         positions, batch = plan.positions, plan.batch
         columns = list(zip(*rows))
-        fps = side_fingerprints(mapping, src, columns, positions)
+        fps, unreadable = source_fingerprints(mapping, src, columns, positions)
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
         ids = [id_text(r[0]) for r in rows]
+        refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None]] = []
         for row, sid, fp in zip(rows, ids, fps):
+            if sid in refused:
+                self._fail(batch, src, sid, refused[sid])
+                continue
             cp = couplings.get(sid)
             if held(mapping, self.opts, src, sid, cp):
                 counts["skipped"] += 1

@@ -226,6 +226,28 @@ def test_a_bidirectional_field_changed_on_both_sides_beside_a_one_way_field_stil
     assert account(demo, accountid, "telephone1") == "crm phone" and account(demo, accountid, "emailaddress1") != "erp@example.com"
 
 
+def test_pairs_fingerprinted_before_one_way_fields_were_told_apart_are_unchanged(demo):
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
+    from ansible_collections.tablesync.integration.plugins.module_utils.values import fingerprint, id_text
+
+    number, accountid = synced(demo, update_conflict_resolution="none")
+    mapping = Mapping.from_definition(customer_mapping())
+    _store, endpoints = demo.engine()
+    for side, table in (("local", "customer"), ("integration", "account")):
+        fields = mapping.read_fields(side)
+        legacy = [(fingerprint([r[fields.index(f)] for f in mapping.side_fields(side)]), id_text(r[0]))
+                  for page in endpoints[side].table(table, mapping.key(side)).scan(fields) for r in page]
+        execute(demo.store_path, "update tablesync_couplings set %s_fp = NULL" % side)
+        for fp, record_id in legacy:  # every pair as an earlier version stored it: one fingerprint over every field
+            execute(demo.store_path, "update tablesync_couplings set %s_fp = ? where %s_id = ?" % (side, side), fp, record_id)
+    execute(demo.erp, "update customer set phone = 'changed since' where no = ?", number)
+    again = job(demo.run("full"))
+    assert again.counts["failed"] == 0 and again.counts["modified"] == 1, "one side changed since: no conflict"
+    assert account(demo, accountid, "telephone1") == "changed since"
+    execute(demo.crm, "update account set emailaddress1 = 'crm@example.com' where accountid = ?", accountid)
+    assert not demo.run("full").changed, "the pairs now carry fingerprints in parts"
+
+
 def test_check_mode_plans_conflicts_and_changes_like_the_real_run(demo):
     number, accountid = synced(demo, update_conflict_resolution="local_wins")
     both_sides_change_phone(demo, number, accountid)

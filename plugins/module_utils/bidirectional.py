@@ -4,22 +4,75 @@
 """Bidirectional decisions: what a changed, coupled record writes where when both sides may have changed.
 
 Functions of a sync job (synchronizer.MappingSync), kept apart from the per-page flow.
+
+Only fields mapped both ways can conflict. A one-way field inside a bidirectional mapping flows
+its own way: its change on the side it does not flow from goes nowhere and does not make the pair
+look changed there (Mapping.fingerprint_parts leaves it out of that side's fingerprint), and where
+the two sides differ on it, the side it flows from is written over the other. Such mappings
+fingerprint a side in two parts, the fields mapped both ways and those flowing from it only, so
+that a change to the second alone is not taken for a change to the first.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import RecordError
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change
-from ansible_collections.tablesync.integration.plugins.module_utils.values import canonical
+from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, canonical, fingerprint, fingerprints
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 
 _MISSING = object()
+PART_SEPARATOR = "+"  # between the parts of a fingerprint made in parts (Mapping.fingerprint_parts)
+
+
+def side_fingerprint(mapping: Mapping, side: str, values: dict[str, Any]) -> str:
+    """Fingerprint of one record's values on one side (a dict by field name)."""
+    parts = mapping.fingerprint_parts(side)
+    if len(parts) == 1:
+        return fingerprint([values.get(f) for f in parts[0]])
+    return PART_SEPARATOR.join(fingerprint([values.get(f) for f in part]) for part in parts)
+
+
+def side_fingerprints(mapping: Mapping, side: str, columns: Sequence[Sequence[Any]], positions: dict[str, int]) -> list[str]:
+    """Fingerprints of a page's records on one side, given as columns (``positions``: of each field)."""
+    parts = mapping.fingerprint_parts(side)
+    if len(parts) == 1:
+        return fingerprints([columns[positions[f]] for f in parts[0]])
+    count = len(columns[0]) if columns else 0
+    digests = [fingerprints([columns[positions[f]] for f in part]) if part else [fingerprint(())] * count for part in parts]
+    return [PART_SEPARATOR.join(record) for record in zip(*digests)]
+
+
+def changed_parts(mapping: Mapping, side: str, values: dict[str, Any], stored: str | None) -> tuple[bool, bool]:
+    """Whether a side changed since ``stored`` (its fingerprint when last synchronised): in its fields mapped both ways,
+    and in those flowing from it only. A fingerprint in one part says only whether anything changed: (changed, changed)."""
+    now = side_fingerprint(mapping, side, values)
+    if now == stored:
+        return False, False
+    if stored is None or PART_SEPARATOR not in now or PART_SEPARATOR not in stored:
+        # why: a pair last synchronised before its one-way fields were fingerprinted apart is unchanged if it matches the old form
+        legacy = PART_SEPARATOR in now and stored is not None and fingerprint([values.get(f) for f in mapping.side_fields(side)]) == stored
+        return (False, False) if legacy else (True, True)
+    now_both, now_out = now.split(PART_SEPARATOR)
+    was_both, was_out = stored.split(PART_SEPARATOR)
+    return now_both != was_both, now_out != was_out
+
+
+def _refuse_undecodable(job: MappingSync, side: str, record_id: str, values: dict[str, Any]) -> None:
+    """Fail the pair, naming the field, when the other side's record holds text that is not valid UTF-8."""
+    for name, value in values.items():
+        if value.__class__ is Undecodable:
+            raise RecordError("mapping %s, %s record %s: %s field %s: %s" % (job.mapping.name, side, record_id, side, name, value.describe()))
+
+
+def _stored_fp(ch: Change, side: str) -> str | None:
+    return ch.coupling.local_fp if side == "local" else ch.coupling.integration_fp  # type: ignore[union-attr]
 
 
 def plan_coupled(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple) -> None:
@@ -32,8 +85,9 @@ def plan_coupled(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, 
     src_now = job._side_values(src, ch.row, positions)
     dst_now = job._side_values(dst, partner, dst_positions)
     never_synced = cp.local_fp is None and cp.integration_fp is None  # type: ignore[union-attr]
+    _refuse_undecodable(job, dst, cp.side_id(dst), dst_now)  # type: ignore[union-attr]
     # why: a newly coupled pair follows its initial direction (coupling.held skips the other side)
-    if never_synced or job._fp_of(dst, dst_now) == (cp.local_fp if dst == "local" else cp.integration_fp):  # type: ignore[union-attr]
+    if never_synced or changed_parts(mapping, dst, dst_now, _stored_fp(ch, dst)) == (False, False):
         values = job._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
         # why: a change to a field that does not flow this way writes nothing and counts as unchanged
         ch.values = {k: v for k, v in values.items() if canonical(v) != canonical(dst_now.get(k))}
@@ -59,6 +113,9 @@ def resolve_conflict(job: MappingSync, flow: Flow, ch: Change, positions: dict[s
     if policy == "merge" and ch.coupling.last_values:  # type: ignore[union-attr]
         last = json.loads(ch.coupling.last_values)  # type: ignore[union-attr]
     winner = {"local_wins": "local", "integration_wins": "integration"}.get(policy if policy != "merge" else mapping.merge_fallback)
+    # why: without the values last synchronised, a side changed its fields mapped both ways or it did not, as a whole
+    src_both = changed_parts(mapping, src, src_now, _stored_fp(ch, src))[0]
+    dst_both = changed_parts(mapping, dst, dst_now, _stored_fp(ch, dst))[0]
     to_dst: dict[str, Any] = {}
     to_src: dict[str, Any] = {}
     conflicts: list[str] = []
@@ -69,8 +126,17 @@ def resolve_conflict(job: MappingSync, flow: Flow, ch: Change, positions: dict[s
         if (fd in forward and canonical(forward[fd]) == canonical(dst_now[fd])) or (
                 fd not in forward and fs in backward and canonical(backward[fs]) == canonical(src_now[fs])):
             continue  # the two sides agree on this field
-        src_changed = canonical(src_now[fs]) != last.get(src, {}).get(fs, _MISSING)
-        dst_changed = canonical(dst_now[fd]) != last.get(dst, {}).get(fd, _MISSING)
+        if fm.direction != "bidirectional":  # a one-way field never conflicts: the side it flows from is written over the other
+            if fd in forward:
+                to_dst[fd] = forward[fd]
+            elif fs in backward:
+                to_src[fs] = backward[fs]
+            continue
+        if last:
+            src_changed = canonical(src_now[fs]) != last.get(src, {}).get(fs, _MISSING)
+            dst_changed = canonical(dst_now[fd]) != last.get(dst, {}).get(fd, _MISSING)
+        else:
+            src_changed, dst_changed = src_both, dst_both
         if src_changed and not dst_changed:
             if fd in forward:
                 to_dst[fd] = forward[fd]

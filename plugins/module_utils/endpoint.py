@@ -64,6 +64,8 @@ class Table(abc.ABC):
     supports_change_tracking: bool = False
     # why: a table whose pages another process can read while this one writes (see read_ahead)
     supports_read_ahead: bool = False
+    # why: a table whose key column is not declared unique may hold one key in several rows (see duplicate_keys)
+    key_unique: bool = True
 
     @abc.abstractmethod
     def scan(
@@ -115,6 +117,10 @@ class Table(abc.ABC):
     def new_id(self) -> str | None:
         """An id chosen by the client before an insert, or None when the service assigns it."""
         return None
+
+    def duplicate_keys(self, ids: Sequence[str]) -> dict[str, int]:
+        """Of ``ids``, those more than one row holds, with how many rows hold each (web tables' keys are unique)."""
+        return {}
 
 
 class Endpoint(abc.ABC):

@@ -203,6 +203,7 @@ class Mapping:
     restore_flows: dict[tuple[str, str], Flow] = field(default_factory=dict)
     bound: bool = False
     _side_fields: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    _fingerprint_parts: dict[str, list[list[str]]] = field(default_factory=dict, repr=False, compare=False)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -253,6 +254,7 @@ class Mapping:
                 raise MappingError(clean["name"], "value_map is not one-to-one (integration values %s appear twice), so it cannot be "
                                    "read in reverse; set the field's direction to to_integration" % ", ".join(fm.value_map.ambiguous),
                                    field=fm.describe())
+        _check_directions_have_fields(clean["name"], clean["direction"], fields)
         if clean["initial_direction"] and clean["direction"] != "bidirectional":
             raise MappingError(clean["name"], "initial_direction applies to bidirectional mappings only", field="initial_direction")
         if clean["name"] in clean["dependencies"]:
@@ -348,6 +350,32 @@ class Mapping:
         self._side_fields[side] = out
         return out
 
+    @property
+    def has_one_way_fields(self) -> bool:
+        """A bidirectional mapping with fields (not constants) that flow one way only."""
+        return self.bidirectional and any(fm.direction != "bidirectional" and not fm.is_constant for fm in self.fields)
+
+    def fingerprint_parts(self, side: str) -> list[list[str]]:
+        """The fields a side's fingerprint covers, in parts (bidirectional.side_fingerprint).
+
+        One part, every field of the side, except in a bidirectional mapping with one-way fields:
+        there the fields mapped both ways, then those flowing from this side only. Fields that only
+        flow into this side (and constants) are left out: a change to them goes nowhere, so it must
+        not make the record look changed, nor a pair look conflicting.
+        """
+        cached = self._fingerprint_parts.get(side)
+        if cached is not None:
+            return cached
+        if not self.has_one_way_fields:
+            parts = [self.side_fields(side)]
+        else:
+            outward = FLOW_DIRECTION[(side, OTHER_SIDE[side])]
+            both = [fm.field_on(side) for fm in self.fields if not fm.is_constant and fm.direction == "bidirectional"]
+            out = [fm.field_on(side) for fm in self.fields if not fm.is_constant and fm.direction == outward]
+            parts = [list(dict.fromkeys(both)), list(dict.fromkeys(out))]  # type: ignore[arg-type]
+        self._fingerprint_parts[side] = parts
+        return parts
+
     def read_fields(self, side: str) -> list[str]:
         """What a read of one side fetches: key, modified-on, then the mapped fields."""
         out = [self.key(side)]
@@ -420,6 +448,17 @@ class Mapping:
             convs.append(conv)
             transforms.append(transform)
         return Flow(src, dst, flow_fields, convs, transforms)
+
+
+def _check_directions_have_fields(name: str, direction: str, fields: Sequence[FieldMapping]) -> None:
+    """Refuse a direction no field flows in: records created that way would hold nothing but constants."""
+    pairs = {"to_integration": [("local", "integration")], "from_integration": [("integration", "local")],
+             "bidirectional": [("local", "integration"), ("integration", "local")]}[direction]
+    for src, dst in pairs:
+        if not any(fm.flows(src, dst) and not fm.is_constant for fm in fields):
+            raise MappingError(name, "direction %s: no field flows from %s to %s; map at least one field that way%s"
+                               % (direction, src, dst, " (its direction bidirectional or %s)" % FLOW_DIRECTION[(src, dst)]
+                                  if direction == "bidirectional" else ""), field="direction")
 
 
 def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import SAMPLE_SIZE, StampForm, detect_form, needs_sample, render
-from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text, new_record_id
+from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, id_text, lenient_text, new_record_id
 
 try:
     import sqlalchemy as sa
@@ -286,6 +286,37 @@ class Select:
             self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.stmt.selected_columns]
 
     def rows(self, conn: Any, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        try:
+            return self._rows(conn, params)
+        except sa_exc.DBAPIError as exc:
+            if not _undecodable_text(exc):
+                raise
+        # why: SQLite fails the whole fetch on one value that is not valid UTF-8; only such a page is read
+        # again, decoding leniently, so that the record holding it fails alone (values.Undecodable)
+        driver_conn = conn.connection.driver_connection
+        previous = driver_conn.text_factory
+        driver_conn.text_factory = lenient_text
+        try:
+            found = self._rows(conn, params)
+        finally:
+            driver_conn.text_factory = previous
+        self._refuse_undecodable_keys(found, params)
+        return found
+
+    def _refuse_undecodable_keys(self, found: list[tuple], params: Mapping[str, Any] | None) -> None:
+        """Raise when a column read as it is (a key: other columns are read through _Lenient) is not valid UTF-8."""
+        for index, column in enumerate(self.stmt.selected_columns):
+            if isinstance(column.type, _Lenient):
+                continue
+            bad = next((r[index] for r in found if r[index].__class__ is Undecodable), None)
+            if bad is not None:
+                table = getattr(getattr(column, "table", None), "fullname", "?")
+                after = (params or {}).get("_last_key")
+                raise EndpointError("table %s holds a key (column %s) that is %s%s; records cannot be read by such a key: "
+                                    "correct it in the table" % (table, column.name, bad.describe(),
+                                                                 "" if after is None else ", in the page read after key %r" % (after,)))
+
+    def _rows(self, conn: Any, params: Mapping[str, Any] | None = None) -> list[tuple]:
         if self._dialect is not conn.dialect:
             self._prepare(conn.dialect)
         if not self._direct:
@@ -307,6 +338,12 @@ class Select:
             return [tuple(r) for r in raw]
         columns = [col if process is None else list(map(process, col)) for process, col in zip(self._results, zip(*raw))]
         return list(zip(*columns))
+
+
+def _undecodable_text(exc: Exception) -> bool:
+    """Whether a fetch failed on a SQLite text value that is not valid UTF-8."""
+    orig = getattr(exc, "orig", None) or exc.__cause__
+    return orig.__class__.__module__ == "sqlite3" and "Could not decode to UTF-8" in str(orig)
 
 
 def _copy_rows(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -379,6 +416,7 @@ if HAS_SQLALCHEMY:
 
 
 IDS_PER_QUERY = 500
+DUPLICATES_PER_QUERY = 10000  # why: below every supported database's limit of bound parameters per statement
 
 
 class SqlTable(Table):
@@ -397,10 +435,6 @@ class SqlTable(Table):
         self.key_kind = self.info.columns[key].kind
         self._selects_by_ids: dict[tuple[str, ...], Select] = {}
         self._write_batches = 0
-        # why: a key without a primary key or unique constraint of its own may repeat, and paging must not cut such a run
-        self._key_unique = [c.name for c in table.primary_key.columns] == [key] or any(
-            [c.name for c in getattr(u, "columns", ())] == [key] for u in list(table.indexes) + list(table.constraints)
-            if (isinstance(u, sa.Index) and u.unique) or isinstance(u, sa.UniqueConstraint))
         # why: drivers bind native UUID columns from uuid.UUID, the engine passes ids and values as text
         self._uuid_cols = {c.name for c in table.columns if self.info.columns[c.name].kind == "uuid" and getattr(c.type, "as_uuid", False)}
 
@@ -460,6 +494,29 @@ class SqlTable(Table):
         # why: SQLite stores any value in any column; one bad value must fail its record, not the read
         return [sa.type_coerce(c, _Lenient(c.type)).label(c.name) if c.name != self.key else c for c in cols]
 
+    @functools.cached_property
+    def key_unique(self) -> bool:  # type: ignore[override]
+        """Whether the key column is the primary key or has a unique constraint or index of its own."""
+        own = {self.key}
+        if {c.name for c in self.table.primary_key.columns} == own:
+            return True
+        if any(isinstance(c, sa.UniqueConstraint) and {col.name for col in c.columns} == own for c in self.table.constraints):
+            return True
+        return any(index.unique and {col.name for col in index.columns} == own for index in self.table.indexes)
+
+    def duplicate_keys(self, ids: Sequence[str]) -> dict[str, int]:
+        if self.key_unique or not ids:
+            return {}
+        wanted = sorted(set(ids))
+        count = sa.func.count()
+        out: dict[str, int] = {}
+        with self.endpoint.engine.connect() as conn:
+            for chunk in _chunks(wanted, DUPLICATES_PER_QUERY):  # one query for a page of any usual size
+                stmt = (sa.select(self.key_col, count).where(self.key_col.in_([self._native_id(i) for i in chunk]))
+                        .group_by(self.key_col).having(count > 1))
+                out.update((id_text(r[0]), int(r[1])) for r in conn.execute(stmt))
+        return out
+
     # -- reads ---------------------------------------------------------------------------
     def scan(self, fields, where=None, modified_field=None, modified_since=None, page_size=1000, modified_format="auto") -> Iterator[list[tuple]]:
         """Pages in key order, or, from ``modified_since`` on (``>=``), in (modified-on, key) order.
@@ -494,7 +551,8 @@ class SqlTable(Table):
             after, tie = key > last_key, key == last_key
             base = base.order_by(key)
         first, following = Select(base.limit(page_size)), Select(base.where(after).limit(page_size))
-        rest = None if self._key_unique else Select(base.where(tie))
+        # why: a key that may repeat must not have its run cut at a page's end
+        rest = None if self.key_unique else Select(base.where(tie))
         params: dict[str, Any] = {} if mod is None else {"_since": since}
         started = False
         with warnings.catch_warnings():

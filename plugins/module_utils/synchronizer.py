@@ -29,7 +29,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
+from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -47,6 +47,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.modified_on 
 )
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
+from ansible_collections.tablesync.integration.plugins.module_utils.source_checks import refused_records, source_fingerprints
 from ansible_collections.tablesync.integration.plugins.module_utils.store import (
     BatchCommit,
     Coupling,
@@ -59,8 +60,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.values impor
     canonical,
     convert_column,
     converter,
-    fingerprint,
-    fingerprints,
     id_text,
     utcnow,
 )
@@ -301,15 +300,19 @@ class MappingSync:
         mapping = self.mapping
         positions, batch = plan.positions, plan.batch
         columns = list(zip(*rows))
-        fps = fingerprints([columns[positions[f]] for f in mapping.side_fields(src)])
+        fps, unreadable = source_fingerprints(mapping, src, columns, positions)
         mod_field = mapping.modified_field(src)
         mod_pos = positions[mod_field] if mod_field else None
         stamps = parse_column(columns[mod_pos], mapping.modified_format(src)) if mod_pos is not None else [None] * len(rows)
         ids = [id_text(r[0]) for r in rows]
+        refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
         for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
+            if sid in refused:
+                self._fail(batch, src, sid, refused[sid])
+                continue
             cp = couplings.get(sid)
             if held(mapping, self.opts, src, sid, cp):
                 counts["skipped"] += 1
@@ -405,7 +408,7 @@ class MappingSync:
         """Whether the destination values of a created record, unconverted, are its source's fingerprinted values in order."""
         simple, other = self._value_plan(flow, positions, False)
         mapping = self.mapping
-        return (not other and [e[0] for e in simple] == mapping.side_fields(flow.dst)
+        return (not other and not mapping.has_one_way_fields and [e[0] for e in simple] == mapping.side_fields(flow.dst)
                 and [fm.field_on(flow.src) for fm in flow.fields] == mapping.side_fields(flow.src))
 
     def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
@@ -498,7 +501,7 @@ class MappingSync:
         return out
 
     def _fp_of(self, side: str, values: dict[str, Any]) -> str:
-        return fingerprint([values.get(f) for f in self.mapping.side_fields(side)])
+        return side_fingerprint(self.mapping, side, values)
 
     def _last_values(self, local: dict[str, Any], integration: dict[str, Any]) -> str | None:
         if not self.mapping.keeps_last_values:

@@ -31,6 +31,33 @@ class ConversionError(ValueError):
     """A value cannot be converted to the kind of its destination field."""
 
 
+class Undecodable:
+    """Text a source holds that is not valid UTF-8 (read by a lenient re-read, see sql_endpoint.Select).
+
+    Every conversion and ``canonical`` refuse it, so the record holding one fails alone.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def __repr__(self) -> str:
+        return "<not valid UTF-8: %s>" % self.raw.decode("utf-8", "backslashreplace")
+
+    def describe(self) -> str:
+        """What the value is, for messages: the bytes that do not decode shown as escapes."""
+        return "not valid UTF-8 (%s)" % self.raw.decode("utf-8", "backslashreplace")
+
+
+def lenient_text(raw: bytes) -> str | Undecodable:
+    """A text value decoded as UTF-8, or its marker when it is not valid UTF-8 (a sqlite3 text_factory)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Undecodable(raw)
+
+
 def _to_text(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return value.isoformat(sep=" ")
@@ -152,6 +179,8 @@ def converter(kind: str, max_length: int | None = None) -> Callable[[Any], Any]:
             return None
         if value.__class__ in exact or (isinstance(value, native) and not (exclude_bool and isinstance(value, bool))):
             result = value
+        elif value.__class__ is Undecodable:
+            raise ConversionError(value.describe())
         else:
             try:
                 result = convert(value)
@@ -218,6 +247,10 @@ def _canonical_datetime(value: datetime.datetime) -> str:
     return value.isoformat(sep=" ")
 
 
+def _refuse_undecodable(value: Undecodable) -> Any:
+    raise ConversionError(value.describe())
+
+
 _PLAIN_CLASSES = frozenset((str, int))
 # Canonical form by Python type; order matters for subclasses (a datetime is also a date, a bool an int).
 _CANONICAL_BY_CLASS: dict[type, Callable[[Any], Any]] = {
@@ -231,6 +264,7 @@ _CANONICAL_BY_CLASS: dict[type, Callable[[Any], Any]] = {
     bytes: bytes.hex,
     bytearray: bytearray.hex,
     memoryview: lambda value: bytes(value).hex(),
+    Undecodable: _refuse_undecodable,  # why: no fingerprint, comparison or id may be made of text that is not text
 }
 _PLAIN = frozenset((str, int, type(None)))
 

@@ -160,6 +160,94 @@ def test_both_sides_changed_to_the_same_value_is_no_conflict(demo):
     assert again.counts["failed"] == again.counts["modified"] == 0
 
 
+# -- one-way fields inside a bidirectional mapping -----------------------------------------------------------
+
+
+def with_city_from_crm(**options):
+    """customer_mapping with the city flowing from the CRM only (e-mail still flows to it only)."""
+    fields = [dict(f, direction="from_integration") if f["field"] == "city" else f for f in customer_mapping()["fields"]]
+    return customer_mapping(fields=fields, **options)
+
+
+@pytest.mark.parametrize("policy", ["none", "merge"])
+def test_a_one_way_field_changed_on_both_sides_flows_its_way_without_conflict(demo, policy):
+    number, accountid = synced(demo, update_conflict_resolution=policy)
+    execute(demo.erp, "update customer set email = 'erp@example.com' where no = ?", number)
+    execute(demo.crm, "update account set emailaddress1 = 'crm@example.com' where accountid = ?", accountid)
+    result = job(demo.run("modified"))
+    assert result.counts["failed"] == 0 and result.counts["modified"] == 1, result.errors
+    assert account(demo, accountid, "emailaddress1") == "erp@example.com" == customer(demo, number, "email")
+    for _attempt in range(2):
+        again = demo.run("modified")
+        assert job(again).counts["modified"] == job(again).counts["failed"] == 0 and not again.changed
+
+
+def test_a_from_integration_field_changed_on_both_sides_is_written_to_the_local_side(demo):
+    demo.declare([with_city_from_crm(update_conflict_resolution="none")])
+    demo.run("full")
+    number, accountid = first_customer(demo)
+    execute(demo.erp, "update customer set city = 'Erp City' where no = ?", number)
+    execute(demo.crm, "update account set address1_city = 'Crm City' where accountid = ?", accountid)
+    result = job(demo.run("modified"))
+    assert result.counts["failed"] == 0 and result.counts["modified"] == 1, result.errors
+    assert customer(demo, number, "city") == "Crm City" == account(demo, accountid, "address1_city")
+    assert job(demo.run("modified")).counts["modified"] == 0
+
+
+def test_a_one_way_field_changed_where_it_does_not_flow_from_makes_no_conflict(demo):
+    number, accountid = synced(demo, update_conflict_resolution="none")
+    email = customer(demo, number, "email")
+    execute(demo.crm, "update account set emailaddress1 = 'crm@example.com' where accountid = ?", accountid)
+    execute(demo.erp, "update customer set name = 'Erp Name' where no = ?", number)
+    result = job(demo.run("modified"))
+    assert result.counts["failed"] == 0 and result.counts["modified"] == 1, result.errors
+    assert account(demo, accountid, "name") == "Erp Name"
+    assert customer(demo, number, "email") == email, "an e-mail changed in the CRM is never written back"
+    assert job(demo.run("modified")).counts["modified"] == 0
+
+
+def test_a_one_way_change_beside_a_change_of_the_other_side_is_no_conflict(demo):
+    number, accountid = synced(demo, update_conflict_resolution="none")
+    execute(demo.erp, "update customer set email = 'erp@example.com' where no = ?", number)
+    execute(demo.crm, "update account set telephone1 = 'crm phone' where accountid = ?", accountid)
+    result = job(demo.run("modified"))
+    assert result.counts["failed"] == 0 and result.counts["modified"] == 1, result.errors
+    assert account(demo, accountid, "emailaddress1") == "erp@example.com" and customer(demo, number, "phone") == "crm phone"
+    assert job(demo.run("modified")).counts["modified"] == 0
+
+
+def test_a_bidirectional_field_changed_on_both_sides_beside_a_one_way_field_still_conflicts(demo):
+    number, accountid = synced(demo, update_conflict_resolution="none")
+    both_sides_change_phone(demo, number, accountid)
+    execute(demo.erp, "update customer set email = 'erp@example.com' where no = ?", number)
+    result = job(demo.run("modified"))
+    assert result.counts["failed"] == 1 and "phone <-> telephone1" in result.errors[0]["message"]
+    assert "email" not in result.errors[0]["message"], "a one-way field is never a conflict"
+    assert account(demo, accountid, "telephone1") == "crm phone" and account(demo, accountid, "emailaddress1") != "erp@example.com"
+
+
+def test_pairs_fingerprinted_before_one_way_fields_were_told_apart_are_unchanged(demo):
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
+    from ansible_collections.tablesync.integration.plugins.module_utils.values import fingerprint, id_text
+
+    number, accountid = synced(demo, update_conflict_resolution="none")
+    mapping = Mapping.from_definition(customer_mapping())
+    _store, endpoints = demo.engine()
+    for side, table in (("local", "customer"), ("integration", "account")):
+        fields = mapping.read_fields(side)
+        legacy = [(fingerprint([r[fields.index(f)] for f in mapping.side_fields(side)]), id_text(r[0]))
+                  for page in endpoints[side].table(table, mapping.key(side)).scan(fields) for r in page]
+        execute(demo.store_path, "update tablesync_couplings set %s_fp = NULL" % side)
+        for fp, record_id in legacy:  # every pair as an earlier version stored it: one fingerprint over every field
+            execute(demo.store_path, "update tablesync_couplings set %s_fp = ? where %s_id = ?" % (side, side), fp, record_id)
+    execute(demo.erp, "update customer set phone = 'changed since' where no = ?", number)
+    again = job(demo.run("full"))
+    assert again.counts["failed"] == 0 and again.counts["modified"] == 1, "one side changed since: no conflict"
+    assert account(demo, accountid, "telephone1") == "changed since"
+    execute(demo.crm, "update account set emailaddress1 = 'crm@example.com' where accountid = ?", accountid)
+    assert not demo.run("full").changed, "the pairs now carry fingerprints in parts"
+
+
 def test_check_mode_plans_conflicts_and_changes_like_the_real_run(demo):
     number, accountid = synced(demo, update_conflict_resolution="local_wins")
     both_sides_change_phone(demo, number, accountid)

@@ -244,3 +244,32 @@ def test_new_options_are_validated_before_anything_is_written(demo, change, mess
     with pytest.raises(MappingError, match=message.replace(".", r"\.").replace("(", r"\(")):
         demo.declare([definition])
     assert demo.engine()[0].list_mappings() == []
+
+
+# -- a direction without fields ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction, fields, refused", [
+    ("to_integration", [{"integration_field": "name", "constant": "x"}], "direction to_integration: no field flows from local to integration"),
+    ("from_integration", [{"field": "name", "constant": "x"}], "direction from_integration: no field flows from integration to local"),
+    ("bidirectional", [{"field": "no", "integration_field": "accountnumber", "direction": "to_integration"}],
+     "direction bidirectional: no field flows from integration to local"),
+    ("bidirectional", [{"field": "name", "integration_field": "name", "direction": "from_integration"},
+                       {"integration_field": "telephone1", "constant": "n/a"}],
+     "direction bidirectional: no field flows from local to integration"),
+])
+def test_a_direction_without_fields_is_refused_when_declared(demo, direction, fields, refused):
+    definition = customer_account_mapping(direction=direction, fields=fields)
+    with pytest.raises(MappingError, match="mapping CUSTOMER, field direction: %s" % refused):
+        Mapping.from_definition(definition)
+    with pytest.raises(MappingError, match=refused):
+        demo.declare([definition])
+    assert demo.engine()[0].get_mapping("CUSTOMER") is None, "nothing is stored"
+
+
+def test_every_default_mapping_has_fields_for_its_direction():
+    for definition in default_mapping_set():
+        Mapping.from_definition(definition)
+    Mapping.from_definition(customer_account_mapping(direction="bidirectional", fields=[
+        {"field": "no", "integration_field": "accountnumber", "direction": "to_integration"},
+        {"field": "name", "integration_field": "name", "direction": "from_integration"}]))

@@ -64,6 +64,8 @@ class Table(abc.ABC):
     supports_change_tracking: bool = False
     # why: a table whose pages another process can read while this one writes (see read_ahead)
     supports_read_ahead: bool = False
+    # why: records whose values one look-up query lists (page_matching.py); a web service's filter travels in its URL
+    filter_values_per_query: int = 1000
 
     @abc.abstractmethod
     def scan(

@@ -139,16 +139,16 @@ def _source_keys(job: MappingSync, src: str, positions: dict[str, int], creates:
     names = [k.field_on(src) for k in keys]
     missing = [n for n in dict.fromkeys(names) if n not in positions]
     rows: dict[str, tuple] = {sid: row for row, sid in creates}
-    where = positions
+    at = positions
     if missing and creates:
         # why: a match field no field mapping reads (match_on names it directly) is read for the page at once
-        fields = [job.mapping.key(src), *missing]
+        fields = list(dict.fromkeys([job.mapping.key(src), *names]))
         rows = {id_text(r[0]): r for r in job.tables[src].read_by_ids([sid for _row, sid in creates], fields)}
-        where = {f: i for i, f in enumerate(fields)}
+        at = {f: i for i, f in enumerate(fields)}
     norms = [k.normaliser() for k in keys]
     out: dict[str, tuple[list[Any], tuple]] = {}
     for sid, row in rows.items():
-        raw = [row[where[n]] for n in names]
+        raw = [row[at[n]] for n in names]
         key = tuple(norm(v) for norm, v in zip(norms, raw))
         if all(part is not None for part in key):
             out[sid] = (raw, key)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-from tests.support.fixtures import Demo, execute, rows
+from tests.support.fixtures import Demo, customer_account_mapping, execute, rows
 from tests.support.shared_customers import build_shared_customers, customer_mapping
 
 FOLDED_EMAIL = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
@@ -138,6 +138,21 @@ def test_two_new_customers_with_the_same_key_are_both_held(shared):
     assert job.counts["failed"] == 2 and accounts(shared) == before
     assert sorted(e["record_id"] for e in job.errors) == ["N00003", "N00004"]
     assert "local record N00004 has the same key" in job.errors[0]["message"]
+
+
+def test_a_match_field_no_field_mapping_reads_is_read_for_the_page(shared):
+    data = shared.data
+    fields = [{"field": "no", "integration_field": "accountnumber"}, {"field": "name", "integration_field": "name"}]
+    email = {"field": "email", "integration_field": "emailaddress1"}
+    shared.declare([customer_account_mapping(fields=fields, match_on=[email], synch_only_coupled_records=False)])
+    shared.run("full", batch_size=40)
+    crm_only = rows(data.crm, "select accountid from account where emailaddress1 = 'crm0@example.com'")[0][0]
+    assert crm_only not in couplings(shared).values()
+    execute(data.erp, "insert into customer (no, name, email) values ('N00009', 'Found by e-mail', 'crm0@example.com')")
+    job = shared.run("modified", batch_size=40).jobs[0]
+    assert job.counts["coupled"] == 1 and job.counts["inserted"] == 0
+    assert couplings(shared)["N00009"] == crm_only
+    assert rows(data.crm, "select accountnumber, name from account where accountid = ?", crm_only) == [("N00009", "Found by e-mail")]
 
 
 @pytest.mark.parametrize("mode", ["full", "modified"])

@@ -38,7 +38,9 @@ def main() -> None:
     store = Store(os.path.join(directory, "store.sqlite"))
     endpoints = {"local": open_endpoint("local", {"type": "sqlite", "path": data.erp}),
                  "integration": open_endpoint("integration", {"type": "sqlite", "path": data.crm})}
-    mapping = Mapping.from_definition(customer_mapping("bidirectional", match_on=["email"]))
+    # the CRM copies of shared e-mails differ in case or spaces: fold both, as a user would declare it
+    folded = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
+    mapping = Mapping.from_definition(customer_mapping("bidirectional", match_on=[folded]))
     tables = open_tables(mapping, endpoints)
     mapping.bind(tables)
     started = time.perf_counter()

@@ -26,14 +26,13 @@ INITIAL_SOURCE = {"to_integration": "local", "from_integration": "integration"}
 def held(mapping: Mapping, opts: Any, src: str, record_id: str, cp: Coupling | None) -> bool:
     """Whether a sync flow leaves this source record alone (counted as skipped).
 
-    - uncoupled records that matching found ambiguous are never created (``opts.hold``);
     - a create-only job (``opts.create_only``) leaves coupled records alone;
     - a bidirectional pair coupled but never synchronised (no fingerprints) is written
       only from the side ``initial_direction`` names (default: to_integration), so the
       first sync of a newly coupled pair makes the two records agree one way.
     """
     if cp is None:
-        return record_id in getattr(opts, "hold", {}).get(src, ())
+        return False  # why: records matching found ambiguous are failed, not skipped (page_matching.match_before_create)
     if getattr(opts, "create_only", False):
         return True
     if mapping.direction == "bidirectional" and cp.local_fp is None and cp.integration_fp is None:
@@ -156,11 +155,12 @@ def apply_plan(store: Any, plan: CouplingPlan) -> None:
     store.change_couplings(plan.mapping, add=plan.add, remove=plan.remove, reset=plan.reset)
 
 
-def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, store: Any, hold: dict[str, set[str]],
+def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, store: Any, hold: dict[str, dict[str, str]],
                      dry_run: bool = False, batch_size: int = 1000, max_records: int = 100) -> Any:
     """Create and couple the uncoupled records in the mapping's direction, as one logged job.
 
-    Only creates: coupled records are left to the next sync. Ambiguous records stay held.
+    Only creates: coupled records are left to the next sync. Ambiguous records (``hold``: side -> id -> why, as
+    matching.MatchResult.held) are not created: they fail with their reason, so later syncs retry them.
     Returns the synchronizer's JobResult.
     """
     from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions
@@ -168,6 +168,7 @@ def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, stor
 
     opts = JobOptions(mode="full", create_uncoupled=True, dry_run=dry_run, batch_size=batch_size, max_records=max_records)
     opts.hold = hold
+    opts.matched = True
     opts.create_only = True
     run_id = None if dry_run else store.start_run("full", [mapping.name])
     status = "failed"

@@ -66,6 +66,8 @@ class Table(abc.ABC):
     supports_read_ahead: bool = False
     # why: a table whose key column is not declared unique may hold one key in several rows (see duplicate_keys)
     key_unique: bool = True
+    # why: records whose values one look-up query lists (page_matching.py); a web service's filter travels in its URL
+    filter_values_per_query: int = 1000
 
     @abc.abstractmethod
     def scan(

@@ -23,7 +23,8 @@ class JobOptions:
     watermark_overlap: float = 60.0
     # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
     planned: dict[str, dict[str, dict[str, str | None]]] | None = None
-    hold: dict[str, set[str]] = field(default_factory=dict)  # side -> ids never created (ambiguous matches)
+    hold: dict[str, dict[str, str]] = field(default_factory=dict)  # side -> id -> why it is not created (ambiguous match)
+    matched: bool = False  # a full sync's matching saw every uncoupled record: no look-up page by page (page_matching.py)
     create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
     read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
 

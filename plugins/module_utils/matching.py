@@ -3,13 +3,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Match-based coupling: pair uncoupled records of the two sides on declared match fields.
 
-A mapping may declare ``match_on``: field pairs whose normalised values identify a
-record on both sides (an e-mail address, or a number and a name). Uncoupled records
-of each side are streamed once and indexed on their normalised key, so matching costs
-two scans and no nested loop. A key held by exactly one uncoupled record on each side
-couples the two; a key held by more than one record on either side is ambiguous and
-is reported, never guessed, and its records are held back from creation so a full sync
-does not duplicate them. A full sync runs this before it creates anything.
+A mapping may declare ``match_on``: field pairs whose values identify a record on both
+sides (a number, an e-mail address, or a number and a name). Values compare exactly unless
+a match entry asks for ``ignore_case`` or ``trim``. Uncoupled records of each side are
+streamed once and indexed on their key, so matching costs two scans and no nested loop.
+A key held by exactly one uncoupled record on each side couples the two; a key held by
+more than one record on either side is ambiguous, never guessed: its records are held
+(they fail with an ``ambiguous match`` message, are retried by every later run and resolve
+once the data is unambiguous). A full sync runs this before it creates anything; other
+runs match the records they would create page by page (page_matching.py).
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class MatchKey:
 
     local_field: str
     integration_field: str
-    ignore_case: bool = True
-    trim: bool = True
+    ignore_case: bool = False
+    trim: bool = False
 
     def field_on(self, side: str) -> str:
         return self.local_field if side == "local" else self.integration_field
@@ -96,8 +98,7 @@ def match_keys(mapping: Mapping, tables: dict[str, Any] | None = None, match_on:
                 raise MappingError(mapping.name, "%s is not a field of any field mapping; give {field: ..., integration_field: ...}" % entry, field=where)
             key = MatchKey(pair[0], pair[1])  # type: ignore[arg-type]
         elif isinstance(entry, dict) and entry.get("field") and entry.get("integration_field"):
-            key = MatchKey(entry["field"], entry["integration_field"],
-                           ignore_case=entry.get("ignore_case") is not False, trim=entry.get("trim") is not False)
+            key = MatchKey(entry["field"], entry["integration_field"], ignore_case=entry.get("ignore_case") is True, trim=entry.get("trim") is True)
         else:
             raise MappingError(mapping.name, "a match entry is a field name or {field: ..., integration_field: ...}, not %r" % (entry,), field=where)
         if tables is not None:
@@ -112,11 +113,14 @@ def match_keys(mapping: Mapping, tables: dict[str, Any] | None = None, match_on:
 
 @dataclass
 class MatchResult:
-    """What matching found. ``pairs`` and ``held`` are complete; the lists are capped for reporting."""
+    """What matching found. ``pairs`` and ``held`` are complete; the lists are capped for reporting.
+
+    ``held``: side -> id -> why the record is held (an ``ambiguous match`` message).
+    """
 
     mapping: str
     pairs: list[tuple[str, str]] = field(default_factory=list)
-    held: dict[str, set[str]] = field(default_factory=lambda: {s: set() for s in SIDES})
+    held: dict[str, dict[str, str]] = field(default_factory=lambda: {s: {} for s in SIDES})
     ambiguous: list[dict[str, Any]] = field(default_factory=list)
     ambiguous_keys: int = 0
     unmatched: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SIDES})
@@ -175,10 +179,15 @@ def _unmatched(result: MatchResult, side: str, rid: str, cap: int) -> None:
         result.unmatched_records.append({"side": side, "id": rid})
 
 
-def _ambiguous(result: MatchResult, key: tuple[str, ...], local_ids: list[str], integration_ids: list[str], cap: int) -> None:
+def _ambiguous(result: MatchResult, keys: list[MatchKey], key: tuple[str, ...], local_ids: list[str], integration_ids: list[str],
+               cap: int) -> None:
     result.ambiguous_keys += 1
-    result.held["local"].update(local_ids)
-    result.held["integration"].update(integration_ids)
+    ids = {"local": sorted(local_ids), "integration": sorted(integration_ids)}
+    for side in SIDES:
+        other = SIDES[1 - SIDES.index(side)]
+        for rid in ids[side]:
+            result.held[side][rid] = ambiguous_message(result.mapping, keys, side, rid, key, candidates=ids[other],
+                                                       rivals=[r for r in ids[side] if r != rid])
     if len(result.ambiguous) < cap:
         result.ambiguous.append({"key": list(key), "local_ids": sorted(local_ids), "integration_ids": sorted(integration_ids)})
 
@@ -201,16 +210,44 @@ def match_mapping(mapping: Mapping, tables: dict[str, Any], store: Any, match_on
         if len(local_ids) == 1 and len(integration_ids) == 1:
             result.pairs.append((local_ids[0], integration_ids[0]))
         elif len(local_ids) > 1 or len(integration_ids) > 1:
-            _ambiguous(result, key, local_ids, integration_ids, max_reported)
+            _ambiguous(result, keys, key, local_ids, integration_ids, max_reported)
         else:
             _unmatched(result, "local", local_ids[0], max_reported)
     for key, integration_ids in remote.items():
         if len(integration_ids) > 1:
-            _ambiguous(result, key, [], integration_ids, max_reported)
+            _ambiguous(result, keys, key, [], integration_ids, max_reported)
         else:
             _unmatched(result, "integration", integration_ids[0], max_reported)
     result.pairs.sort()
     return result
+
+
+def ambiguous_message(mapping: str, keys: Sequence[MatchKey], side: str, record_id: str, values: Sequence[Any],
+                      candidates: Sequence[str] = (), coupled: dict[str, str] | None = None, rivals: Sequence[str] = ()) -> str:
+    """Why a record is held: names the mapping, the record, its key values and the records that make the match ambiguous.
+
+    ``candidates``: ids of the other side's records with the key; ``coupled``: those of them already coupled, to the
+    id of their partner; ``rivals``: other records of the record's own side with the key.
+    """
+    other = SIDES[1 - SIDES.index(side)]
+    key = ", ".join("%s %r" % (k.field_on(side), v) for k, v in zip(keys, values))
+    reasons = []
+    if candidates:
+        reasons.append("%s %s %s" % (_records(other, candidates), _some(candidates), "match" if len(candidates) > 1 else "matches"))
+    reasons.extend("%s record %s is coupled to %s record %s" % (other, cid, side, partner) for cid, partner in sorted((coupled or {}).items()))
+    if rivals:
+        reasons.append("%s %s %s the same key" % (_records(side, rivals), _some(rivals), "have" if len(rivals) > 1 else "has"))
+    return ("ambiguous match in mapping %s: %s record %s (%s): %s; nothing was created, the record is retried by every run "
+            "until it matches one record or none" % (mapping, side, record_id, key, "; ".join(reasons)))
+
+
+def _records(side: str, ids: Sequence[str]) -> str:
+    return "%s record%s" % (side, "s" if len(ids) > 1 else "")
+
+
+def _some(ids: Sequence[str], cap: int = 10) -> str:
+    shown = ", ".join(ids[:cap])
+    return shown if len(ids) <= cap else "%s and %d more" % (shown, len(ids) - cap)
 
 
 def couple_matches(store: Any, mapping: str, pairs: Sequence[tuple[str, str]], batch_size: int = 1000) -> None:
@@ -264,8 +301,10 @@ def couple_before_full_sync(job: Any) -> MatchResult | None:
     """Before a full sync job creates anything: couple its mapping's matching records.
 
     ``job`` is a synchronizer.MappingSync not yet run. Matched pairs are committed (or, in
-    check mode, planned), ambiguous records are held back from creation, and the job's
-    counts and records report the couplings. No-op for a mapping without ``match_on``.
+    check mode, planned), ambiguous records are held (the job fails them with their
+    ``ambiguous match`` message instead of creating them), and the job's counts and records
+    report the couplings. The job then looks up no matches page by page: this saw every
+    uncoupled record. No-op for a mapping without ``match_on``.
     """
     mapping = job.mapping
     if not mapping.definition.get("match_on"):
@@ -273,11 +312,21 @@ def couple_before_full_sync(job: Any) -> MatchResult | None:
     result = match_mapping(mapping, job.tables, job.store, batch_size=job.opts.batch_size, max_reported=job.opts.max_records)
     if job.opts.dry_run:
         job.store = PlannedCouplings(job.store, mapping.name, result.pairs)
+        plan_lookups(job.planned, mapping.name, result.pairs)
     else:
         couple_matches(job.store, mapping.name, result.pairs, job.opts.batch_size)
     job.opts.hold = result.held
+    job.opts.matched = True
     job.result.counts["coupled"] += len(result.pairs)
     job.result.matching = result.report(job.opts.max_records)
     for lid, iid in result.pairs:
         job._log("coupled", lid, iid)
     return result
+
+
+def plan_lookups(planned: dict[str, dict[str, dict[str, str | None]]], mapping: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Check mode: let the lookups of later mappings of the run translate through couplings it would make."""
+    plan = planned.setdefault(mapping, {"local": {}, "integration": {}})
+    for lid, iid in pairs:
+        plan["local"][lid] = iid
+        plan["integration"][iid] = lid

@@ -178,6 +178,8 @@ class Lookup:
 
 
 class ODataTable(Table):
+    filter_values_per_query = 50  # as many as read_by_ids lists in one URL
+
     def __init__(self, endpoint: ODataEndpoint, set_name: str, etype: EntityType, key: str):
         self.endpoint = endpoint
         self.client = endpoint.client

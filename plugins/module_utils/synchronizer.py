@@ -45,6 +45,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.modified_on 
     reread,
     watermark_cutoff,
 )
+from ansible_collections.tablesync.integration.plugins.module_utils.page_matching import match_before_create, plans_read_destination
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
 from ansible_collections.tablesync.integration.plugins.module_utils.source_checks import refused_records, source_fingerprints
@@ -256,7 +257,7 @@ class MappingSync:
         mapping = self.mapping
         if (first.full and scanned and self.opts.read_ahead and not self.opts.dry_run and not mapping.bidirectional
                 and self.tables[flow.src].supports_read_ahead and self.store.exists
-                and all(fm.lookup != mapping.name for fm in mapping.fields)):
+                and all(fm.lookup != mapping.name for fm in mapping.fields) and not plans_read_destination(self)):
             yield from read_ahead(plans, self._release_before_fork, self._renew_after_fork, window=READ_AHEAD_PAGES)
         else:
             yield from plans
@@ -331,6 +332,7 @@ class MappingSync:
                 counts["skipped"] += 1
                 continue
             todo.append((row, sid, fp, cp, stamp))
+        todo = match_before_create(self, flow, plan, todo)  # couple or hold what would be created
         self._prefetch_lookups(flow, [t[0] for t in todo], positions)
         partners: dict[str, tuple] = {}
         if mapping.bidirectional:

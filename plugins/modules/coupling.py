@@ -16,9 +16,10 @@ description:
     uncoupled (O(state=absent)). Coupling a record already coupled to a different partner is an error unless
     O(force=true); coupling a record that does not exist is an error naming it.
   - With O(match=true) the uncoupled records of both sides are paired on match fields (O(match_on), or the
-    mapping's declared C(match_on)). A record whose normalised key is held by exactly one uncoupled record on
-    the other side is coupled to it. Keys held by more than one record on either side are ambiguous; they are
-    reported and left uncoupled, never guessed. O(unmatched) decides what happens to the rest.
+    mapping's declared C(match_on)); values compare exactly unless a match entry sets C(ignore_case) or C(trim).
+    A record whose key is held by exactly one uncoupled record on the other side is coupled to it. Keys held
+    by more than one record on either side are ambiguous; they are reported and left uncoupled, never guessed.
+    O(unmatched) decides what happens to the rest.
   - A new coupling has no fingerprints yet, so the next sync (of any mode) writes the source record over its
     partner in the mapping's direction and the two agree; for a bidirectional mapping its C(initial_direction)
     decides which side that is.
@@ -90,14 +91,16 @@ options:
       - With O(match=true), the match fields, instead of the mapping's declared C(match_on).
       - Each entry is a field name of one of the mapping's field mappings (either side), or a dictionary with
         C(field) (local), C(integration_field), and the normalisation options C(ignore_case) and C(trim)
-        (both default V(true)).
+        (both default V(false), so values compare exactly; with V(true) letter case or surrounding spaces are
+        ignored, and values that differ only in them hold the same key).
     type: list
     elements: raw
   unmatched:
     description:
       - With O(match=true), what happens to uncoupled records that match nothing.
       - V(leave) leaves them uncoupled. V(create) creates and couples a partner for each in the mapping's
-        direction (both ways for a bidirectional mapping), as a logged sync job; ambiguous records are never created.
+        direction (both ways for a bidirectional mapping), as a logged sync job; ambiguous records are never created,
+        they fail with an C(ambiguous match) error (in RV(errors) and the job log), so later syncs retry them.
     type: str
     choices: [leave, create]
     default: leave
@@ -210,7 +213,9 @@ job:
   returned: when O(unmatched=create)
   type: dict
 errors:
-  description: With O(unmatched=create), records that could not be created.
+  description:
+    - With O(unmatched=create), records that could not be created, those of ambiguous keys included (their
+      message starts with C(ambiguous match)); the task then fails.
   returned: when O(unmatched=create)
   type: list
   elements: dict

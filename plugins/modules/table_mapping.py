@@ -191,11 +191,17 @@ options:
     type: float
   match_on:
     description:
-      - Fields that identify the same record on both sides. A full synchronisation first couples each uncoupled
-        record to the one uncoupled record of the other side with the same normalised values, and creates only
-        records that match nothing; keys held by several records on either side are reported and left alone.
+      - Fields that identify the same record on both sides. Wherever a synchronisation would create a record, in
+        every mode, it first looks for the record of the other side (within its filter) with the same values. A
+        single match, not coupled yet, is coupled and synchronised in the mapping's direction instead of
+        duplicated; a full synchronisation matches all uncoupled records before it starts.
+      - A key held by several records on either side, or by a record already coupled to another, is ambiguous;
+        nothing is created, the record fails with an error starting with C(ambiguous match) that names the key and
+        the records, and every later run retries it until the data is unambiguous.
       - Each entry is a field name of one of the field mappings (either side), or a dictionary with C(field),
-        C(integration_field) and the normalisation options C(ignore_case) and C(trim) (both default V(true)).
+        C(integration_field) and the normalisation options C(ignore_case) and C(trim). Values compare exactly
+        unless C(ignore_case=true) (letter case is ignored) or C(trim=true) (surrounding spaces are ignored) is set;
+        with them, two records whose values differ only in case or spaces hold the same key.
     type: list
     elements: raw
   initial_direction:
@@ -225,7 +231,8 @@ EXAMPLES = r"""
     direction: to_integration
     dependencies: [CURRENCY, SALESPEOPLE]
     table_filter: "blocked eq 0"
-    match_on: [email]
+    match_on:
+      - {field: email, integration_field: emailaddress1, ignore_case: true, trim: true}
     fields:
       - {field: "no", integration_field: accountnumber}
       - {field: name, integration_field: name}

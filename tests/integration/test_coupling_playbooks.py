@@ -97,9 +97,12 @@ def test_match_coupling_and_bidirectional_full_sync_through_playbooks(tmp_path, 
     assert len(_coupled(shared)) == 150
     assert play("coupling.yml", databases=shared, coupling_match=True)["changed"] is False
 
-    result = run_sync(sync_mode="full", store_path=shared.store_path, erp=shared.erp, crm=shared.crm, batch_size=40)
-    assert result["totals"]["inserted"] == 100 and result["totals"]["failed"] == 0
+    result = run_sync(sync_mode="full", store_path=shared.store_path, erp=shared.erp, crm=shared.crm, batch_size=40,
+                      tolerate_record_errors=True)
+    assert result["totals"]["inserted"] == 100
     assert result["jobs"][0]["matching"]["counts"]["ambiguous"] == 5
+    # the records of the ambiguous keys are held on both sides: they fail, and every later run retries them
+    assert result["totals"]["failed"] == 15 and all(e["message"].startswith("ambiguous match") for e in result["errors"])
     for path, table, column in ((data.erp, "customer", "email"), (data.crm, "account", "emailaddress1")):
         counts = email_counts(path, table, column)
         assert [e for e, n in counts.items() if n != 1 and e not in data.ambiguous] == []

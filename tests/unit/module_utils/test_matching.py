@@ -14,6 +14,9 @@ from ansible_collections.tablesync.integration.plugins.module_utils.verify impor
 from tests.support.fixtures import Demo, execute, rows
 from tests.support.shared_customers import build_shared_customers, customer_mapping, email_counts
 
+# the shared customers' CRM copies of an e-mail differ in case or surrounding spaces: match them folded
+FOLDED_EMAIL = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
+
 
 @pytest.fixture
 def shared(tmp_path):
@@ -31,7 +34,7 @@ def couplings(demo) -> dict[str, str]:
 
 def test_bidirectional_full_sync_with_match_on_never_duplicates(shared):
     data = shared.data
-    shared.declare([customer_mapping("bidirectional", match_on=["email"])])
+    shared.declare([customer_mapping("bidirectional", match_on=[FOLDED_EMAIL])])
     ambiguous_erp = sorted(r for r in rows(data.erp, "select * from customer") if r[2].strip().casefold() in data.ambiguous)
     ambiguous_crm = sorted(r for r in rows(data.crm, "select * from account") if r[3].strip().casefold() in data.ambiguous)
     assert len(ambiguous_erp) + len(ambiguous_crm) == data.ambiguous_records == 15
@@ -47,7 +50,13 @@ def test_bidirectional_full_sync_with_match_on_never_duplicates(shared):
     assert sorted(a["key"][0] for a in job.matching["ambiguous"]) == sorted(data.ambiguous)
     assert job.counts["coupled"] == 150
     assert job.counts["inserted"] == len(data.erp_only) + len(data.crm_only) == 100
-    assert job.counts["failed"] == 0
+    # the ambiguous records of both sides are held: failed with their reason, so every later run retries them
+    assert job.counts["failed"] == 15 and run.status == "partial"
+    assert all(e["message"].startswith("ambiguous match in mapping CUSTOMER") for e in job.errors)
+    store = shared.engine(read_only=True)[0]
+    held = {side: store.failed_ids("CUSTOMER", side) for side in ("local", "integration")}
+    assert held["local"] == sorted(r[0] for r in ambiguous_erp)
+    assert held["integration"] == sorted(r[0] for r in ambiguous_crm)
     # no e-mail is held twice on either side, except the ambiguous ones, which are untouched
     for path, table, column in ((data.erp, "customer", "email"), (data.crm, "account", "emailaddress1")):
         counts = email_counts(path, table, column)
@@ -68,11 +77,12 @@ def test_bidirectional_full_sync_with_match_on_never_duplicates(shared):
     # and a second full sync finds nothing to do
     again = shared.run("full", batch_size=40)
     assert again.jobs[0].counts["coupled"] == again.jobs[0].counts["inserted"] == again.jobs[0].counts["modified"] == 0
+    assert again.jobs[0].counts["failed"] == 15
     assert not again.changed
 
 
 def test_check_mode_plans_the_couplings_a_real_full_sync_makes(shared):
-    shared.declare([customer_mapping("bidirectional", match_on=["email"])])
+    shared.declare([customer_mapping("bidirectional", match_on=[FOLDED_EMAIL])])
     shared.close()
     plan = shared.run("full", dry_run=True, batch_size=40)
     assert couplings(shared) == {}
@@ -84,7 +94,7 @@ def test_check_mode_plans_the_couplings_a_real_full_sync_makes(shared):
 
 
 def test_initial_direction_from_integration_lets_the_crm_win_the_first_sync(shared):
-    shared.declare([customer_mapping("bidirectional", match_on=["email"], initial_direction="from_integration")])
+    shared.declare([customer_mapping("bidirectional", match_on=[FOLDED_EMAIL], initial_direction="from_integration")])
     shared.run("full")
     assert rows(shared.data.erp, "select name from customer where no = 'C00001'") == [("Customer 1 Ltd",)]
     assert rows(shared.data.crm, "select name from account where accountnumber = 'A00001'") == [("Customer 1 Ltd",)]
@@ -92,7 +102,7 @@ def test_initial_direction_from_integration_lets_the_crm_win_the_first_sync(shar
 
 def test_to_integration_full_sync_creates_only_the_missing_records(shared):
     data = shared.data
-    shared.declare([customer_mapping("to_integration", match_on=[{"field": "email", "integration_field": "emailaddress1"}])])
+    shared.declare([customer_mapping("to_integration", match_on=[FOLDED_EMAIL])])
     crm_before = rows(data.crm, "select count(*) from account")[0][0]
     run = shared.run("full")
     assert run.jobs[0].counts["coupled"] == 150
@@ -100,14 +110,16 @@ def test_to_integration_full_sync_creates_only_the_missing_records(shared):
     assert rows(data.crm, "select count(*) from account")[0][0] == crm_before + len(data.erp_only)
 
 
-def test_matching_is_case_and_space_sensitive_when_asked(shared):
+def test_matching_is_exact_unless_a_field_folds_case_and_spaces(shared):
     shared.declare([customer_mapping("to_integration")])
     store, endpoints = shared.engine(read_only=True)
     mapping = Mapping.from_definition(customer_mapping("to_integration"))
     tables = open_tables(mapping, endpoints)
     mapping.bind(tables)
-    loose = match_mapping(mapping, tables, store, match_on=["email"])
-    strict = match_mapping(mapping, tables, store, match_on=[{"field": "email", "integration_field": "emailaddress1", "ignore_case": False, "trim": False}])
+    loose = match_mapping(mapping, tables, store, match_on=[FOLDED_EMAIL])
+    strict = match_mapping(mapping, tables, store, match_on=["email"])
+    assert strict.counts == match_mapping(mapping, tables, store, match_on=[
+        {"field": "email", "integration_field": "emailaddress1", "ignore_case": False, "trim": False}]).counts
     # shared e-mails whose CRM copy differs in case or spaces do not match strictly
     variants = sum(1 for i in range(150) if i % 3 == 0 or i % 5 == 0 or i % 7 == 0)
     assert loose.counts["coupled"] == 150
@@ -157,11 +169,12 @@ def test_match_on_errors_name_the_entry(shared):
 
 
 def test_match_key_normalises_values():
-    norm = MatchKey("a", "b").normaliser()
+    norm = MatchKey("a", "b", ignore_case=True, trim=True).normaliser()
     assert norm("  Ann@Example.COM ") == norm("ann@example.com") == "ann@example.com"
     assert norm("   ") is None and norm(None) is None
     assert norm(5) == norm("5")
-    assert MatchKey("a", "b", ignore_case=False, trim=False).normaliser()(" A ") == " A "
+    exact = MatchKey("a", "b").normaliser()  # the default: values compare as they are
+    assert exact(" A ") == " A " and exact("C00001") != exact("c00001") and exact("") is None
 
 
 def test_pairs_coupled_by_matching_are_written_by_the_next_modified_sync(shared):
@@ -173,7 +186,7 @@ def test_pairs_coupled_by_matching_are_written_by_the_next_modified_sync(shared)
     mapping = Mapping.from_definition(customer_mapping("to_integration"))
     tables = open_tables(mapping, endpoints)
     mapping.bind(tables)
-    found = match_mapping(mapping, tables, store, match_on=["email"])
+    found = match_mapping(mapping, tables, store, match_on=[FOLDED_EMAIL])
     couple_matches(store, "CUSTOMER", found.pairs, batch_size=40)
     # no record is newer than the watermark, yet every new pair is read (in pages) and written once
     run = shared.run("modified", batch_size=40)
@@ -190,10 +203,14 @@ def test_create_unmatched_creates_only_what_matches_nothing(shared):
     mapping = Mapping.from_definition(customer_mapping("to_integration"))
     tables = open_tables(mapping, endpoints)
     flows = mapping.bind(tables)
-    found = match_mapping(mapping, tables, store, match_on=["email"])
+    found = match_mapping(mapping, tables, store, match_on=[FOLDED_EMAIL])
     couple_matches(store, "CUSTOMER", found.pairs)
     job = create_unmatched(mapping, tables, flows, store, found.held, batch_size=40)
-    assert job.counts["inserted"] == len(data.erp_only) == 50 and job.counts["failed"] == 0
+    assert job.counts["inserted"] == len(data.erp_only) == 50
+    # the ambiguous ERP records are not created: they fail, and the syncs retry them
+    assert job.counts["failed"] == len(found.held["local"]) == 7
+    assert all(e["message"].startswith("ambiguous match") for e in job.errors)
+    assert store.failed_ids("CUSTOMER", "local") == sorted(found.held["local"])
     assert job.counts["modified"] == 0  # the matched pairs are left to the next sync
     assert rows(data.crm, "select name from account where accountnumber = 'A00001'") == [("Customer 1 Ltd",)]
     counts = email_counts(data.crm, "account", "emailaddress1")
@@ -203,7 +220,7 @@ def test_create_unmatched_creates_only_what_matches_nothing(shared):
 
 
 def test_verify_compares_a_bidirectional_pair_once(shared):
-    shared.declare([customer_mapping("bidirectional", match_on=["email"])])
+    shared.declare([customer_mapping("bidirectional", match_on=[FOLDED_EMAIL])])
     shared.run("full")
     execute(shared.data.crm, "update account set telephone1 = '999' where accountnumber = 'C00001'")
     store, endpoints = shared.engine(read_only=True)

@@ -61,14 +61,17 @@ def test_bidirectional_full_sync_with_match_on_between_mariadb_and_postgresql(da
                  "integration": open_endpoint("integration", {"type": "postgresql", "url": crm_url})}
     store = Store(str(tmp_path / "store.sqlite"))
     try:
-        definition = normalize(customer_mapping("bidirectional", match_on=["email"]))
+        folded = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
+        definition = normalize(customer_mapping("bidirectional", match_on=[folded]))
         mapping = Mapping.from_definition(definition)
         mapping.bind(open_tables(mapping, endpoints))
         store.put_mapping(definition)
         run = SyncRunner(store, endpoints, batch_size=40).run("full")
         job = run.jobs[0]
-        assert job.counts["coupled"] == 150 and job.counts["inserted"] == 100 and job.counts["failed"] == 0
+        assert job.counts["coupled"] == 150 and job.counts["inserted"] == 100
         assert job.matching["counts"]["ambiguous"] == 5
+        # the 15 records of the ambiguous e-mails are held on their sides, failed with the reason
+        assert job.counts["failed"] == 15 and all(e["message"].startswith("ambiguous match") for e in job.errors)
         for url, table, column in ((erp_url, "customer", "email"), (crm_url, "account", "emailaddress1")):
             counts = emails(url, table, column)
             assert [e for e, n in counts.items() if n != 1 and e not in data.ambiguous] == []
@@ -76,6 +79,10 @@ def test_bidirectional_full_sync_with_match_on_between_mariadb_and_postgresql(da
         assert store.count_couplings("CUSTOMER") == 250
         again = SyncRunner(store, endpoints, batch_size=40).run("full")
         assert not again.changed
+        # a modified run looks them up again on the servers: still ambiguous, nothing is created
+        modified = SyncRunner(store, endpoints, batch_size=40).run("modified")
+        assert modified.jobs[0].counts["failed"] == 15 and modified.jobs[0].counts["inserted"] == 0
+        assert store.count_couplings("CUSTOMER") == 250
     finally:
         store.close()
         for endpoint in endpoints.values():

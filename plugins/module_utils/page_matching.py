@@ -1,0 +1,250 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tablesync developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Matching where a record would be created: in every mode, a page of records at a time.
+
+Before a sync job creates the partner of an uncoupled source record, a mapping that declares
+``match_on`` looks for destination records with the same key (within the destination filter):
+
+* exactly one, not coupled, and no other record of the page to create has the key: the two
+  are coupled (counted ``coupled``) and written as a coupled pair in the mapping's direction;
+* several, one already coupled to another record, or another record of the page with the
+  key: the record is held: it fails with an ``ambiguous match`` message, so it is stored on
+  the retry list and every later run tries again until the data is unambiguous;
+* none: the record is created.
+
+The look-up costs one query per page of records to create (or per ``filter_values_per_query``
+records of a web table), never a scan of a whole table. A full sync matches every uncoupled
+record before it starts (matching.couple_before_full_sync); its held records are failed here
+and it looks up nothing more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ansible_collections.tablesync.integration.plugins.module_utils.coupling import INITIAL_SOURCE
+from ansible_collections.tablesync.integration.plugins.module_utils.filters import combine, value_in
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, ambiguous_message, match_keys, plan_lookups
+from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
+from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
+    from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import PagePlan
+    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
+
+# kinds a look-up filter can list values of (binary values cannot be written in a filter)
+_FILTER_KINDS = ("text", "integer", "decimal", "float", "boolean", "date", "datetime", "uuid")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass
+class PageMatches:
+    """What matching decided for the records of a page that would be created."""
+
+    couple: dict[str, str] = field(default_factory=dict)  # source id -> destination id
+    hold: dict[str, str] = field(default_factory=dict)  # source id -> why (an ambiguous match message)
+
+
+def looks_up_matches(job: MappingSync) -> bool:
+    """Whether the job looks for a match before it creates a record (a full sync's matching already did)."""
+    return bool(job.mapping.definition.get("match_on")) and not job.opts.matched
+
+
+def plans_read_destination(job: MappingSync) -> bool:
+    """Whether planning a page reads what the pages before it write: the records they created and coupled.
+
+    Why: a page planned ahead of the previous page's writes would not see a record that page
+    creates or couples with the same key, and would couple or create it a second time.
+    """
+    return looks_up_matches(job) and (job.opts.create_uncoupled or not job.mapping.synch_only_coupled_records)
+
+
+def match_before_create(job: MappingSync, flow: Flow, plan: PagePlan, todo: list[tuple]) -> list[tuple]:
+    """The page's records to write, (row, source id, fingerprint, coupling or None, ...), once those without a coupling are matched.
+
+    A held record is failed with its reason. A matched record gets its new coupling (stored with the
+    page) and is written as a coupled pair; in a bidirectional mapping only from the side its
+    ``initial_direction`` names, else the pair is coupled now and written by the next run.
+    """
+    creates = [(entry[0], entry[1]) for entry in todo if entry[3] is None]
+    if not creates:
+        return todo
+    decision = decide_matches(job, flow, plan.positions, creates)
+    if not decision.couple and not decision.hold:
+        return todo
+    mapping = job.mapping
+    writes_pairs = not mapping.bidirectional or INITIAL_SOURCE[mapping.definition.get("initial_direction") or "to_integration"] == flow.src
+    out = []
+    for entry in todo:
+        sid, cp = entry[1], entry[3]
+        if cp is None and sid in decision.hold:
+            job._fail(plan.batch, flow.src, sid, decision.hold[sid])
+            continue
+        if cp is None and sid in decision.couple:
+            cp = _coupling(mapping.name, flow.src, sid, decision.couple[sid])
+            plan.batch.new_couplings.append(cp)
+            job.result.counts["coupled"] += 1
+            job._log("coupled", cp.local_id, cp.integration_id)
+            if job.opts.dry_run:
+                plan_lookups(job.planned, mapping.name, [(cp.local_id, cp.integration_id)])
+            if not writes_pairs:
+                continue
+            entry = (*entry[:3], cp, *entry[4:])
+        out.append(entry)
+    return out
+
+
+def decide_matches(job: MappingSync, flow: Flow, positions: dict[str, int], creates: Sequence[tuple[tuple, str]]) -> PageMatches:
+    """Couple or hold each record of ``creates`` (row, source id) that matching decides about; reads only."""
+    decision = PageMatches()
+    held = job.opts.hold.get(flow.src) or {}
+    for _row, sid in creates:
+        if sid in held:
+            decision.hold[sid] = held[sid]
+    if not looks_up_matches(job):
+        return decision
+    mapping, src, dst = job.mapping, flow.src, flow.dst
+    keys = match_keys(mapping)
+    found = _source_keys(job, src, positions, [c for c in creates if c[1] not in decision.hold], keys)
+    by_key: dict[tuple, list[str]] = {}
+    for sid, (_raw, key) in found.items():
+        by_key.setdefault(key, []).append(sid)
+    lone: dict[str, tuple] = {}
+    for key, sids in by_key.items():
+        if len(sids) == 1:
+            lone[sids[0]] = key
+            continue
+        for sid in sids:
+            decision.hold[sid] = ambiguous_message(mapping.name, keys, src, sid, found[sid][0], rivals=[s for s in sids if s != sid])
+    if not lone:
+        return decision
+    candidates = find_candidates(job, dst, keys, {sid: found[sid][0] for sid in lone})
+    coupled = _coupled(job, dst, sorted({cid for ids in candidates.values() for cid in ids}))
+    for sid, key in lone.items():
+        ids = candidates.get(key, [])
+        if len(ids) == 1 and ids[0] not in coupled:
+            decision.couple[sid] = ids[0]
+        elif ids:
+            decision.hold[sid] = ambiguous_message(mapping.name, keys, src, sid, found[sid][0], candidates=ids,
+                                                   coupled={cid: coupled[cid] for cid in ids if cid in coupled})
+    return decision
+
+
+def _source_keys(job: MappingSync, src: str, positions: dict[str, int], creates: Sequence[tuple[tuple, str]],
+                 keys: list[MatchKey]) -> dict[str, tuple[list[Any], tuple]]:
+    """Source id -> (match values, normalised key) of the records that have a key (an empty value matches nothing)."""
+    names = [k.field_on(src) for k in keys]
+    missing = [n for n in dict.fromkeys(names) if n not in positions]
+    rows: dict[str, tuple] = {sid: row for row, sid in creates}
+    at = positions
+    if missing and creates:
+        # why: a match field no field mapping reads (match_on names it directly) is read for the page at once
+        fields = list(dict.fromkeys([job.mapping.key(src), *names]))
+        rows = {id_text(r[0]): r for r in job.tables[src].read_by_ids([sid for _row, sid in creates], fields)}
+        at = {f: i for i, f in enumerate(fields)}
+    norms = [k.normaliser() for k in keys]
+    out: dict[str, tuple[list[Any], tuple]] = {}
+    for sid, row in rows.items():
+        raw = [row[at[n]] for n in names]
+        key = tuple(norm(v) for norm, v in zip(norms, raw))
+        if all(part is not None for part in key):
+            out[sid] = (raw, key)
+    return out
+
+
+def find_candidates(job: MappingSync, dst: str, keys: list[MatchKey], values: dict[str, list[Any]]) -> dict[tuple, list[str]]:
+    """Normalised key -> ids of the destination records (within its filter) with the key of one of the records ``values`` lists.
+
+    One query per ``filter_values_per_query`` records: each match field ``in`` the records' values.
+    Why the endpoint does a wider selection and the key is checked here: the endpoint compares its
+    way (MariaDB ignores case, SQLite's lower() folds only ASCII letters, SQL trim() only spaces),
+    the normaliser of the key decides, as it does in a full sync's matching. Folded fields are
+    therefore asked for as ``tolower(trim(field))`` with the value lower-cased both ways (Python and
+    ASCII only), which finds what differs in case on every endpoint but SQLite, where letters beyond
+    ASCII must agree in case.
+    """
+    table = job.tables[dst]
+    columns = table.info.columns
+    names = [k.field_on(dst) for k in keys]
+    fields = list(dict.fromkeys([job.mapping.key(dst), *names]))
+    positions = [fields.index(n) for n in names]
+    norms = [k.normaliser() for k in keys]
+    wanted = {}
+    lists: dict[str, list[Any]] = {}
+    for sid, raw in values.items():
+        converted = _filter_values(keys, [columns[n].kind for n in names], raw)
+        if converted is not None:
+            wanted[sid] = tuple(norm(v) for norm, v in zip(norms, raw))
+            lists[sid] = converted
+    found: dict[tuple, dict[str, None]] = {}
+    ids = list(lists)
+    step = max(1, table.filter_values_per_query)
+    for start in range(0, len(ids), step):
+        chunk = ids[start:start + step]
+        keys_asked = {wanted[sid] for sid in chunk}
+        where = combine(job.mapping.filters.get(dst), *_key_filters(keys, names, [columns[n].kind for n in names], [lists[s] for s in chunk]))
+        for page in table.scan(fields, where=where, page_size=job.opts.batch_size):
+            for row in page:
+                key = tuple(norm(row[pos]) for norm, pos in zip(norms, positions))
+                if key in keys_asked:
+                    found.setdefault(key, {})[id_text(row[0])] = None
+    return {key: list(ids) for key, ids in found.items()}
+
+
+def _filter_values(keys: list[MatchKey], kinds: list[str], raw: list[Any]) -> list[list[Any]] | None:
+    """Per match field, the values a record's key may have on the destination; None when it can have none there."""
+    out = []
+    for key, kind, value in zip(keys, kinds, raw):
+        if kind not in _FILTER_KINDS:
+            out.append([])
+            continue
+        try:
+            value = converter(kind)(value)
+        except ConversionError:
+            return None  # why: a value the destination column cannot hold is held by none of its records
+        if kind == "uuid":
+            try:
+                value = uuid.UUID(str(value))
+            except ValueError:
+                return None
+        if kind == "text" and (key.trim or key.ignore_case):
+            base = value.strip() if key.trim else value
+            out.append(sorted({base.lower(), base.translate(_ASCII_LOWER)}) if key.ignore_case else [base])
+        else:
+            out.append([value])
+    return out
+
+
+def _key_filters(keys: list[MatchKey], names: list[str], kinds: list[str], lists: list[list[list[Any]]]) -> list[Any]:
+    """One ``in`` filter per match field over the values of the records of a query."""
+    filters = []
+    for index, (key, name, kind) in enumerate(zip(keys, names, kinds)):
+        if kind not in _FILTER_KINDS:
+            continue
+        values = list(dict.fromkeys(v for per_record in lists for v in per_record[index]))
+        folded = kind == "text"
+        filters.append(value_in(name, values, fold_case=folded and key.ignore_case, trim=folded and key.trim,
+                                context="match_on of %s" % name))
+    return filters
+
+
+def _coupled(job: MappingSync, dst: str, ids: list[str]) -> dict[str, str]:
+    """Destination id -> id of its partner, for the candidates already coupled (or, in check mode, planned to be)."""
+    if not ids:
+        return {}
+    src = "local" if dst == "integration" else "integration"
+    out = {i: cp.side_id(src) for i, cp in job.store.couplings_for(job.mapping.name, dst, ids).items()} if job.store.exists else {}
+    planned = job.planned.get(job.mapping.name, {}).get(dst, {})
+    out.update((i, planned[i]) for i in ids if i not in out and planned.get(i) is not None)
+    return out
+
+
+def _coupling(mapping: str, src: str, src_id: str, dst_id: str) -> Coupling:
+    if src == "local":
+        return Coupling(mapping, local_id=src_id, integration_id=dst_id)
+    return Coupling(mapping, local_id=dst_id, integration_id=src_id)

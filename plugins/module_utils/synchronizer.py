@@ -329,7 +329,10 @@ class MappingSync:
                 continue
             if cp is None and not create and sid not in retry:
                 # why: a record whose create failed is retried even where scheduled runs create nothing
-                counts["skipped"] += 1
+                if reread(stamp, self._watermark):
+                    counts["read"] -= 1  # why: skipped already when it was read before the overlap
+                else:
+                    counts["skipped"] += 1
                 continue
             todo.append((row, sid, fp, cp, stamp))
         todo = match_before_create(self, flow, plan, todo)  # couple or hold what would be created

@@ -62,6 +62,9 @@ def detect_deletions(job: MappingSync) -> None:
     """Full syncs compare couplings with the records that still exist on both sides."""
     mapping = job.mapping
     for page in job.store.iter_couplings(mapping.name, batch=job.opts.batch_size):
+        if job.handled["local"] or job.handled["integration"]:
+            # why: run after a flow (convergence.py), a coupling that flow handled is not handled twice
+            page = [cp for cp in page if cp.local_id not in job.handled["local"] and cp.integration_id not in job.handled["integration"]]
         present = {}
         for side in ("local", "integration"):
             ids = [cp.side_id(side) for cp in page]

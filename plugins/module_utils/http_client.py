@@ -153,6 +153,7 @@ class HttpClient:
         self.settings = settings
         self.session = requests.Session()
         self.session.verify = settings.verify
+        self._inherited: Any = None  # a forked child's copy of its parent's session (renew_session)
         self._sleep = sleep
         self._token: str | None = settings.token
         self._token_expires = float("inf") if settings.token else 0.0
@@ -161,6 +162,12 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def renew_session(self) -> None:
+        """In a forked child: a session of its own (the parent's pooled connections stay the parent's)."""
+        self._inherited = self.session  # why: left open; closing it here could disturb connections the parent still uses
+        self.session = requests.Session()
+        self.session.verify = self.settings.verify
 
     # -- auth ------------------------------------------------------------------------------------
     def token_endpoint(self) -> str:

@@ -47,12 +47,14 @@ class JobResult:
     message: str | None = None
     uncoupled: int = 0
     matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
+    couplings_checked: int = 0  # couplings whose destination record a full sync's pages read (convergence.py)
 
     def absorb(self, part: JobResult, cap: int) -> None:
         """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
         for name, value in part.counts.items():
             self.counts[name] += value
         self.uncoupled += part.uncoupled
+        self.couplings_checked += part.couplings_checked
         self.errors.extend(part.errors[:max(0, cap - len(self.errors))])
         room = max(0, cap - len(self.records))
         self.records_truncated = self.records_truncated or part.records_truncated or len(part.records) > room

@@ -125,6 +125,10 @@ class ODataEndpoint(Endpoint):
     def close(self) -> None:
         self.client.close()
 
+    def renew_after_fork(self) -> None:
+        # why: a read-ahead process planning a full sync reads coupled records here (convergence.py)
+        self.client.renew_session()
+
     @property
     def metadata(self) -> Metadata:
         if self._metadata is None:

@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - reported by the modules
 SCHEMA_VERSION = 3
 COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
+IDS_PER_QUERY = 500  # ids of one side a coupling query names
 
 
 @dataclass
@@ -250,6 +251,7 @@ class Store:
         self.engine = create_sql_engine(self.url)
         self.metadata = sa.MetaData()
         self.t = _tables(self.metadata)
+        self._selects: dict[str, Select] = {}
         self.exists = self._check_schema()
 
     # -- schema --------------------------------------------------------------------------
@@ -427,17 +429,33 @@ class Store:
     # -- couplings -------------------------------------------------------------------------
     def couplings_for(self, mapping: str, side: str, ids: Sequence[str]) -> dict[str, Coupling]:
         """Couplings of the given records of one side, keyed by that side's id."""
-        c = self.t["couplings"]
-        col = c.c.local_id if side == "local" else c.c.integration_id
         out: dict[str, Coupling] = {}
         key = 1 if side == "local" else 2
-        stmt = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping, col.in_(sa.bindparam("ids", expanding=True)))
+        select = self._couplings_by_ids(side)
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
+            for start in range(0, len(ids), IDS_PER_QUERY):
+                chunk = list(ids[start:start + IDS_PER_QUERY])
+                chunk += [None] * (IDS_PER_QUERY - len(chunk))  # why: one statement for every chunk; NULL matches no id
+                params = {"id%d" % n: value for n, value in enumerate(chunk)}
+                params["_m"] = mapping
                 # why: plain rows into the dataclass by position; no per-row mapping view
-                for r in conn.execute(stmt, {"ids": list(ids[start:start + 500])}).all():
+                for r in select.rows(conn, params):
                     out[r[key]] = Coupling(*r)
         return out
+
+    def _couplings_by_ids(self, side: str) -> Select:
+        """The SELECT of one chunk of a side's ids, compiled once (id IN a fixed number of parameters).
+
+        Why: a full sync asks for the couplings of every page; an expanding IN was compiled again
+        for each, and its rows built through SQLAlchemy's result objects (a fifth of a full re-run).
+        """
+        select = self._selects.get(side)
+        if select is None:
+            c = self.t["couplings"]
+            col = c.c.local_id if side == "local" else c.c.integration_id
+            ids = [sa.bindparam("id%d" % n, type_=col.type) for n in range(IDS_PER_QUERY)]
+            select = self._selects[side] = Select(sa.select(*_coupling_columns(c)).where(c.c.mapping == sa.bindparam("_m"), col.in_(ids)))
+        return select
 
     def iter_couplings(self, mapping: str, batch: int = 5000) -> Iterator[list[Coupling]]:
         """All couplings of a mapping in pages (keyset on local id)."""

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint
+from ansible_collections.tablesync.integration.plugins.module_utils.convergence import check_page, converges, deletions_in_flow, unread_couplings_checked
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -100,12 +101,13 @@ class MappingSync:
                 # why: the guard must stop the job before its first write, so the plan comes first
                 plan_opts = dataclasses.replace(self.opts, dry_run=True, planned={})
                 MappingSync(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
-            if self.opts.mode == "full" and self.store.exists:
+            if self.opts.mode == "full" and self.store.exists and not deletions_in_flow(self):
                 detect_deletions(self, )
             for flow in self.flows.values():
                 if not dry:
                     self._recover_pending(flow)
-                self._run_flow(flow)
+                with unread_couplings_checked(self):
+                    self._run_flow(flow)
             if self.mapping.guards and dry:
                 self._check_guard(coupled)
             self.result.status = "partial" if self.result.counts["failed"] else "success"
@@ -308,6 +310,7 @@ class MappingSync:
         ids = [id_text(r[0]) for r in rows]
         refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
+        drift = check_page(self, flow, plan, rows, ids, fps, couplings, retry) if converges(self) else None
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
         for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
@@ -321,7 +324,10 @@ class MappingSync:
             if isinstance(stamp, ModifiedOnError):
                 self._fail(batch, src, sid, str(record_error(stamp, mapping.name, src, sid, mod_field)))  # type: ignore[arg-type]
                 continue
-            if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
+            if drift is not None and sid in drift.settled:
+                continue
+            if (cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry
+                    and (drift is None or sid not in drift.rewrite)):
                 if reread(stamp, self._watermark):
                     counts["read"] -= 1  # why: read again only for the watermark's overlap, and unchanged: not news
                 else:

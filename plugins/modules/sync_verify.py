@@ -16,8 +16,10 @@ description:
   - Finds what a modified-records sync cannot see, such as records deleted on either side (no newer
     modified-on carries them) and records edited on their destination side.
   - Writes nothing to the endpoints or the store and never reports C(changed), so it is safe to run as a
-    scheduled drift report. A later sync (or M(tablesync.integration.coupling) with O(tablesync.integration.coupling#module:resync=true)
-    followed by a sync) repairs what it lists, following the mapping's deletion policy for deleted records.
+    scheduled drift report. A later full sync repairs what it lists in one-way mappings (records edited on their
+    destination side are written again from their source), following the mapping's deletion policy for deleted
+    records; for bidirectional mappings, or to repair before a modified-records sync, use
+    M(tablesync.integration.coupling) with O(tablesync.integration.coupling#module:resync=true) followed by a sync.
 author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:

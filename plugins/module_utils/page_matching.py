@@ -121,6 +121,7 @@ def decide_matches(job: MappingSync, flow: Flow, positions: dict[str, int], crea
             continue
         for sid in sids:
             decision.hold[sid] = ambiguous_message(mapping.name, keys, src, sid, found[sid][0], rivals=[s for s in sids if s != sid])
+    _hold_rivals(job, src, keys, found, lone, decision)
     if not lone:
         return decision
     candidates = find_candidates(job, dst, keys, {sid: found[sid][0] for sid in lone})
@@ -133,6 +134,25 @@ def decide_matches(job: MappingSync, flow: Flow, positions: dict[str, int], crea
             decision.hold[sid] = ambiguous_message(mapping.name, keys, src, sid, found[sid][0], candidates=ids,
                                                    coupled={cid: coupled[cid] for cid in ids if cid in coupled})
     return decision
+
+
+def _hold_rivals(job: MappingSync, src: str, keys: list[MatchKey], found: dict[str, tuple[list[Any], tuple]], lone: dict[str, tuple],
+                 decision: PageMatches) -> None:
+    """Hold (and take out of ``lone``) the records another uncoupled record of their own side shares the key with.
+
+    Why: the page is not the whole table; a rival read in another page, or not read at all by a modified run, makes
+    the match as ambiguous as the full sync's matching finds it (it indexes every uncoupled record).
+    """
+    if not lone:
+        return
+    rivals = find_candidates(job, src, keys, {sid: found[sid][0] for sid in lone})
+    others = {sid: [r for r in rivals.get(key, []) if r != sid] for sid, key in lone.items()}
+    coupled = _coupled(job, src, sorted({r for ids in others.values() for r in ids}))
+    for sid, ids in others.items():
+        ids = [r for r in ids if r not in coupled]
+        if ids:
+            decision.hold[sid] = ambiguous_message(job.mapping.name, keys, src, sid, found[sid][0], rivals=ids)
+            del lone[sid]
 
 
 def _source_keys(job: MappingSync, src: str, positions: dict[str, int], creates: Sequence[tuple[tuple, str]],
@@ -158,7 +178,7 @@ def _source_keys(job: MappingSync, src: str, positions: dict[str, int], creates:
 
 
 def find_candidates(job: MappingSync, dst: str, keys: list[MatchKey], values: dict[str, list[Any]]) -> dict[tuple, list[str]]:
-    """Normalised key -> ids of the destination records (within its filter) with the key of one of the records ``values`` lists.
+    """Normalised key -> ids of the records of side ``dst`` (within its filter) with the key of one of the records ``values`` lists.
 
     One query per ``filter_values_per_query`` records: each match field ``in`` the records' values.
     Why the endpoint does a wider selection and the key is checked here: the endpoint compares its
@@ -234,7 +254,7 @@ def _key_filters(keys: list[MatchKey], names: list[str], kinds: list[str], lists
 
 
 def _coupled(job: MappingSync, dst: str, ids: list[str]) -> dict[str, str]:
-    """Destination id -> id of its partner, for the candidates already coupled (or, in check mode, planned to be)."""
+    """Id on side ``dst`` -> id of its partner, for the records already coupled (or, in check mode, planned to be)."""
     if not ids:
         return {}
     src = "local" if dst == "integration" else "integration"

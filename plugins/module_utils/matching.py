@@ -147,30 +147,41 @@ class MatchResult:
         }
 
 
-def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[MatchKey], batch_size: int,
-           result: MatchResult, cap: int) -> dict[tuple[str, ...], list[str]]:
-    """Normalised key -> ids of the side's uncoupled records (within the mapping's filter).
+def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[MatchKey], batch_size: int, result: MatchResult, cap: int,
+           probe: dict[tuple[str, ...], list[str]] | None = None, coupled_only: bool = False,
+           ) -> tuple[dict[tuple[str, ...], list[str]], dict[tuple[str, ...], dict[str, str]]]:
+    """Normalised key -> ids of the side's uncoupled records (within the mapping's filter); and, for the keys of
+    ``probe`` (the other side's uncoupled records), the side's coupled records with that key, id -> partner id.
 
     Memory is O(uncoupled records of the side): one key tuple and its ids each. That is the
-    price of a hash join instead of a nested loop; coupled records are never kept.
+    price of a hash join instead of a nested loop; coupled records are kept only where they
+    hold a key of ``probe``, which makes that key ambiguous (the record is taken).
     """
     # why: a match field may be the key itself (a code); endpoints read each column once
     fields = list(dict.fromkeys([mapping.key(side)] + [k.field_on(side) for k in keys]))
     positions = [fields.index(k.field_on(side)) for k in keys]
     norms = [k.normaliser() for k in keys]
+    other = SIDES[1 - SIDES.index(side)]
     index: dict[tuple[str, ...], list[str]] = {}
+    taken: dict[tuple[str, ...], dict[str, str]] = {}
     for page in table.scan(fields, where=mapping.filters.get(side), page_size=batch_size):
         ids = [id_text(r[0]) for r in page]
         coupled = store.couplings_for(mapping.name, side, ids) if store.exists else {}
         for row, rid in zip(page, ids):
             if rid in coupled:
+                if probe:
+                    key = tuple(norm(row[pos]) for norm, pos in zip(norms, positions))
+                    if key in probe:
+                        taken.setdefault(key, {})[rid] = coupled[rid].side_id(other)  # type: ignore[index]
+                continue
+            if coupled_only:
                 continue
             key = tuple(norm(row[pos]) for norm, pos in zip(norms, positions))
             if any(part is None for part in key):
                 _unmatched(result, side, rid, cap)
                 continue
             index.setdefault(key, []).append(rid)  # type: ignore[arg-type]
-    return index
+    return index, taken
 
 
 def _unmatched(result: MatchResult, side: str, rid: str, cap: int) -> None:
@@ -180,14 +191,17 @@ def _unmatched(result: MatchResult, side: str, rid: str, cap: int) -> None:
 
 
 def _ambiguous(result: MatchResult, keys: list[MatchKey], key: tuple[str, ...], local_ids: list[str], integration_ids: list[str],
-               cap: int) -> None:
+               cap: int, taken: dict[str, dict[str, str]] | None = None) -> None:
+    """``taken``: per side, the records with the key already coupled to another record, to their partner."""
     result.ambiguous_keys += 1
     ids = {"local": sorted(local_ids), "integration": sorted(integration_ids)}
+    taken = taken or {}
     for side in SIDES:
         other = SIDES[1 - SIDES.index(side)]
+        coupled = taken.get(other, {})
         for rid in ids[side]:
-            result.held[side][rid] = ambiguous_message(result.mapping, keys, side, rid, key, candidates=ids[other],
-                                                       rivals=[r for r in ids[side] if r != rid])
+            result.held[side][rid] = ambiguous_message(result.mapping, keys, side, rid, key, candidates=ids[other] + sorted(coupled),
+                                                       coupled=coupled, rivals=[r for r in ids[side] if r != rid])
     if len(result.ambiguous) < cap:
         result.ambiguous.append({"key": list(key), "local_ids": sorted(local_ids), "integration_ids": sorted(integration_ids)})
 
@@ -203,18 +217,26 @@ def match_mapping(mapping: Mapping, tables: dict[str, Any], store: Any, match_on
     if not keys:
         raise MappingError(mapping.name, "no match fields: declare match_on on the mapping or give it", field="match_on")
     result = MatchResult(mapping.name)
-    local = _index(mapping, tables["local"], "local", store, keys, batch_size, result, max_reported)
-    remote = _index(mapping, tables["integration"], "integration", store, keys, batch_size, result, max_reported)
+    local = _index(mapping, tables["local"], "local", store, keys, batch_size, result, max_reported)[0]
+    remote, taken_remote = _index(mapping, tables["integration"], "integration", store, keys, batch_size, result, max_reported, probe=local)
+    taken_local: dict[tuple[str, ...], dict[str, str]] = {}
+    if remote and mapping.direction != "to_integration":
+        # why: records created on the local side too: a local record coupled elsewhere that holds the key makes it ambiguous
+        taken_local = _index(mapping, tables["local"], "local", store, keys, batch_size, result, max_reported, probe=remote, coupled_only=True)[1]
     for key, local_ids in local.items():
         integration_ids = remote.pop(key, [])
-        if len(local_ids) == 1 and len(integration_ids) == 1:
+        if key in taken_remote:
+            _ambiguous(result, keys, key, local_ids, integration_ids, max_reported, taken={"integration": taken_remote[key]})
+        elif len(local_ids) == 1 and len(integration_ids) == 1:
             result.pairs.append((local_ids[0], integration_ids[0]))
         elif len(local_ids) > 1 or len(integration_ids) > 1:
             _ambiguous(result, keys, key, local_ids, integration_ids, max_reported)
         else:
             _unmatched(result, "local", local_ids[0], max_reported)
     for key, integration_ids in remote.items():
-        if len(integration_ids) > 1:
+        if key in taken_local:
+            _ambiguous(result, keys, key, [], integration_ids, max_reported, taken={"local": taken_local[key]})
+        elif len(integration_ids) > 1:
             _ambiguous(result, keys, key, [], integration_ids, max_reported)
         else:
             _unmatched(result, "integration", integration_ids[0], max_reported)

@@ -22,6 +22,7 @@ import signal
 import sqlite3
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -150,12 +151,13 @@ class Engine:
             mapping.bind(open_tables(mapping, self.endpoints))
             self.store.put_mapping(clean)
 
-    def sync(self, step: Sync) -> None:
+    def sync(self, step: Sync, records: int) -> None:
         runner = SyncRunner(self.store, self.endpoints, batch_size=step.batch_size, watermark_overlap=self.profile.overlap,
                             read_ahead=self.profile.read_ahead)
-        runner.run(step.mode, step.names)
+        with _bounded_commits(self.store, 50 * (records + 2)):
+            runner.run(step.mode, step.names)
 
-    def sync_killed(self, step: Sync, directory: str) -> str:
+    def sync_killed(self, step: Sync, records: int, directory: str) -> str:
         """Run the sync in a forked child that SIGKILLs itself at its step.kill-th store batch commit.
 
         Returns "killed", "completed" (the run had fewer commits) or the child's exception.
@@ -172,7 +174,7 @@ class Engine:
                 for endpoint in self.endpoints.values():
                     endpoint.renew_after_fork()
                 _kill_at_commit(step.kill, step.before)  # type: ignore[arg-type]
-                self.sync(step)
+                self.sync(step, records)
             except BaseException:
                 with open(errors, "w") as handle:
                     handle.write(traceback.format_exc())
@@ -191,6 +193,28 @@ class Engine:
         self.store.close()
         for endpoint in self.endpoints.values():
             endpoint.close()
+
+
+class SyncNeverEnds(Exception):
+    """A run committed far more store batches than its records can need: a read that never ends."""
+
+
+@contextlib.contextmanager
+def _bounded_commits(store: Store, limit: int) -> Iterator[None]:
+    """Fail a run that commits more than ``limit`` store batches (every page commits one) instead of looping forever."""
+    calls = [0]
+
+    def commit_batch(*args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] > limit:
+            raise SyncNeverEnds("more than %d store batch commits in one run of a few dozen records: a read that never ends" % limit)
+        type(store).commit_batch(store, *args, **kwargs)  # why: the class method, which a kill may have replaced
+
+    store.commit_batch = commit_batch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del store.commit_batch
 
 
 def _kill_at_commit(kill: int, before: bool) -> None:
@@ -250,15 +274,17 @@ def _run(scenario: Scenario, directory: str, templates: Templates) -> Outcome | 
             before = dbs.snapshot(engine.store, names)
             model.attempted(step)
             status = "completed"
+            records = len(model.customers) + len(model.contacts) + len(model.test_accounts)
             try:
                 if step.kill is None:
-                    engine.sync(step)
+                    engine.sync(step, records)
                 else:
-                    status = engine.sync_killed(step, directory)
+                    status = engine.sync_killed(step, records, directory)
             except Exception as exc:
                 status = "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             if status not in ("completed", "killed"):
-                return Outcome(index, [Violation("sync-raised", status)])
+                kind = "sync-never-ends" if status.startswith(SyncNeverEnds.__name__) else "sync-raised"
+                return Outcome(index, [Violation(kind, status)])
             after = dbs.snapshot(engine.store, names)
             model.next_rowid = max([model.next_rowid] + [rid + 1 for rid in after["customer"]])
             if status == "completed":

@@ -708,7 +708,7 @@ class Model:
             partner = cb.get(k)
             if partner is not None and partner in acc_b:
                 if full or pending(k) or partner not in self.drifted:
-                    self._expect_equal(out, sync, k, row, ca, acc_a, "drift not repaired" if full and partner in self.drifted else None)
+                    self._expect_equal(out, sync, k, row, ca, acc_a, "drift-not-repaired" if full and partner in self.drifted else None)
                 unchanged = k not in self.dirty["customer"] and ("local", k) not in self.retry["CUSTOMER"]
                 if unchanged and self._same(row, acc_b[partner]):
                     if partner in acc_a and acc_a[partner]["writes"] != acc_b[partner]["writes"]:

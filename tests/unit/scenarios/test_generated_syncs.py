@@ -187,7 +187,9 @@ class Engine:
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return "completed"
         with open(errors) as handle:
-            return handle.read().strip().splitlines()[-1]
+            lines = handle.read().strip().splitlines()
+        # why: the exception's own line, not the notes a library prints after it
+        return next((line for line in reversed(lines) if line[:1].isalpha() and ": " in line), lines[-1])
 
     def close(self) -> None:
         self.store.close()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
-from ansible_collections.tablesync.integration.plugins.module_utils.values import canonical, id_text
+from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
@@ -71,7 +71,11 @@ class MatchKey:
         def run(value: Any) -> str | None:
             if value is None:
                 return None
-            text = value if isinstance(value, str) else str(canonical(value))
+            try:
+                text = value if isinstance(value, str) else str(canonical(value))
+            except ConversionError:
+                return None  # why: a value that has no canonical form (text that is not valid UTF-8) identifies nothing; its record fails in the flow
+
             if trim:
                 text = text.strip()
             if ignore_case:

@@ -565,6 +565,7 @@ class Model:
     last: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)  # bidirectional: last synchronised values
     newest_read: dict[str, int] = field(default_factory=dict)  # mapping -> newest ERP modified-on its last sync read
     killed: set[str] = field(default_factory=set)  # mappings whose last run was killed
+    synced: dict[str, dict[str, Any]] = field(default_factory=dict)  # one-way: ERP mapped values at the last completed sync
     next_rowid: int = 1
 
     # -- what the test wrote ------------------------------------------------------------------------
@@ -661,13 +662,14 @@ class Model:
         coupled_before = before["couplings"]["CUSTOMER"]
         stale = {iid for lid, iid in coupled_before.items() if lid not in groups}  # coupled to a deleted customer
         coupled_ids = set(coupled_before.values())
-        norms = {k: self._match_value(groups[k][0], "local") for k in creatable}
+        uncoupled = [k for k, rows in groups.items() if k not in coupled_before and len(rows) == 1 and not rows[0].get("bad")]
+        norms = {k: self._match_value(groups[k][0], "local") for k in set(creatable) | set(uncoupled)}
         for k in creatable:
             norm = norms[k]
             if norm is None:
                 plan[k] = "create"
                 continue
-            same = [o for o in creatable if norms[o] == norm]
+            same = [o for o in uncoupled if norms[o] == norm]
             candidates = [iid for iid, acc in before["account"].items() if self._match_value(acc, "integration") == norm]
             if any(c in stale for c in candidates):
                 plan[k] = "unsure"  # the order of deletion handling and matching is not part of the contract
@@ -707,7 +709,9 @@ class Model:
                 continue
             partner = cb.get(k)
             if partner is not None and partner in acc_b:
-                if full or pending(k) or partner not in self.drifted:
+                changed = k in self.dirty["customer"] and any(row[lf] != self.synced.get(k, {}).get(lf) for lf in ONE_WAY_FIELDS)
+                # why: a touch or an update to the same values leaves the fingerprint as it was: nothing is written
+                if full or partner not in self.drifted or ("local", k) in self.retry["CUSTOMER"] or changed:
                     self._expect_equal(out, sync, k, row, ca, acc_a, "drift-not-repaired" if full and partner in self.drifted else None)
                 unchanged = k not in self.dirty["customer"] and ("local", k) not in self.retry["CUSTOMER"]
                 if unchanged and self._same(row, acc_b[partner]):
@@ -715,10 +719,12 @@ class Model:
                         out.append(Violation("rewritten", "account %s of customer %s was written although neither side changed"
                                              % (partner, k)))
             elif partner is not None:
-                if full and p.deletion_policy != "none":
-                    self._expect_equal(out, sync, k, row, ca, acc_a, None)  # its partner was deleted: created again
-            elif create and pending(k):
-                creatable.append(k)
+                if full and p.deletion_policy != "none" and ca.get(k) == partner:
+                    out.append(Violation("deletion", "customer %s is still coupled to deleted account %s after a full sync (%s)"
+                                         % (k, partner, p.deletion_policy)))
+                # why: remove_coupling leaves the record uncoupled; the next run creates it like any uncoupled record
+            elif (create and (pending(k) or k in ca)) or ("local", k) in self.retry["CUSTOMER"]:
+                creatable.append(k)  # a failed record is retried by every run, even where scheduled runs create nothing
             elif k not in self.killed_keys() and k in ca:
                 out.append(Violation("created-in-modified", "customer %s was coupled by a modified run although synch_only_coupled_records"
                                      " is true" % k))
@@ -728,7 +734,7 @@ class Model:
             row = groups[k][0]
             if decision == "create":
                 iid = self._expect_equal(out, sync, k, row, ca, acc_a, None)
-                if iid is not None and iid in acc_b:
+                if iid is not None and iid in acc_b and iid in self.test_accounts:  # not an account a killed run created
                     out.append(Violation("matched-not-created", "customer %s was coupled to existing account %s (%r) although no"
                                          " match field equals it exactly" % (k, iid, acc_b[iid]["accountnumber"])))
             elif decision == "ambiguous":
@@ -802,7 +808,7 @@ class Model:
             parent = customers.get(company) if company is not None else None
             if company is not None and parent is None:
                 continue  # its customer is not coupled: the contact fails until it is
-            creatable = full or not self.profile.contacts_synch_only
+            creatable = full or not self.profile.contacts_synch_only or ("local", k) in self.retry["CONTACT"]
             if k not in cb and not (creatable and pending):
                 if k in ca and "CONTACT" not in self.killed:
                     out.append(Violation("created-in-modified", "contact %s was coupled by a modified run although synch_only_coupled_records"
@@ -832,8 +838,9 @@ class Model:
         acc_b, acc_a = before["account"], after["account"]
         failed = after["failed"]["CUSTOMER"]
         create = full or not p.synch_only
+        bad = {r["no"] for r in self.customers.values() if r.get("bad")}  # undecodable text: the record fails alone
         for k, iid in sorted(cb.items()):
-            if k not in local_b or iid not in acc_b or k not in self.last:
+            if k not in local_b or iid not in acc_b or k not in self.last or k in bad:
                 continue  # deletions: see the structural checks
             pending = (full or k in self.dirty["customer"] or iid in self.dirty["account"]
                        or ("local", k) in self.retry["CUSTOMER"] or ("integration", iid) in self.retry["CUSTOMER"])
@@ -841,7 +848,7 @@ class Model:
                 continue
             self._check_pair(out, sync, k, iid, local_b[k], acc_b[iid], local_a.get(k), acc_a.get(iid), failed)
         for k, row in sorted(local_b.items()):
-            if k in cb or not create:
+            if k in cb or k in bad or not (create or ("local", k) in self.retry["CUSTOMER"]):
                 continue
             if not (full or k in self.dirty["customer"] or ("local", k) in self.retry["CUSTOMER"]):
                 continue
@@ -953,6 +960,7 @@ class Model:
             self.couplings[name] = dict(pairs)
             self.retry[name] = set(after["failed"][name])
             if name == "CUSTOMER":
+                self.synced = {row["no"]: {lf: row[lf] for lf in ONE_WAY_FIELDS} for row in self.customers.values()}
                 self.ever_coupled["account"].update(pairs.values())
                 self.ever_coupled["customer"].update(pairs)
                 self.dirty["customer"].clear()

@@ -142,16 +142,20 @@ def _compare_destinations(job: MappingSync, flow: Flow, plan: PagePlan, kept: li
     side_fields = job.mapping.side_fields(dst)
     current = fingerprints([[entry[3][positions[f]] for entry in kept] for f in side_fields])
     stored = [(entry[2].integration_fp if dst == "integration" else entry[2].local_fp) for entry in kept]
-    changed = [(entry, fp) for entry, fp, last in zip(kept, current, stored) if fp != last]
+    # why: a lookup's value follows the couplings of another mapping, which may have changed while the record did not
+    looks_up = any(fm.lookup is not None for fm in flow.fields)
+    changed = [(entry, fp, last) for entry, fp, last in zip(kept, current, stored) if fp != last or looks_up]
     if not changed:
         return
-    src_rows = [entry[0] for entry, _fp in changed]
+    src_rows = [entry[0] for entry, _fp, _last in changed]
     job._prefetch_lookups(flow, src_rows, plan.positions)
     wanted, _unconverted = job._page_values(flow, src_rows, plan.positions, True)
     columns = job.tables[dst].info.columns
-    for ((_row, sid, cp, dst_row), fp), values in zip(changed, wanted):
+    for ((_row, sid, cp, dst_row), fp, last), values in zip(changed, wanted):
         if isinstance(values, Exception) or not _agrees(values, dst_row, positions, columns):
             check.rewrite.add(sid)  # why: a record whose values cannot be converted fails in the update, with its message
+            continue
+        if fp == last:
             continue
         # why: equal values read back in another form (a trigger's or the driver's): keep them, know them next time
         if dst == "integration":

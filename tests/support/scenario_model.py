@@ -671,8 +671,10 @@ class Model:
                 continue
             same = [o for o in uncoupled if norms[o] == norm]
             candidates = [iid for iid, acc in before["account"].items() if self._match_value(acc, "integration") == norm]
-            if any(c in stale for c in candidates):
-                plan[k] = "unsure"  # the order of deletion handling and matching is not part of the contract
+            renamed = {iid for lid, iid in coupled_before.items() if lid in groups and self._match_value(groups[lid][0], "local") != norm}
+            if any(c in stale or c in renamed for c in candidates):
+                # the order of deletion handling, of the update that renames a candidate, and of matching is not part of the contract
+                plan[k] = "unsure"
             elif len(same) > 1:
                 plan[k] = "ambiguous"
             elif not candidates:

@@ -310,4 +310,3 @@ def render(moment: datetime.datetime, form: StampForm) -> Any:
     if form.date_only:
         return "%04d-%02d-%02d" % (moment.year, moment.month, moment.day)
     return "%04d-%02d-%02d%s%02d:%02d:%02d" % (moment.year, moment.month, moment.day, form.separator, moment.hour, moment.minute, moment.second)
-

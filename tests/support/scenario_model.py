@@ -423,7 +423,7 @@ def generate(seed: int) -> Scenario:
     )
     keys = _Keys(rng, profile)
     steps: list[Any] = []
-    for _ in range(rng.randint(2, 9)):
+    for _index in range(rng.randint(2, 9)):
         key = keys.new_key()
         keys.customers.append(key)
         steps.append(Insert(_dt(rng), key, keys.name(), rng.choice(CITIES), notes=rng.choice([None, "n0"])))
@@ -435,7 +435,7 @@ def generate(seed: int) -> Scenario:
             steps.append(ContactInsert(_dt(rng), contact, "Person %d" % index, rng.choice(keys.customers + [None])))
     steps.append(_sync(rng, profile, first=True))
     for _round in range(rng.choice([1, 1, 2])):
-        for _ in range(rng.randint(1, 6)):
+        for _step in range(rng.randint(1, 6)):
             step = _random_step(rng, keys)
             if step is not None:
                 steps.append(step)
@@ -915,8 +915,8 @@ class Model:
                 return
             overwritten = {lf: (lb[lf], la[lf], ib[cf], ia[cf]) for lf, cf in BI_FIELDS.items() if la[lf] != lb[lf] or ia[cf] != ib[cf]}
             if overwritten:
-                out.append(Violation("conflict-overwritten", "%s: a conflict (policy %s) overwrote %s" % (pair, self.profile.conflict,
-                                                                                                        overwritten)))
+                out.append(Violation("conflict-overwritten", "%s: a conflict (policy %s) overwrote %s"
+                                     % (pair, self.profile.conflict, overwritten)))
             return
         record_level = both_sides and self.profile.conflict != "merge"
         for lf, cf in BI_FIELDS.items():
@@ -931,8 +931,8 @@ class Model:
             elif lf in crm_changed:
                 allowed = {lb[lf], ib[cf]} if record_level and winner == "local" else {ib[cf]}
             if allowed is not None and la[lf] not in allowed:
-                out.append(Violation("not-synchronised", "%s: field %s is %r after the sync, expected %s" % (pair, lf, la[lf],
-                                                                                                          " or ".join(map(repr, allowed)))))
+                expected = " or ".join(map(repr, allowed))
+                out.append(Violation("not-synchronised", "%s: field %s is %r after the sync, expected %s" % (pair, lf, la[lf], expected)))
                 return
         if lb["notes"] != last_local["notes"] and ia["description"] != lb["notes"]:
             out.append(Violation("one-way-field", "%s: ERP notes changed to %r; CRM description is %r" % (pair, lb["notes"], ia["description"])))

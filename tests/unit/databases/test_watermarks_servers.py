@@ -62,7 +62,8 @@ def sdemo(request, tmp_path):
         engine.dispose()
     directory = str(tmp_path / "demo")
     os.makedirs(directory)
-    demo = ServerErpDemo(directory, "", os.path.join(directory, "crm.sqlite"), os.path.join(directory, "store.sqlite"), server=db)
+    demo = ServerErpDemo(directory=directory, erp="", crm=os.path.join(directory, "crm.sqlite"),
+                         store_path=os.path.join(directory, "store.sqlite"), server=db)
     crm = sqlite3.connect(demo.crm)
     crm.execute("create table account (accountid text primary key, accountnumber text, name text, telephone1 text, modifiedon datetime)")
     crm.close()

@@ -89,10 +89,10 @@ FORMS = [
 ]
 
 
-@pytest.mark.parametrize("form", FORMS, ids=lambda f: repr(f))
+@pytest.mark.parametrize("form", FORMS, ids=repr)
 def test_a_rendered_bound_parses_back_to_the_instant_or_just_before_it(form):
     rng = random.Random(SEED)
-    for _ in range(200):
+    for _draw in range(200):
         moment = EPOCH + datetime.timedelta(microseconds=rng.randrange(0, 2 ** 52))
         back = to_utc(render(moment, form), form.form if form.form != "iso" else "auto")
         if form.offsets:

@@ -17,4 +17,4 @@ if COLLECTIONS not in sys.path:
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.databases"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.databases", "tests.support.shared_customers"]

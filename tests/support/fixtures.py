@@ -124,6 +124,24 @@ def build_demo(directory: str, customers: int = 200, items: int = 30, resources:
 
 
 @pytest.fixture
+def forks(monkeypatch):
+    """The number of read-ahead processes started."""
+    from ansible_collections.tablesync.integration.plugins.module_utils import read_ahead as read_ahead_module
+
+    started = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(read_ahead_module.os, "fork", fork)
+    return started
+
+
+@pytest.fixture
 def demo(tmp_path):
     """Small demo databases (200 customers) with the default mappings not yet declared."""
     d = build_demo(str(tmp_path / "demo"))

@@ -13,7 +13,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.fixtures import customer_account_mapping
+import pytest
+
+from tests.support.fixtures import Demo, customer_account_mapping
 
 ERP_SCHEMA = """
 CREATE TABLE customer (
@@ -143,3 +145,16 @@ def load_shared_customers(erp_url: str, crm_url: str, distinct: int = 250, ambig
             conn.execute(table.insert(), [dict(zip(columns, r)) for r in values])
         engine.dispose()
     return data
+
+
+# the shared customers' CRM copies of an e-mail differ in case or surrounding spaces: match them folded
+FOLDED_EMAIL = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
+
+
+@pytest.fixture
+def shared(tmp_path):
+    data = build_shared_customers(str(tmp_path / "dbs"))
+    demo = Demo(str(tmp_path), data.erp, data.crm, os.path.join(str(tmp_path), "store.sqlite"))
+    demo.data = data
+    yield demo
+    demo.close()

@@ -9,32 +9,14 @@ ahead by a second process, and in check mode.
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils import read_ahead as read_ahead_module
 from ansible_collections.tablesync.integration.plugins.module_utils.values import fingerprint
 from tests.support.fixtures import customer_account_mapping, execute, rows
 
 ACCOUNT = "select accountid, accountnumber, name, address1_city, telephone1, emailaddress1, creditlimit, creditonhold from account"
 PRODUCT = "select productid, productnumber, name, price, standardcost, producttypecode from product"
-
-
-@pytest.fixture
-def forks(monkeypatch):
-    """The number of read-ahead processes started."""
-    started = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            started.append(pid)
-        return pid
-
-    monkeypatch.setattr(read_ahead_module.os, "fork", fork)
-    return started
 
 
 def crm(demo) -> dict[str, list[tuple]]:

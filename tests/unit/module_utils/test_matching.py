@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import create_unmatched
@@ -11,20 +9,8 @@ from ansible_collections.tablesync.integration.plugins.module_utils.errors impor
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, couple_matches, match_mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.verify import verify_mapping
-from tests.support.fixtures import Demo, execute, rows
-from tests.support.shared_customers import build_shared_customers, customer_mapping, email_counts
-
-# the shared customers' CRM copies of an e-mail differ in case or surrounding spaces: match them folded
-FOLDED_EMAIL = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
-
-
-@pytest.fixture
-def shared(tmp_path):
-    data = build_shared_customers(str(tmp_path / "dbs"))
-    demo = Demo(str(tmp_path), data.erp, data.crm, os.path.join(str(tmp_path), "store.sqlite"))
-    demo.data = data
-    yield demo
-    demo.close()
+from tests.support.fixtures import execute, rows
+from tests.support.shared_customers import FOLDED_EMAIL, customer_mapping, email_counts
 
 
 def couplings(demo) -> dict[str, str]:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 from tests.support.fixtures import Demo, customer_account_mapping, execute, rows
-from tests.support.shared_customers import build_shared_customers, customer_mapping
-
-FOLDED_EMAIL = {"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}
-
-
-@pytest.fixture
-def shared(tmp_path):
-    data = build_shared_customers(str(tmp_path / "dbs"))
-    demo = Demo(str(tmp_path), data.erp, data.crm, os.path.join(str(tmp_path), "store.sqlite"))
-    demo.data = data
-    yield demo
-    demo.close()
+from tests.support.shared_customers import FOLDED_EMAIL, customer_mapping
 
 
 def accounts(demo: Demo) -> int:

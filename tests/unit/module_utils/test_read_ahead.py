@@ -19,7 +19,6 @@ import time
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils import read_ahead as read_ahead_module
 from ansible_collections.tablesync.integration.plugins.module_utils import sql_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import ReadAheadError, read_ahead
@@ -118,22 +117,6 @@ def test_a_child_that_dies_is_an_error_not_a_short_result():
 
 
 # --------------------------------------------------------------------------- real syncs
-
-
-@pytest.fixture
-def forks(monkeypatch):
-    """The number of read-ahead processes started."""
-    started = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            started.append(pid)
-        return pid
-
-    monkeypatch.setattr(read_ahead_module.os, "fork", fork)
-    return started
 
 
 def _tables(path: str) -> dict[str, list[tuple]]:

@@ -86,7 +86,7 @@ def match_before_create(job: MappingSync, flow: Flow, plan: PagePlan, todo: list
             job._fail(plan.batch, flow.src, sid, decision.hold[sid])
             continue
         if cp is None and sid in decision.couple:
-            cp = _coupling(mapping.name, flow.src, sid, decision.couple[sid])
+            cp = Coupling.of_flow(mapping.name, flow.src, sid, decision.couple[sid])
             plan.batch.new_couplings.append(cp)
             job.result.counts["coupled"] += 1
             job._log("coupled", cp.local_id, cp.integration_id)
@@ -262,9 +262,3 @@ def _coupled(job: MappingSync, dst: str, ids: list[str]) -> dict[str, str]:
     planned = job.planned.get(job.mapping.name, {}).get(dst, {})
     out.update((i, planned[i]) for i in ids if i not in out and planned.get(i) is not None)
     return out
-
-
-def _coupling(mapping: str, src: str, src_id: str, dst_id: str) -> Coupling:
-    if src == "local":
-        return Coupling(mapping, local_id=src_id, integration_id=dst_id)
-    return Coupling(mapping, local_id=dst_id, integration_id=src_id)

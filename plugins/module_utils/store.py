@@ -67,6 +67,13 @@ class Coupling:
     integration_modified_on: datetime.datetime | None = None
     last_values: str | None = None
 
+    @classmethod
+    def of_flow(cls, mapping: str, src: str, src_id: str, dst_id: str) -> Coupling:
+        """The coupling of a record of side ``src`` and its partner on the other side."""
+        if src == "local":
+            return cls(mapping, local_id=src_id, integration_id=dst_id)
+        return cls(mapping, local_id=dst_id, integration_id=src_id)
+
     def side_id(self, side: str) -> str:
         return self.local_id if side == "local" else self.integration_id
 

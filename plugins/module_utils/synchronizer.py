@@ -626,7 +626,7 @@ class MappingSync:
                 continue
             if ch.replaces is not None:
                 batch.removed_couplings.append((ch.replaces.local_id, ch.replaces.integration_id))
-            cp = _new_coupling(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
+            cp = Coupling.of_flow(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
             if res.record_id in written:
                 dst_values = self._side_values(dst, written[res.record_id], dst_positions)
                 ch.dst_fp = self._fp_of(dst, dst_values)
@@ -668,7 +668,7 @@ class MappingSync:
             if not free:
                 continue  # never created: the source record is created normally in this run
             taken.add(free[0])
-            cp = _new_coupling(self.mapping.name, flow.src, p.source_id, free[0])
+            cp = Coupling.of_flow(self.mapping.name, flow.src, p.source_id, free[0])
             if flow.src == "local":
                 cp.local_fp, cp.integration_fp = p.fingerprints.get("src"), p.fingerprints.get("dst")
             else:
@@ -704,12 +704,6 @@ def _checked(values: Any) -> dict[str, Any]:
     if isinstance(values, Exception):
         raise values
     return values
-
-
-def _new_coupling(mapping: str, src: str, src_id: str, dst_id: str) -> Coupling:
-    if src == "local":
-        return Coupling(mapping, local_id=src_id, integration_id=dst_id)
-    return Coupling(mapping, local_id=dst_id, integration_id=src_id)
 
 
 def _as_datetime(value: Any) -> datetime.datetime | None:

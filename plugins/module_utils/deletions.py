@@ -97,7 +97,11 @@ def source_deleted(job: MappingSync, cp: Coupling, gone: str, batch: BatchCommit
         return
     row = rows[0]
     positions = {f: i for i, f in enumerate(fields)}
-    keep_fp = job._fp_of(keep, job._side_values(keep, row, positions))
+    try:
+        keep_fp = job._fp_of(keep, job._side_values(keep, row, positions))
+    except ConversionError as exc:  # why: a value with no canonical form (text that is not valid UTF-8) fails its record alone
+        job._fail(batch, keep, keep_id, "mapping %s, %s record %s (its %s record %s was deleted): %s" % (mapping.name, keep, keep_id, gone, gone_id, exc))
+        return
     unchanged = keep_fp == (cp.local_fp if keep == "local" else cp.integration_fp)
     if mapping.propagate_deletions and unchanged and (gone, keep) in job.flows:
         if not job.opts.dry_run:

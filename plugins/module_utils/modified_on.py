@@ -47,6 +47,9 @@ _LARGEST_OFFSET = datetime.timedelta(hours=14)
 # after the read (see watermark_cutoff)
 FUTURE_TOLERANCE = datetime.timedelta(seconds=5)
 SAMPLE_SIZE = 50
+# why: seconds read as milliseconds fall in January 1970 and a 9999 sentinel in seconds read as milliseconds in 1978, both
+# more than 40 years ago; milliseconds read as seconds fall after the year 50000
+_PLAUSIBLE_SECONDS = decimal.Decimal(40 * 366 * 86400)
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 _ISO = re.compile(
@@ -266,9 +269,25 @@ def detect_form(kind: str, sample: Sequence[Any], declared: str = "auto", native
                          aware=aware or any(getattr(v, "tzinfo", None) is not None for v in dates))
     magnitudes = sorted(abs(decimal.Decimal(str(v).strip())) for v in numbers + texts)
     if declared == "auto":
-        median = magnitudes[len(magnitudes) // 2] if magnitudes else 0
-        declared = "epoch_milliseconds" if median >= EPOCH_MILLISECONDS_FROM else "epoch_seconds"
+        declared = _epoch_unit(magnitudes)
     return StampForm(declared, as_text=kind == "text" or (bool(texts) and not numbers))
+
+
+def _epoch_unit(magnitudes: Sequence[decimal.Decimal]) -> str:
+    """Seconds or milliseconds: the unit in which more of the sampled values fall within 40 years of now.
+
+    Why: a far-future sentinel such as 9999-12-31 in seconds (253402300799) is also a 1978 instant in
+    milliseconds; with few rows, a median could take one for the other. The median of the magnitudes
+    decides only where the values say nothing (none, or as many, near now in either unit).
+    """
+    now = decimal.Decimal(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    low, high = now - _PLAUSIBLE_SECONDS, now + _PLAUSIBLE_SECONDS
+    seconds = sum(1 for m in magnitudes if low <= m <= high)
+    milliseconds = sum(1 for m in magnitudes if low * 1000 <= m <= high * 1000)
+    if seconds != milliseconds:
+        return "epoch_seconds" if seconds > milliseconds else "epoch_milliseconds"
+    median = magnitudes[(len(magnitudes) - 1) // 2] if magnitudes else 0
+    return "epoch_milliseconds" if median >= EPOCH_MILLISECONDS_FROM else "epoch_seconds"
 
 
 def _iso_form(texts: Sequence[str], kind: str) -> StampForm:

@@ -947,11 +947,12 @@ class Model:
         return [n for n in names if n != "CONTACT" or self.profile.contacts]
 
     def attempted(self, sync: Sync) -> None:
-        """A run started: what it reads is the newest stamp now (late commits count back from it)."""
+        """A run started: the newest stamp it reads, never older than one an earlier run read (late commits count back
+        from it, as the watermark does: a record stamped later and then changed again does not take it back)."""
         for name in self.read_by(sync):
             stamp = self.newest_stamp(name)
             if stamp is not None:
-                self.newest_read[name] = stamp
+                self.newest_read[name] = max(stamp, self.newest_read.get(name, stamp))
 
     def adopt(self, sync: Sync, after: dict[str, Any], killed: bool) -> None:
         """After a run: a killed one leaves every change pending; a completed one settles what it checked."""

@@ -126,6 +126,8 @@ def test_detection_from_kind_and_sample():
     assert detect_form("integer", [1740830436, 1740830437]) == StampForm("epoch_seconds")
     # a far-future sentinel does not turn a column of seconds into milliseconds
     assert detect_form("integer", [1740830436, 1740830437, 253402300799]) == StampForm("epoch_seconds")
+    assert detect_form("integer", [253402300799, 1740830436]) == StampForm("epoch_seconds")  # as many sentinels as stamps
+    assert detect_form("integer", [253402300799000, 1740830436000]) == StampForm("epoch_milliseconds")
     assert detect_form("text", ["1740830436861"]) == StampForm("epoch_milliseconds", as_text=True)
     assert detect_form("integer", [5], declared="epoch_milliseconds") == StampForm("epoch_milliseconds")
     assert detect_form("datetime", [], native_dates=False) == StampForm("iso", separator=" ")

@@ -38,8 +38,9 @@ FORMATS_BY_KIND = {
     "decimal": ("auto", "epoch_seconds", "epoch_milliseconds"),
     "float": ("auto", "epoch_seconds", "epoch_milliseconds"),
 }
-# why: 10**11 seconds is the year 5138 and 10**11 milliseconds March 1973: a realistic epoch value is one or the other
-EPOCH_MILLISECONDS_FROM = 10 ** 11
+# why: 10**12 milliseconds is September 2001 and 10**12 seconds the year 33658: a 9999-12-31 sentinel in seconds
+# (253402300799) stays seconds, and milliseconds stamped since 2001 are milliseconds
+EPOCH_MILLISECONDS_FROM = 10 ** 12
 # why: local times with an offset sort as text by their local time, which is at most 14 hours from UTC
 _LARGEST_OFFSET = datetime.timedelta(hours=14)
 # why: NTP-synchronised clocks differ by far less; a value further ahead of the run's start is a wrong clock or a

@@ -662,17 +662,22 @@ class Model:
         coupled_before = before["couplings"]["CUSTOMER"]
         stale = {iid for lid, iid in coupled_before.items() if lid not in groups}  # coupled to a deleted customer
         coupled_ids = set(coupled_before.values())
-        uncoupled = [k for k, rows in groups.items() if k not in coupled_before and len(rows) == 1 and not rows[0].get("bad")]
-        norms = {k: self._match_value(groups[k][0], "local") for k in set(creatable) | set(uncoupled)}
+        # rivals: every uncoupled key, with the match values of all its rows (a key held twice is a rival too)
+        rivals = {k: {self._match_value(row, "local") for row in rows if not row.get("bad")} for k, rows in groups.items()
+                  if k not in coupled_before}
+        norms = {k: self._match_value(groups[k][0], "local") for k in creatable}
         for k in creatable:
             norm = norms[k]
             if norm is None:
                 plan[k] = "create"
                 continue
-            same = [o for o in uncoupled if norms[o] == norm]
+            same = [o for o, values in rivals.items() if norm in values]
             candidates = [iid for iid, acc in before["account"].items() if self._match_value(acc, "integration") == norm]
             renamed = {iid for lid, iid in coupled_before.items() if lid in groups and self._match_value(groups[lid][0], "local") != norm}
-            if any(c in stale or c in renamed for c in candidates):
+            # a coupled record renamed to this key: its account takes the key during the run, before or after this match
+            taking = [lid for lid, iid in coupled_before.items() if lid in groups and self._match_value(groups[lid][0], "local") == norm
+                      and iid in before["account"] and self._match_value(before["account"][iid], "integration") != norm]
+            if taking or any(c in stale or c in renamed for c in candidates):
                 # the order of deletion handling, of the update that renames a candidate, and of matching is not part of the contract
                 plan[k] = "unsure"
             elif len(same) > 1:

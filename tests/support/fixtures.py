@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -39,6 +40,12 @@ def customer_account_mapping(**options: Any) -> dict[str, Any]:
     }
     mapping.update(options)
     return mapping
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes: what a test compares to show that nothing was written."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def rows(path: str, sql: str, *params: Any) -> list[tuple]:

@@ -8,12 +8,10 @@ ahead by a second process, and in check mode.
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.values import fingerprint
-from tests.support.fixtures import customer_account_mapping, execute, rows
+from tests.support.fixtures import customer_account_mapping, execute, file_digest, rows
 
 ACCOUNT = "select accountid, accountnumber, name, address1_city, telephone1, emailaddress1, creditlimit, creditonhold from account"
 PRODUCT = "select productid, productnumber, name, price, standardcost, producttypecode from product"
@@ -81,21 +79,16 @@ def test_a_full_sync_rewrites_coupled_records_edited_in_the_crm(demo, forks, ahe
     assert all(c["modified"] == 0 and c["unchanged"] == c["read"] for c in counts(again).values())
 
 
-def _digest(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
 def test_check_mode_counts_the_rewrites_and_writes_nothing(demo):
     before, _edited = synced_and_edited(demo)
     files = [demo.erp, demo.crm, demo.store_path]
     demo.close()
     for path in files:  # checkpoint WAL so the digest covers everything
         execute(path, "pragma wal_checkpoint(truncate)")
-    digests = {p: _digest(p) for p in files}
+    digests = {p: file_digest(p) for p in files}
     plan = demo.run("full", dry_run=True)
     demo.close()
-    assert {p: _digest(p) for p in files} == digests
+    assert {p: file_digest(p) for p in files} == digests
     assert counts(plan)["CUSTOMER"]["modified"] == 5 and counts(plan)["ITEM-PRODUCT"]["modified"] == 3
     assert plan.changed
     real = demo.run("full")

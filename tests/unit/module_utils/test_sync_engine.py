@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
-from tests.support.fixtures import default_mapping_set, execute, rows
+from tests.support.fixtures import default_mapping_set, execute, file_digest, rows
 
 ORDER = ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
 
@@ -117,20 +116,15 @@ def test_conversion_error_names_the_field_and_record(demo):
     assert "creditlimit" in err["message"] and err["record_id"] == rows(demo.erp, "select min(no) from customer")[0][0]
 
 
-def _digest(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
 def test_check_mode_plans_the_same_counts_and_writes_nothing(demo):
     demo.declare()
     files = [demo.erp, demo.crm, demo.store_path]
     for path in files:  # checkpoint WAL so the digest covers everything
         execute(path, "pragma wal_checkpoint(truncate)")
-    before = {p: _digest(p) for p in files}
+    before = {p: file_digest(p) for p in files}
     plan = demo.run("full", dry_run=True)
     demo.close()
-    assert {p: _digest(p) for p in files} == before
+    assert {p: file_digest(p) for p in files} == before
     assert not [f for f in os.listdir(demo.directory) if f.endswith("-wal") and os.path.getsize(os.path.join(demo.directory, f))]
     real = demo.run("full")
     assert [(j.mapping, j.counts) for j in plan.jobs] == [(j.mapping, j.counts) for j in real.jobs]

@@ -77,7 +77,7 @@ def unread_couplings_checked(job: MappingSync) -> Iterator[None]:
 
 
 def check_page(job: MappingSync, flow: Flow, plan: PagePlan, rows: Sequence[tuple], ids: Sequence[str], fps: Sequence[str],
-               couplings: dict[str, Coupling], retry: set[str]) -> PageCheck:
+               stamps: Sequence[Any], couplings: dict[str, Coupling], retry: set[str]) -> PageCheck:
     """Read the destination records coupled to a page's source records (reads only: this runs while planning).
 
     Deleted destinations are handled here, as deletions.dst_deleted does; destinations whose fingerprint is not
@@ -92,14 +92,13 @@ def check_page(job: MappingSync, flow: Flow, plan: PagePlan, rows: Sequence[tupl
     fields = list(dict.fromkeys([job.mapping.key(dst), *job.mapping.side_fields(dst)]))  # why: no modified-on to convert
     found = {id_text(r[0]): r for r in job.tables[dst].read_by_ids([cp.side_id(dst) for cp in couplings.values()], fields)}
     kept: list[tuple[tuple, str, Coupling, tuple]] = []  # unchanged source records and their destination rows
-    mod_field = job.mapping.modified_field(src)
-    for row, sid, fp in zip(rows, ids, fps):
+    for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
         cp = couplings.get(sid)
         if cp is None:
             continue
         dst_row = found.get(cp.side_id(dst))
         if dst_row is None:
-            change = Change(sid, fp, {}, row[plan.positions[mod_field]] if mod_field else None, cp, row=row)
+            change = Change(sid, fp, {}, stamp, cp, row=row)  # why: ``stamps``: the page's modified-on values, parsed (UTC)
             dst_deleted(job, flow, change, plan.positions, plan.batch, plan.restores)
             check.settled.add(sid)  # why: as after the deletion check, an uncoupled record is left to the next run
         elif (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import INITIAL_SOURCE
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import combine, value_in
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, ambiguous_message, match_keys, plan_lookups
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text
@@ -257,7 +258,7 @@ def _coupled(job: MappingSync, dst: str, ids: list[str]) -> dict[str, str]:
     """Id on side ``dst`` -> id of its partner, for the records already coupled (or, in check mode, planned to be)."""
     if not ids:
         return {}
-    src = "local" if dst == "integration" else "integration"
+    src = OTHER_SIDE[dst]
     out = {i: cp.side_id(src) for i, cp in job.store.couplings_for(job.mapping.name, dst, ids).items()} if job.store.exists else {}
     planned = job.planned.get(job.mapping.name, {}).get(dst, {})
     out.update((i, planned[i]) for i in ids if i not in out and planned.get(i) is not None)

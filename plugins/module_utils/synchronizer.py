@@ -310,7 +310,7 @@ class MappingSync:
         ids = [id_text(r[0]) for r in rows]
         refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
-        drift = check_page(self, flow, plan, rows, ids, fps, couplings, retry) if converges(self) else None
+        drift = check_page(self, flow, plan, rows, ids, fps, stamps, couplings, retry) if converges(self) else None
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
         for row, sid, fp, stamp in zip(rows, ids, fps, stamps):

@@ -4,7 +4,7 @@
 """Convergence: a full sync of a one-way mapping repairs coupled destination records edited since they were written.
 
 For each page of source records, the coupled destination records are read in one read
-while the page is planned. A destination record whose fingerprint is still the one
+before the page is written. A destination record whose fingerprint is still the one
 stored when it was last written is left alone; one that differs is written again when
 its values differ from what the source says they should be (drift); one that is gone
 is the deletion it is (deletions.dst_deleted). Modified runs do not read the
@@ -19,27 +19,16 @@ Functions of a sync job (synchronizer.MappingSync), kept apart from the per-page
 from __future__ import annotations
 
 import contextlib
-import operator
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.deletions import detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
-from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, fingerprints, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
     from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
-
-
-@dataclass
-class PageCheck:
-    """What the convergence read of one page decided, by source record id."""
-
-    settled: set[str] = field(default_factory=set)  # destination gone, handled as a deletion: planned no further
-    rewrite: set[str] = field(default_factory=set)  # unchanged source, drifted destination: written again
 
 
 def converges(job: MappingSync) -> bool:
@@ -76,85 +65,79 @@ def unread_couplings_checked(job: MappingSync) -> Iterator[None]:
         detect_deletions(job)
 
 
-def check_page(job: MappingSync, flow: Flow, plan: PagePlan, rows: Sequence[tuple], ids: Sequence[str], fps: Sequence[str],
-               stamps: Sequence[Any], couplings: dict[str, Coupling], retry: set[str]) -> PageCheck:
-    """Read the destination records coupled to a page's source records (reads only: this runs while planning).
+def converge_page(job: MappingSync, flow: Flow, plan: PagePlan) -> None:
+    """Read the destination records coupled to a planned page's source records, in the writing process, and amend the plan.
 
-    Deleted destinations are handled here, as deletions.dst_deleted does; destinations whose fingerprint is not
-    the one last written are compared with what the source says: drifted ones are rewritten,
-    and where only the form of the values read differs the stored fingerprint is renewed.
+    Deleted destinations are handled as deletions.dst_deleted does (a planned update of one is
+    dropped). A destination of an unchanged source record (``plan.kept``) whose fingerprint is
+    not the one last written is compared with what the source says: a drifted one is
+    rewritten, and where only the form of the values read differs the stored fingerprint is
+    renewed. Runs with ``job.result`` counting into the plan's outcome.
+
+    Why here and not while planning: planning runs in the read-ahead process, which reading the
+    source, the couplings and the fingerprints keeps busy, while this one waits for plans. Kept
+    records travel as ids and fingerprints; the few whose destination is gone or differs are
+    read again from the source here.
     """
-    check = PageCheck()
-    if not couplings:
-        return check
-    job.result.couplings_checked += len(couplings)  # why: the plan's own outcome while planning, added to the job's when applied
-    src, dst = flow.src, flow.dst
-    fields = list(dict.fromkeys([job.mapping.key(dst), *job.mapping.side_fields(dst)]))  # why: no modified-on to convert
-    found = {id_text(r[0]): r for r in job.tables[dst].read_by_ids([cp.side_id(dst) for cp in couplings.values()], fields)}
-    kept: list[tuple[tuple, str, Coupling, tuple]] = []  # unchanged source records and their destination rows
-    for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
-        cp = couplings.get(sid)
-        if cp is None:
-            continue
-        dst_row = found.get(cp.side_id(dst))
-        if dst_row is None:
-            change = Change(sid, fp, {}, stamp, cp, row=row)  # why: ``stamps``: the page's modified-on values, parsed (UTC)
-            dst_deleted(job, flow, change, plan.positions, plan.batch, plan.restores)
-            check.settled.add(sid)  # why: as after the deletion check, an uncoupled record is left to the next run
-        elif (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
-            kept.append((row, sid, cp, dst_row))
-    kept = _not_mirrored(job, flow, plan.positions, fields, kept)
-    if kept:
-        _compare_destinations(job, flow, plan, kept, fields, check)
-    return check
-
-
-def _not_mirrored(job: MappingSync, flow: Flow, positions: dict[str, int], fields: list[str],
-                  kept: list[tuple[tuple, str, Coupling, tuple]]) -> list[tuple[tuple, str, Coupling, tuple]]:
-    """Leave out the records whose destination holds their source's mapped values as they are, where both sides'
-    stored fingerprints are one (a record created or written with the values passed through).
-
-    Why: for those, equal values mean the destination's fingerprint is still the stored one, and a
-    comparison of two tuples costs a fraction of taking a fingerprint (a third of a full re-run).
-    """
-    src_fields, dst_fields = job.mapping.side_fields(flow.src), job.mapping.side_fields(flow.dst)
-    if len(src_fields) != len(dst_fields) or not kept:
-        return kept
-    src_values = _picker([positions[f] for f in src_fields])
-    dst_values = _picker([fields.index(f) for f in dst_fields])
-    return [entry for entry in kept
-            if entry[2].local_fp != entry[2].integration_fp or src_values(entry[0]) != dst_values(entry[3])]
-
-
-def _picker(positions: list[int]) -> Callable[[tuple], tuple]:
-    """A function returning the values at ``positions`` of a row, as a tuple."""
-    if len(positions) == 1:
-        return lambda row: (row[positions[0]],)
-    return operator.itemgetter(*positions)
-
-
-def _compare_destinations(job: MappingSync, flow: Flow, plan: PagePlan, kept: list[tuple[tuple, str, Coupling, tuple]],
-                          fields: list[str], check: PageCheck) -> None:
-    """Of unchanged source records, those whose destination record is no longer as last written: rewrite or renew."""
+    updates = [ch for ch in plan.updates if ch.coupling is not None]
+    if not updates and not plan.kept:
+        return
+    job.result.couplings_checked += len(updates) + len(plan.kept)
     dst = flow.dst
-    positions = {f: i for i, f in enumerate(fields)}
-    side_fields = job.mapping.side_fields(dst)
-    current = fingerprints([[entry[3][positions[f]] for entry in kept] for f in side_fields])
-    stored = [(entry[2].integration_fp if dst == "integration" else entry[2].local_fp) for entry in kept]
+    fields = list(dict.fromkeys([job.mapping.key(dst), *job.mapping.side_fields(dst)]))  # why: no modified-on to convert
+    ids = [ch.coupling.side_id(dst) for ch in updates] + [dst_id for _sid, dst_id, _fp in plan.kept]  # type: ignore[union-attr]
+    found = {id_text(r[0]): r for r in job.tables[dst].read_by_ids(ids, fields)}
+    gone = [ch for ch in updates if ch.coupling.side_id(dst) not in found]  # type: ignore[union-attr]
+    if gone:
+        dropped = {id(ch) for ch in gone}
+        plan.updates = [ch for ch in plan.updates if id(ch) not in dropped]
+        for change in gone:
+            dst_deleted(job, flow, change, plan.positions, plan.batch, plan.restores)
+    present = [(sid, found[dst_id]) for sid, dst_id, _fp in plan.kept if dst_id in found]
+    at = [fields.index(f) for f in job.mapping.side_fields(dst)]
+    current = dict(zip([sid for sid, _row in present], fingerprints([[row[i] for _sid, row in present] for i in at]))) if present else {}
     # why: a lookup's value follows the couplings of another mapping, which may have changed while the record did not
     looks_up = any(fm.lookup is not None for fm in flow.fields)
-    changed = [(entry, fp, last) for entry, fp, last in zip(kept, current, stored) if fp != last or looks_up]
-    if not changed:
+    suspect = [sid for sid, _dst_id, stored in plan.kept if current.get(sid) != stored or looks_up]
+    if suspect:
+        _settle(job, flow, plan, suspect, {sid: found.get(dst_id) for sid, dst_id, _fp in plan.kept}, current, fields)
+
+
+def _settle(job: MappingSync, flow: Flow, plan: PagePlan, suspect: list[str], dst_rows: dict[str, tuple | None],
+            current: dict[str, str], fields: list[str]) -> None:
+    """The kept records whose destination is gone or no longer as last written, read again from the source:
+    a deletion, a rewrite, or a renewed fingerprint."""
+    counts = job.result.counts
+    again = job.reread_source(flow, list(plan.positions), suspect)  # why: only ids and fingerprints came with the plan
+    wanted_rows = []
+    for sid in suspect:
+        entry = again.get(sid)
+        if entry is None:
+            continue  # why: changed or gone from the source since it was planned: the next run sees it as it is then
+        row, fp, stamp, cp = entry
+        if dst_rows[sid] is None:
+            counts["unchanged"] -= 1
+            dst_deleted(job, flow, Change(sid, fp, {}, stamp, cp, row=row), plan.positions, plan.batch, plan.restores)
+        else:
+            wanted_rows.append((row, sid, fp, stamp, cp))
+    if not wanted_rows:
         return
-    src_rows = [entry[0] for entry, _fp, _last in changed]
-    job._prefetch_lookups(flow, src_rows, plan.positions)
-    wanted, _unconverted = job._page_values(flow, src_rows, plan.positions, True)
+    job._prefetch_lookups(flow, [entry[0] for entry in wanted_rows], plan.positions)
+    wanted, _unconverted = job._page_values(flow, [entry[0] for entry in wanted_rows], plan.positions, True)
+    dst = flow.dst
+    positions = {f: i for i, f in enumerate(fields)}
     columns = job.tables[dst].info.columns
-    for ((_row, sid, cp, dst_row), fp, last), values in zip(changed, wanted):
-        if isinstance(values, Exception) or not _agrees(values, dst_row, positions, columns):
-            check.rewrite.add(sid)  # why: a record whose values cannot be converted fails in the update, with its message
+    for (row, sid, src_fp, stamp, cp), values in zip(wanted_rows, wanted):
+        if isinstance(values, Exception):
+            counts["unchanged"] -= 1
+            job._fail(plan.batch, flow.src, sid, str(values))
             continue
-        if fp == last:
+        if not _agrees(values, dst_rows[sid], positions, columns):  # type: ignore[arg-type]
+            counts["unchanged"] -= 1  # why: drifted: written again, and counted as the update it is
+            plan.updates.append(Change(sid, src_fp, values, stamp, cp, row=row))
+            continue
+        fp = current[sid]
+        if fp == (cp.integration_fp if dst == "integration" else cp.local_fp):
             continue
         # why: equal values read back in another form (a trigger's or the driver's): keep them, know them next time
         if dst == "integration":

@@ -74,6 +74,9 @@ class PagePlan:
     page_max: Any = None  # the latest modified-on among the records read
     deferred: list[tuple] = field(default_factory=list)  # records read again: planned once the page before is written
     prepared: Any = None  # the inserts made ready for the destination while planning (Table.prepare_insert)
+    # coupled records whose source is unchanged, as (source id, destination id, destination fingerprint
+    # last written): their destinations are read when the page is applied (convergence.converge_page)
+    kept: list[tuple] = field(default_factory=list)
 
     def __getstate__(self) -> dict[str, Any]:
         # why: prepared inserts travel once, as the prepared rows; their value dicts are not needed to write them

@@ -77,6 +77,11 @@ class Coupling:
     def side_id(self, side: str) -> str:
         return self.local_id if side == "local" else self.integration_id
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        # why: read-ahead pages carry a coupling per record; pickled by fields, one loads in a fifth of the time
+        return (Coupling, (self.mapping, self.local_id, self.integration_id, self.local_fp, self.integration_fp,
+                           self.local_modified_on, self.integration_modified_on, self.last_values))
+
     def values(self, now: datetime.datetime | None = None) -> tuple:
         """The store row of the coupling, in the order of COUPLING_COLUMNS."""
         return (self.mapping, self.local_id, self.integration_id, self.local_fp, self.integration_fp, self.local_modified_on,
@@ -92,9 +97,11 @@ COUPLING_COLUMNS = ("mapping", "local_id", "integration_id", "local_fp", "integr
 
 @dataclass
 class PendingCreate:
-    """Intent recorded before a record is created, so a crash before coupling is repaired.
+    """Intent recorded before a record is created, so a crash before coupling is repaired; in a bidirectional
+    mapping also before a coupled pair is updated (``fingerprints`` then holds "update", see
+    synchronizer._recover_updates), so a crash before the commit does not leave the pair looking changed.
 
-    ``page`` is the store row holding the intents of one page of creates (set when read back).
+    ``page`` is the store row holding the intents of one page (set when read back).
     """
 
     mapping: str

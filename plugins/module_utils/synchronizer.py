@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint
-from ansible_collections.tablesync.integration.plugins.module_utils.convergence import check_page, converges, deletions_in_flow, unread_couplings_checked
+from ansible_collections.tablesync.integration.plugins.module_utils.convergence import converge_page, converges, deletions_in_flow, unread_couplings_checked
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
 from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
@@ -53,6 +53,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.source_check
 from ansible_collections.tablesync.integration.plugins.module_utils.store import (
     BatchCommit,
     Coupling,
+    PendingCreate,
     PendingPage,
     Store,
     pending_page,
@@ -282,13 +283,20 @@ class MappingSync:
         the records it fails go to the plan's own outcome, added to the job's when applied.
         """
         outer = self.result
-        self.result = JobResult(outer.mapping, outer.direction, outer.mode, counts=dict.fromkeys(outer.counts, 0))
-        plan = PagePlan({f: i for i, f in enumerate(fields)}, self.result)
-        try:
+        plan = PagePlan({f: i for i, f in enumerate(fields)}, JobResult(outer.mapping, outer.direction, outer.mode,
+                                                                         counts=dict.fromkeys(outer.counts, 0)))
+        with self._counting_into(plan):
             self._plan_records(flow, plan, rows, retry, coupled)
+        return plan
+
+    @contextlib.contextmanager
+    def _counting_into(self, plan: PagePlan) -> Iterator[None]:
+        """``self.result`` is the plan's outcome meanwhile: what planning counts is added to the job's when the page is applied."""
+        outer, self.result = self.result, plan.outcome
+        try:
+            yield
         finally:
             self.result = outer
-        return plan
 
     def _plan_records(self, flow: Flow, plan: PagePlan, rows: Sequence[tuple], retry: set[str], coupled: bool) -> None:
         src, dst = flow.src, flow.dst
@@ -310,7 +318,7 @@ class MappingSync:
         ids = [id_text(r[0]) for r in rows]
         refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
-        drift = check_page(self, flow, plan, rows, ids, fps, stamps, couplings, retry) if converges(self) else None
+        kept = plan.kept if converges(self) else None  # why: their destinations are checked when the page is applied
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
         for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
@@ -324,14 +332,13 @@ class MappingSync:
             if isinstance(stamp, ModifiedOnError):
                 self._fail(batch, src, sid, str(record_error(stamp, mapping.name, src, sid, mod_field)))  # type: ignore[arg-type]
                 continue
-            if drift is not None and sid in drift.settled:
-                continue
-            if (cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry
-                    and (drift is None or sid not in drift.rewrite)):
+            if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
                 if reread(stamp, self._watermark):
                     counts["read"] -= 1  # why: read again only for the watermark's overlap, and unchanged: not news
                 else:
                     counts["unchanged"] += 1
+                if kept is not None:
+                    kept.append((sid, cp.side_id(dst), cp.integration_fp if dst == "integration" else cp.local_fp))
                 continue
             if cp is None and not create and sid not in retry:
                 # why: a record whose create failed is retried even where scheduled runs create nothing
@@ -379,8 +386,33 @@ class MappingSync:
         if plan.inserts and not self.opts.dry_run and not mapping.bidirectional:
             plan.prepared = self.tables[dst].prepare_insert([ch.values for ch in plan.inserts])
 
+    def reread_source(self, flow: Flow, fields: list[str], ids: list[str]) -> dict[str, tuple[tuple, str, Any, Coupling]]:
+        """Source records planned unchanged, read again where the writing process needs them whole (convergence.py):
+        by id, (row, fingerprint, modified-on, coupling) of those still as planned (same fingerprint, still coupled)."""
+        src = flow.src
+        where = self.mapping.filters.get(src)
+        rows = [r for r in self.tables[src].read_by_ids(ids, fields) if where is None or where.matches(dict(zip(fields, r)))]
+        if not rows:
+            return {}
+        positions = {f: i for i, f in enumerate(fields)}
+        columns = list(zip(*rows))
+        fps, _unreadable = source_fingerprints(self.mapping, src, columns, positions)
+        mod_field = self.mapping.modified_field(src)
+        stamps = parse_column(columns[positions[mod_field]], self.mapping.modified_format(src)) if mod_field else [None] * len(rows)
+        couplings = self.store.couplings_for(self.mapping.name, src, [id_text(r[0]) for r in rows])
+        out = {}
+        for row, fp, stamp in zip(rows, fps, stamps):
+            sid = id_text(row[0])
+            cp = couplings.get(sid)
+            if cp is not None and fp == (cp.local_fp if src == "local" else cp.integration_fp) and not isinstance(stamp, ModifiedOnError):
+                out[sid] = (row, fp, stamp, cp)
+        return out
+
     def _apply_page(self, flow: Flow, plan: PagePlan) -> None:
         """Write a planned page: destination updates and creates, then the store in one transaction."""
+        if converges(self):
+            with self._counting_into(plan):
+                converge_page(self, flow, plan)
         self.result.absorb(plan.outcome, self.opts.max_records)
         if not plan.outcome.counts["read"]:
             return
@@ -527,6 +559,10 @@ class MappingSync:
             return
         src, dst = flow.src, flow.dst
         failed: set[int] = set()
+        if self.mapping.bidirectional and not self.opts.dry_run:
+            # why: a run killed after these writes and before its commit would leave the stored fingerprints of the
+            # records it wrote behind them, and the next run would see its own writes as changes made there (a conflict)
+            batch.cleared_pending.append(self.store.add_pending(self._update_intents(flow, updates)))
         for side, attr in ((src, "back"), (dst, "values")):
             todo = [ch for ch in updates if getattr(ch, attr) and id(ch) not in failed]
             if not todo:
@@ -563,8 +599,21 @@ class MappingSync:
             else:
                 self.result.counts["unchanged"] += 1  # both sides changed to the same values
 
+    def _update_intents(self, flow: Flow, updates: list[Change]) -> PendingPage:
+        """The fingerprints each pair will have once its update is written, and the sides it writes (_recover_updates)."""
+        entries = []
+        for ch in updates:
+            wrote = [side for side, attr in ((flow.src, "back"), (flow.dst, "values")) if getattr(ch, attr)]
+            fps = dict(zip((flow.src, flow.dst), (ch.src_fp, self._written_fp(flow, ch))), update=wrote)
+            entries.append((ch.src_id, ch.coupling.side_id(flow.dst), {}, fps))  # type: ignore[union-attr]
+        return pending_page(self.mapping.name, flow.src, entries)
+
+    def _written_fp(self, flow: Flow, ch: Change) -> str:
+        """The destination's fingerprint once ``ch`` is written."""
+        return ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
+
     def _set_fps(self, cp: Coupling, flow: Flow, ch: Change) -> None:
-        dst_fp = ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
+        dst_fp = self._written_fp(flow, ch)
         if flow.src == "local":
             cp.local_fp, cp.integration_fp, cp.local_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
         else:
@@ -655,8 +704,9 @@ class MappingSync:
         known = self.store.couplings_for(self.mapping.name, flow.src, [p.source_id for p in pending])
         taken: set[str] = set()
         batch.cleared_pending.extend({p.page for p in pending})  # type: ignore[misc]
+        self._recover_updates(flow, [p for p in pending if "update" in p.fingerprints], known, batch)
         for p in pending:
-            if p.source_id in known:
+            if p.source_id in known or "update" in p.fingerprints:
                 continue
             if p.dest_id is not None:
                 candidates = [id_text(r[0]) for r in table.read_by_ids([p.dest_id], [key])]
@@ -678,6 +728,36 @@ class MappingSync:
             self._log("coupled", cp.local_id, cp.integration_id)
         batch.counts = dict(self.result.counts)
         self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch)
+
+    def _recover_updates(self, flow: Flow, intents: list[PendingCreate], known: dict[str, Coupling], batch: BatchCommit) -> None:
+        """Keep the fingerprints of updates a killed run wrote but had not committed, where the records hold them.
+
+        Both sides as intended: the update landed and nothing changed since, so both fingerprints are
+        kept. Only the written destination as intended (the source changed since it was read): the
+        destination's is kept, so that the next run sees the change on the source side alone instead of
+        a conflict with the run's own write. Anything else is left as it was stored: it is planned again.
+        """
+        entries = [(p, known[p.source_id]) for p in intents if p.source_id in known and known[p.source_id].side_id(flow.dst) == p.dest_id]
+        if not entries:
+            return
+        current: dict[str, dict[str, str]] = {}
+        for side in ("local", "integration"):
+            fields = self.mapping.read_fields(side)
+            positions = {f: i for i, f in enumerate(fields)}
+            rows = self.tables[side].read_by_ids([cp.side_id(side) for _p, cp in entries], fields)
+            current[side] = {id_text(r[0]): self._fp_of(side, self._side_values(side, r, positions)) for r in rows}
+        for p, cp in entries:
+            intent = p.fingerprints
+            holds = {side for side in ("local", "integration") if current[side].get(cp.side_id(side)) == intent[side]}
+            if len(holds) == 2:
+                kept = holds
+            elif intent["update"] == [flow.dst] and flow.dst in holds:
+                kept = {flow.dst}
+            else:
+                continue
+            for side in kept:
+                setattr(cp, side + "_fp", intent[side])
+            batch.changed_couplings.append(cp)
 
     # -- bookkeeping --------------------------------------------------------------------------------------------
     def _fail(self, batch: BatchCommit, side: str, record_id: str, message: str) -> None:

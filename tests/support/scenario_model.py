@@ -960,10 +960,13 @@ class Model:
             if stamp is not None:
                 self.newest_read[name] = max(stamp, self.newest_read.get(name, stamp))
 
-    def adopt(self, sync: Sync, after: dict[str, Any], killed: bool) -> None:
+    def adopt(self, sync: Sync, before: dict[str, Any], after: dict[str, Any], killed: bool) -> None:
         """After a run: a killed one leaves every change pending; a completed one settles what it checked."""
         if killed:
             self.killed.update(self.read_by(sync))
+            self._settled_by_uncoupling(before, after)
+            if self.profile.bidirectional:
+                self._adopt_agreeing(after)
             return
         for name in self.read_by(sync):
             self.killed.discard(name)
@@ -983,6 +986,30 @@ class Model:
             else:
                 self.ever_coupled["ccontact"].update(pairs.values())
                 self.dirty["contact"].clear()
+
+    def _adopt_agreeing(self, after: dict[str, Any]) -> None:
+        """After a killed run, a coupled pair whose two records agree in every mapped field was written by it (or edited
+        alike on both sides): either way what they hold is what both sides last had in common, and a later change
+        on one side only is no conflict (the engine keeps what an uncommitted update wrote, see _recover_updates)."""
+        by_key = {str(r["no"]): r for r in after["customer"].values()}
+        for k, iid in after["couplings"]["CUSTOMER"].items():
+            row, account = by_key.get(k), after["account"].get(iid)
+            if k not in self.last or row is None or account is None:
+                continue
+            if all(row[lf] == account[cf] for lf, cf in BI_FIELDS.items()) and row["notes"] == account["description"] \
+                    and row["email"] == account["emailaddress1"]:
+                self.last[k] = ({f: row[f] for f in ("name", "city", "notes", "email")},
+                                {f: account[f] for f in ("name", "address1_city", "description", "emailaddress1")})
+
+    def _settled_by_uncoupling(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """A killed run that removed the coupling of a pair one side of which is gone settled that record's change, as a
+        completed run does: the record left waits uncoupled for its next change or a full sync (remove_coupling)."""
+        cb, ca = before["couplings"]["CUSTOMER"], after["couplings"]["CUSTOMER"]
+        local_keys = {str(r["no"]) for r in after["customer"].values()}
+        for k, iid in cb.items():
+            if ca.get(k) != iid and (iid not in after["account"] or k not in local_keys):
+                self.dirty["customer"].discard(k)
+                self.dirty["account"].discard(iid)
 
     def _adopt_bidirectional(self, after: dict[str, Any]) -> None:
         failed = after["failed"]["CUSTOMER"]

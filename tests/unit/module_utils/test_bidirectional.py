@@ -378,3 +378,52 @@ def test_guard_stops_mass_overwrite_by_share(demo):
     store = demo.engine()[0]
     failed_job = store.jobs(mappings=["CUSTOMER"])[-1]
     assert failed_job["status"] == "failed" and "nothing was written" in failed_job["message"]
+
+
+def _killed_before_commit(demo, mode):
+    """Run a sync in a forked child that SIGKILLs itself at its first store commit of a page, after that page's writes."""
+    import os
+    import signal
+
+    from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        def commit_batch(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        Store.commit_batch = commit_batch
+        try:
+            demo.run(mode, read_ahead=False)
+        finally:
+            os._exit(3)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status), "the run ended before its first commit; the test proves nothing"
+
+
+@pytest.mark.parametrize("policy", ["integration_wins", "none"])
+def test_an_update_written_by_a_killed_run_is_not_a_conflict_for_the_next(demo, policy):
+    """A run killed after updating the CRM and before storing the pair's fingerprints: the next run sees
+    the ERP's newer change alone (not the killed run's own write as a CRM change): no conflict, nothing lost."""
+    number, accountid = synced(demo, update_conflict_resolution=policy)
+    execute(demo.erp, "update customer set city = 'Oslo' where no = ?", number)
+    _killed_before_commit(demo, "modified")
+    assert account(demo, accountid, "address1_city") == "Oslo", "the killed run wrote the CRM before its commit"
+    execute(demo.erp, "update customer set city = 'Nice' where no = ?", number)
+    run = demo.run("modified")
+    assert job(run).counts["failed"] == 0, job(run).errors
+    assert customer(demo, number, "city") == account(demo, accountid, "address1_city") == "Nice"
+    assert rows(demo.store_path, "select count(*) from tablesync_pending_pages")[0][0] == 0
+    assert job(demo.run("modified")).counts["modified"] == 0
+
+
+def test_an_update_a_killed_run_wrote_and_nothing_changed_since_is_not_written_again(demo):
+    number, accountid = synced(demo)
+    execute(demo.crm, "update account set address1_city = 'Bergen' where accountid = ?", accountid)
+    _killed_before_commit(demo, "modified")
+    assert customer(demo, number, "city") == "Bergen"
+    writes = rows(demo.erp, "select count(*) from customer where city = 'Bergen'")[0][0]
+    run = demo.run("modified")
+    assert job(run).counts["modified"] == 0 and job(run).counts["failed"] == 0, job(run).counts
+    assert rows(demo.erp, "select count(*) from customer where city = 'Bergen'")[0][0] == writes
+    assert account(demo, accountid, "address1_city") == "Bergen"

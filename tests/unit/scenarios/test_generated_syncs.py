@@ -293,7 +293,7 @@ def _run(scenario: Scenario, directory: str, templates: Templates) -> Outcome | 
                 violations = model.check(step, before, after)
                 if violations:
                     return Outcome(index, violations)
-            model.adopt(step, after, killed=status == "killed")
+            model.adopt(step, before, after, killed=status == "killed")
         return None
     finally:
         engine.close()

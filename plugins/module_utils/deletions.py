@@ -35,8 +35,8 @@ def changes_deleted(job: MappingSync, side: str, ids: list[str]) -> None:
         if cp.side_id(keep) not in job.handled[keep]:
             source_deleted(job, cp, side, batch)
     if not job.opts.dry_run:
-        batch.counts = dict(job.result.counts)
-        job.store.commit_batch(job.mapping.name, job.run_id or "", job.result.job_id or 0, batch)
+        batch.counts = job.progress()
+        job.commit(batch)
 
 
 def dst_deleted(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, int], batch: BatchCommit, restores: list[Change]) -> None:
@@ -80,8 +80,8 @@ def detect_deletions(job: MappingSync) -> None:
             else:
                 source_deleted(job, cp, sides[0], batch)
         if not job.opts.dry_run:
-            batch.counts = dict(job.result.counts)
-            job.store.commit_batch(mapping.name, job.run_id or "", job.result.job_id or 0, batch)
+            batch.counts = job.progress()
+            job.commit(batch)
 
 
 def source_deleted(job: MappingSync, cp: Coupling, gone: str, batch: BatchCommit) -> None:
@@ -137,5 +137,5 @@ def uncouple(job: MappingSync, batch: BatchCommit, cp: Coupling, side: str | Non
     batch.removed_couplings.append((cp.local_id, cp.integration_id))
     if side is not None:
         batch.succeeded.append((side, record_id))  # type: ignore[arg-type]
-    job.result.uncoupled += 1
+    job.result.counts["uncoupled"] += 1
     job._log("uncoupled", cp.local_id, cp.integration_id)

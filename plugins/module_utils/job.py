@@ -27,6 +27,7 @@ class JobOptions:
     matched: bool = False  # a full sync's matching saw every uncoupled record: no look-up page by page (page_matching.py)
     create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
     read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
+    skip_after_failures: int = 2  # a record failing with the same error this many runs in a row is skipped (0: never)
 
 
 @dataclass
@@ -45,15 +46,15 @@ class JobResult:
     records_truncated: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
-    uncoupled: int = 0
     matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
     couplings_checked: int = 0  # couplings whose destination record a full sync's pages read (convergence.py)
+    # direction -> {"job_id": its job row, "counts": what it counted}: one per flow (two for a bidirectional mapping)
+    directions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def absorb(self, part: JobResult, cap: int) -> None:
         """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
         for name, value in part.counts.items():
             self.counts[name] += value
-        self.uncoupled += part.uncoupled
         self.couplings_checked += part.couplings_checked
         self.errors.extend(part.errors[:max(0, cap - len(self.errors))])
         room = max(0, cap - len(self.records))
@@ -62,7 +63,7 @@ class JobResult:
 
     @property
     def changed(self) -> bool:
-        return bool(self.uncoupled) or any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled"))
+        return any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled", "uncoupled"))
 
     def as_dict(self) -> dict[str, Any]:
         duration = (self.ended_at - self.started_at).total_seconds() if self.ended_at else None
@@ -79,4 +80,5 @@ class JobResult:
             "changed": self.changed,
             "message": self.message,
             "matching": self.matching,
+            "directions": {name: {"job_id": entry["job_id"], "counts": dict(entry["counts"])} for name, entry in self.directions.items()},
         }

@@ -21,14 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import SIDES
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
-from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
+from ansible_collections.tablesync.integration.plugins.module_utils.store import HELD, Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
 
-SIDES = ("local", "integration")
 
 MATCH_ON_SCHEMA: dict[str, Any] = {
     "type": ["array", "null"],
@@ -263,8 +263,8 @@ def ambiguous_message(mapping: str, keys: Sequence[MatchKey], side: str, record_
     reasons.extend("%s record %s is coupled to %s record %s" % (other, cid, side, partner) for cid, partner in sorted((coupled or {}).items()))
     if rivals:
         reasons.append("%s %s %s the same key" % (_records(side, rivals), _some(rivals), "have" if len(rivals) > 1 else "has"))
-    return ("ambiguous match in mapping %s: %s record %s (%s): %s; nothing was created, the record is retried by every run "
-            "until it matches one record or none" % (mapping, side, record_id, key, "; ".join(reasons)))
+    return ("%s in mapping %s: %s record %s (%s): %s; nothing was created, the record is retried by every run "
+            "until it matches one record or none" % (HELD, mapping, side, record_id, key, "; ".join(reasons)))
 
 
 def _records(side: str, ids: Sequence[str]) -> str:

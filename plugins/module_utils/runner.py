@@ -106,8 +106,9 @@ class SyncRunner:
 
     def __init__(self, store: Store, endpoints: dict[str, Endpoint], dry_run: bool = False, batch_size: int = 1000,
                  max_records: int = 100, watermark_overlap: float = 60.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 rebind: bool = False, read_ahead: bool = True):
+                 rebind: bool = False, read_ahead: bool = True, skip_after_failures: int = 2):
         self.store = store
+        self.skip_after_failures = skip_after_failures
         self.read_ahead = read_ahead
         self.lock_timeout = lock_timeout
         self.rebind = rebind
@@ -149,6 +150,7 @@ class SyncRunner:
                                    "declared or removed while this run waited for its locks; run it again")
             if not self.dry_run:
                 self.store.check_binding(self.endpoints, rebind=self.rebind, record=True)
+                self.store.mark_interrupted(locked)  # why: a run killed earlier stays "running" in the log otherwise
                 self.store.start_run(mode, locked, run_id=run_id)
             return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.dry_run else run_id)
 
@@ -172,6 +174,7 @@ class SyncRunner:
                     max_records=self.max_records,
                     watermark_overlap=self.watermark_overlap,
                     read_ahead=self.read_ahead,
+                    skip_after_failures=self.skip_after_failures,
                     planned=planned if self.dry_run else None,
                 )
                 job = MappingSync(mapping, tables, flows, self.store, run_id, opts)

@@ -48,9 +48,12 @@ except ImportError:  # pragma: no cover - reported by the modules
 # 1: first release. 2: runs record the process (pid, host) that ran them.
 # 3: pending-create intents are kept one row per page of creates, not one row per record; partial indexes of the
 #    couplings never synchronised.
-SCHEMA_VERSION = 3
-COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled")
+# 4: failed records count the runs in a row they failed with the same error and may be skipped; jobs count uncouplings;
+#    runs whose process is gone are marked interrupted.
+SCHEMA_VERSION = 4
+COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
+HELD = "ambiguous match"  # how the message of a record held for an ambiguous match begins: never skipped
 IDS_PER_QUERY = 500  # ids of one side a coupling query names
 
 
@@ -199,6 +202,8 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("job_id", sa.Integer),
         sa.Column("message", sa.Text, nullable=False),
         sa.Column("failed_at", ts, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),  # runs in a row it failed with this message
+        sa.Column("skipped", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     t["runs"] = sa.Table(
         "tablesync_runs",
@@ -224,7 +229,7 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("started_at", ts, nullable=False),
         sa.Column("ended_at", ts),
         sa.Column("message", sa.Text),
-        *[sa.Column(c, sa.Integer, nullable=False, default=0) for c in COUNTERS],
+        *[sa.Column(c, sa.Integer, nullable=False, default=0, server_default="0") for c in COUNTERS],
     )
     t["errors"] = sa.Table(
         "tablesync_job_errors",
@@ -266,6 +271,7 @@ class Store:
         self.metadata = sa.MetaData()
         self.t = _tables(self.metadata)
         self._selects: dict[str, Select] = {}
+        self.version = SCHEMA_VERSION  # an older one only when read-only (the next writing task migrates it)
         self.exists = self._check_schema()
 
     # -- schema --------------------------------------------------------------------------
@@ -280,7 +286,9 @@ class Store:
         if self.url.get_backend_name() == "sqlite" and self.read_only and not os.path.exists(self.url.database):
             return False
         if self.read_only:
-            return self._read_version(self.engine) is not None
+            version = self._read_version(self.engine)
+            self.version = SCHEMA_VERSION if version is None else version
+            return version is not None
         try:
             with schema_lock(self.url, self.engine) as conn:
                 if conn is not None:
@@ -553,10 +561,40 @@ class Store:
         return [PendingCreate(mapping, side, source_id, dest_id, values or {}, fps or {}, page)
                 for page, side, entries in rows for source_id, dest_id, values, fps in json.loads(entries)]
 
-    def failed_ids(self, mapping: str, side: str) -> list[str]:
+    def failed_ids(self, mapping: str, side: str, skipped: bool = False) -> list[str]:
+        """Ids of a side's records on the retry list (``skipped``: of those skipped instead)."""
         f = self.t["failed"]
+        if self.version < 4:  # why: read-only, before the migration that added skipping
+            return [] if skipped else self._column(sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side))
+        stmt = sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side, f.c.skipped.is_(skipped)).order_by(f.c.record_id)
         with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side).order_by(f.c.record_id))]
+            return [r[0] for r in conn.execute(stmt)]
+
+    def _column(self, stmt: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(stmt)]
+
+    def skipped_records(self, mappings: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Skipped records with their last error, by mapping, side and id."""
+        f = self.t["failed"]
+        if self.version < 4:
+            return []
+        stmt = sa.select(f.c.mapping, f.c.side, f.c.record_id, f.c.message, f.c.attempts, f.c.failed_at, f.c.job_id).where(f.c.skipped.is_(True))
+        if mappings:
+            stmt = stmt.where(f.c.mapping.in_(list(mappings)))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt.order_by(f.c.mapping, f.c.side, f.c.record_id)).mappings()]
+
+    def restore_skipped(self, mapping: str, records: Sequence[tuple[str, str]] | None = None) -> None:
+        """Put skipped records (all of a mapping's, or the given (side, id)) back on the retry list with no attempts counted."""
+        f = self.t["failed"]
+        with self._write() as conn:
+            restore = sa.update(f).where(f.c.mapping == mapping, f.c.skipped.is_(True)).values(skipped=False, attempts=0)
+            if records is None:
+                conn.execute(restore)
+                return
+            for side, ids in _by_side(list(records)):
+                conn.execute(restore.where(f.c.side == side, f.c.record_id.in_(ids)))
 
     # -- runs and jobs -----------------------------------------------------------------------
     def start_run(self, mode: str, mappings: Sequence[str], run_id: str | None = None) -> str:
@@ -578,6 +616,30 @@ class Store:
             return None
         return dict(row) if row else None
 
+    def mark_interrupted(self, locked: Sequence[str]) -> list[str]:
+        """Mark the runs still ``running`` whose process is gone, and their running jobs, ``interrupted``; their ids.
+
+        A run of this host is gone when its process no longer exists. Of another host's, one of a mapping
+        in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold.
+        Their jobs keep the counts last committed.
+        """
+        r, j = self.t["runs"], self.t["jobs"]
+        with self.engine.connect() as conn:
+            running = conn.execute(sa.select(r.c.id, r.c.mappings, r.c.pid, r.c.host).where(r.c.status == "running")).all()
+        host = socket.gethostname()[:255]
+        gone = []
+        for run_id, mappings, pid, run_host in running:
+            if run_host == host and pid:
+                if not _alive(pid):
+                    gone.append(run_id)
+            elif set(json.loads(mappings or "[]")) & set(locked):
+                gone.append(run_id)
+        if gone:
+            with self._write() as conn:
+                conn.execute(sa.update(r).where(r.c.id.in_(gone), r.c.status == "running").values(status="interrupted", ended_at=utcnow()))
+                conn.execute(sa.update(j).where(j.c.run_id.in_(gone), j.c.status == "running").values(status="interrupted", ended_at=utcnow()))
+        return gone
+
     def end_run(self, run_id: str, status: str) -> None:
         r = self.t["runs"]
         with self._write() as conn:
@@ -594,8 +656,13 @@ class Store:
         with self._write() as conn:
             conn.execute(sa.update(j).where(j.c.id == job_id).values(status=status, ended_at=utcnow(), message=message, **counts))
 
-    def commit_batch(self, mapping: str, run_id: str, job_id: int, batch: BatchCommit) -> None:
-        """Apply one batch's couplings, retries, errors and progress in one transaction."""
+    def commit_batch(self, mapping: str, run_id: str, job_id: int, batch: BatchCommit, skip_after: int = 0) -> None:
+        """Apply one batch's couplings, retries, errors and progress in one transaction.
+
+        A record failing with the message it failed with last time counts one more attempt; at
+        ``skip_after`` attempts (0: never) it is skipped by later runs until restored (a held
+        ambiguous match never is: it resolves when the other side changes).
+        """
         c, p, f, j, e = (self.t[k] for k in ("couplings", "pending", "failed", "jobs", "errors"))
         now = utcnow()
         with self._write() as conn:
@@ -628,13 +695,22 @@ class Store:
             for chunk in _chunks(sorted(set(batch.cleared_pending))):
                 conn.execute(p.delete().where(p.c.id.in_(chunk)))
             # why: most pages have no failed records to clear; one cheap probe spares the deletes
-            succeeded = list(batch.succeeded) if batch.succeeded and self._has_failed(conn, mapping) else []
-            for side, ids in _by_side(succeeded + [(item[0], item[1]) for item in batch.failed]):
+            known = (batch.succeeded or batch.failed) and self._has_failed(conn, mapping)
+            succeeded = list(batch.succeeded) if known else []
+            latest = {(side, rid): message for side, rid, message in batch.failed}  # why: one row per record
+            before = self._failures(conn, mapping, list(latest)) if known and latest else {}
+            for side, ids in _by_side(succeeded + list(latest)):
                 conn.execute(f.delete().where(f.c.mapping == mapping, f.c.side == side, f.c.record_id.in_(ids)))
-            if batch.failed:
-                latest = {(side, rid): message for side, rid, message in batch.failed}  # why: one row per record
-                conn.execute(f.insert(), [{"mapping": mapping, "side": side, "record_id": rid, "job_id": job_id, "message": message,
-                                           "failed_at": now} for (side, rid), message in latest.items()])
+            if latest:
+                rows = []
+                for (side, rid), message in latest.items():
+                    last = before.get((side, rid))
+                    attempts = 1
+                    if last is not None and last[0] == message:
+                        attempts = last[1] + (last[2] != job_id)  # why: attempts count runs; a record may fail on two pages of one
+                    rows.append({"mapping": mapping, "side": side, "record_id": rid, "job_id": job_id, "message": message, "failed_at": now,
+                                 "attempts": attempts, "skipped": 0 < skip_after <= attempts and not message.startswith(HELD)})
+                conn.execute(f.insert(), rows)
             if batch.failed:
                 conn.execute(
                     e.insert(),
@@ -645,6 +721,16 @@ class Store:
                 )
             if batch.counts:
                 conn.execute(sa.update(j).where(j.c.id == job_id).values(**batch.counts))
+
+    def _failures(self, conn: Any, mapping: str, records: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int, int]]:
+        """(side, id) -> (message, attempts, job id) of the given records' stored failures."""
+        f = self.t["failed"]
+        out = {}
+        for side, ids in _by_side(records):
+            stmt = (sa.select(f.c.record_id, f.c.message, f.c.attempts, f.c.job_id)
+                    .where(f.c.mapping == mapping, f.c.side == side, f.c.record_id.in_(ids)))
+            out.update({(side, r[0]): (r[1], r[2], r[3]) for r in conn.execute(stmt)})
+        return out
 
     def _has_failed(self, conn: Any, mapping: str) -> bool:
         """Whether the mapping has records on its retry list (most pages of most runs have none)."""
@@ -664,7 +750,7 @@ class Store:
         if not self.exists:
             return []
         j = self.t["jobs"]
-        stmt = sa.select(j)
+        stmt = sa.select(*[c for c in j.c if c.name != "uncoupled" or self.version >= 4])
         if run_id:
             stmt = stmt.where(j.c.run_id == run_id)
         if mappings:
@@ -677,7 +763,7 @@ class Store:
             stmt = stmt.where(j.c.started_at <= until)
         stmt = stmt.order_by(j.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(stmt).mappings()]
+            rows = [dict({"uncoupled": 0}, **r) for r in conn.execute(stmt).mappings()]
         rows.reverse()
         return rows
 
@@ -703,6 +789,17 @@ def _by_side(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]
     for side, ids in sorted(groups.items()):
         for chunk in _chunks(sorted(set(ids))):
             yield side, chunk
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host exists (signal 0 checks without signalling)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # why: it exists, under another user
+    return True
 
 
 def endpoint_identity(endpoint: Any) -> dict[str, str]:
@@ -742,8 +839,21 @@ def _migrate_3(conn: Any, tables: dict[str, Any]) -> None:
     old.drop(conn)
 
 
+def _migrate_4(conn: Any, tables: dict[str, Any]) -> None:
+    """Failed records count their attempts and may be skipped; jobs count uncouplings."""
+    for table, columns in ((tables["failed"], ("attempts", "skipped")), (tables["jobs"], ("uncoupled",))):
+        existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for column in columns:
+            if column not in existing:
+                col = table.c[column]
+                ddl = col.type.compile(dialect=conn.dialect)
+                default = col.server_default.arg
+                default = default.compile(dialect=conn.dialect) if hasattr(default, "compile") else "'%s'" % default
+                conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s NOT NULL DEFAULT %s" % (table.name, column, ddl, default)))
+
+
 # Schema version -> the step that brings the previous version to it (steps add; 3 replaces a table).
-MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 
 
 def _coupling_columns(c: sa.Table) -> list:

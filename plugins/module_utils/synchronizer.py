@@ -36,7 +36,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.deletions im
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions, JobResult
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import FLOW_DIRECTION, Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (
     ModifiedOnError,
     newest,
@@ -85,18 +85,23 @@ class MappingSync:
         self.result = JobResult(mapping.name, mapping.direction, options.mode)
         # why: a bidirectional record written (or failed as a conflict) by the first flow is not read again by the second
         self.handled: dict[str, set[str]] = {"local": set(), "integration": set()}
+        # records skipped after failing the same way run after run (Store.commit_batch): left alone until restored
+        self.skipped: dict[str, set[str]] = {side: set(store.failed_ids(mapping.name, side, skipped=True)) if store.exists else set()
+                                             for side in ("local", "integration")}
         self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
         self.planned = options.planned if options.planned is not None else {}
         self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
+        self._direction, self._counted = "", dict(self.result.counts)  # the direction counting and its counts when it began
         self._watermark: datetime.datetime | None = None  # the flow's watermark when this run read (records up to it are re-reads)
         self._not_after: datetime.datetime | None = None  # the latest modified-on that may become the watermark
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
+        """Run the job: one job row in the store per direction (a bidirectional mapping writes two, as the seed system does)."""
         dry = self.opts.dry_run
-        if not dry:
-            self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, self.mapping.direction)
+        flows = list(self.flows.values())
         try:
+            self._open_direction(flows[0])  # why: deletions found before the first flow belong to its direction's job
             coupled = self.store.count_couplings(self.mapping.name) if self.mapping.guards else 0
             if self.mapping.guards and not dry:
                 # why: the guard must stop the job before its first write, so the plan comes first
@@ -104,7 +109,10 @@ class MappingSync:
                 MappingSync(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
             if self.opts.mode == "full" and self.store.exists and not deletions_in_flow(self):
                 detect_deletions(self, )
-            for flow in self.flows.values():
+            for index, flow in enumerate(flows):
+                if index:
+                    self._close_direction()
+                    self._open_direction(flow)
                 if not dry:
                     self._recover_pending(flow)
                 with unread_couplings_checked(self):
@@ -118,9 +126,30 @@ class MappingSync:
             raise
         finally:
             self.result.ended_at = utcnow()
-            if not dry and self.result.job_id is not None:
-                self.store.end_job(self.result.job_id, self.result.status, self.result.counts, self.result.message)
+            self._close_direction()
         return self.result
+
+    def _open_direction(self, flow: Flow) -> None:
+        """Start counting one flow's direction, in a job row of its own."""
+        direction = FLOW_DIRECTION[(flow.src, flow.dst)]
+        self._direction, self._counted = direction, dict(self.result.counts)
+        if not self.opts.dry_run:
+            self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, direction)
+        self.result.directions[direction] = {"job_id": self.result.job_id, "counts": self.progress()}
+
+    def _close_direction(self) -> None:
+        """End the current direction's job row with what it counted."""
+        counts = self.progress()
+        entry = self.result.directions[self._direction]
+        entry["counts"] = counts
+        if self.opts.dry_run or entry["job_id"] is None:
+            return
+        status = "failed" if self.result.status == "failed" else "partial" if counts["failed"] else "success"
+        self.store.end_job(entry["job_id"], status, counts, self.result.message if status == "failed" else None)
+
+    def progress(self) -> dict[str, int]:
+        """What the current direction counted so far (what a batch commits as its job row's progress)."""
+        return {name: value - self._counted.get(name, 0) for name, value in self.result.counts.items()}
 
     def _check_guard(self, coupled: int) -> None:
         """Fail when the plan deletes or overwrites more of the mapping's records than it allows."""
@@ -321,11 +350,15 @@ class MappingSync:
         kept = plan.kept if converges(self) else None  # why: their destinations are checked when the page is applied
         create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
         todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
+        skipped_src, skipped_dst = self.skipped[src], self.skipped[dst]
         for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
+            cp = couplings.get(sid)
+            if sid in skipped_src or (cp is not None and cp.side_id(dst) in skipped_dst):
+                counts["skipped"] += 1  # why: failed the same way run after run; restored by the skipped_records module
+                continue
             if sid in refused:
                 self._fail(batch, src, sid, refused[sid])
                 continue
-            cp = couplings.get(sid)
             if held(mapping, self.opts, src, sid, cp):
                 counts["skipped"] += 1
                 continue
@@ -421,8 +454,8 @@ class MappingSync:
         self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.prepared)
         self._apply_inserts(flow, plan.restores, batch, plan.positions)
         if not self.opts.dry_run:
-            batch.counts = dict(self.result.counts)
-            self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch)
+            batch.counts = self.progress()
+            self.commit(batch)
 
     # -- field values --------------------------------------------------------------------------------
     def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> tuple[list[tuple], list[tuple]]:
@@ -726,8 +759,8 @@ class MappingSync:
             batch.new_couplings.append(cp)
             self.result.counts["coupled"] += 1
             self._log("coupled", cp.local_id, cp.integration_id)
-        batch.counts = dict(self.result.counts)
-        self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch)
+        batch.counts = self.progress()
+        self.commit(batch)
 
     def _recover_updates(self, flow: Flow, intents: list[PendingCreate], known: dict[str, Coupling], batch: BatchCommit) -> None:
         """Keep the fingerprints of updates a killed run wrote but had not committed, where the records hold them.
@@ -760,6 +793,10 @@ class MappingSync:
             batch.changed_couplings.append(cp)
 
     # -- bookkeeping --------------------------------------------------------------------------------------------
+    def commit(self, batch: BatchCommit) -> None:
+        """Store what a batch of the job did (Store.commit_batch), in the job's row."""
+        self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch, self.opts.skip_after_failures)
+
     def _fail(self, batch: BatchCommit, side: str, record_id: str, message: str) -> None:
         self.result.counts["failed"] += 1
         batch.failed.append((side, record_id, message))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import SIDES
 from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, id_text
@@ -22,7 +23,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.values impor
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 
-SIDES = ("local", "integration")
 KINDS = ("differing", "missing_local", "missing_integration", "orphaned", "uncoupled_local", "uncoupled_integration")
 
 

@@ -79,6 +79,16 @@ options:
     description: Do not fail the task when some records failed (they are logged and retried next run).
     type: bool
     default: false
+  skip_after_failures:
+    description:
+      - A record that fails with the same error in this many runs in a row is skipped, as Business Central marks
+        it Skipped after its second identical failure. Later runs leave it alone and count it as C(skipped) (so
+        a scheduled task stops failing on it); M(tablesync.integration.sync_job_info) lists it with its last error,
+        and M(tablesync.integration.skipped_records) restores it once its cause is fixed.
+      - A record held for an ambiguous match is never skipped (it resolves when the other side changes). V(0) never
+        skips.
+    type: int
+    default: 2
   watermark_overlap:
     description:
       - A modified-records run keeps the newest modified-on value it read as the mapping's watermark, and the next
@@ -189,9 +199,19 @@ jobs:
       type: float
       sample: 0.42
     counts:
-      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled.
+      description:
+        - Records read, inserted, modified, deleted, unchanged, skipped, failed, coupled and uncoupled (couplings removed
+          by a deletion conflict); for a bidirectional mapping, both directions added up.
       type: dict
-      sample: {"read": 2000, "inserted": 2000, "modified": 0, "deleted": 0, "unchanged": 0, "skipped": 0, "failed": 0, "coupled": 0}
+      sample: {"read": 2000, "inserted": 2000, "modified": 0, "deleted": 0, "unchanged": 0, "skipped": 0, "failed": 0, "coupled": 0,
+               "uncoupled": 0}
+    directions:
+      description:
+        - Per direction the job synchronised (V(to_integration), V(from_integration); both for a bidirectional mapping),
+          its job row in the job log (C(job_id), null in check mode) and its own C(counts).
+      type: dict
+      sample: {"to_integration": {"job_id": 41, "counts": {"read": 3, "modified": 3}}, "from_integration": {"job_id": 42,
+               "counts": {"read": 1, "modified": 1}}}
     changed:
       description: Whether the job changed records, couplings or the mapping's setting.
       type: bool
@@ -286,6 +306,7 @@ def main() -> None:
         read_ahead={"type": "bool", "default": True},
         max_reported_records={"type": "int", "default": 100},
         tolerate_record_errors={"type": "bool", "default": False},
+        skip_after_failures={"type": "int", "default": 2},
         watermark_overlap={"type": "int", "default": 60},
         rebind={"type": "bool", "default": False},
     )
@@ -293,6 +314,8 @@ def main() -> None:
     p = module.params
     if p["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")
+    if p["skip_after_failures"] < 0:
+        module.fail_json(msg="skip_after_failures must be 0 (never skip) or more")
     with engine_session(module, read_only=module.check_mode) as (store, endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 
@@ -306,6 +329,7 @@ def main() -> None:
             lock_timeout=p["lock_timeout"],
             rebind=p["rebind"],
             read_ahead=p["read_ahead"],
+            skip_after_failures=p["skip_after_failures"],
         )
         run = runner.run(p["mode"], p["mappings"], p["after_full_sync"])
     records, truncated = run.records(p["max_reported_records"])

@@ -46,7 +46,7 @@ options:
     description: Only jobs with one of these statuses.
     type: list
     elements: str
-    choices: [running, success, partial, failed]
+    choices: [running, success, partial, failed, interrupted]
   since:
     description: Only jobs started at or after this time (ISO 8601, UTC).
     type: str
@@ -59,6 +59,10 @@ options:
     default: 100
   include_errors:
     description: Return the errors of each job.
+    type: bool
+    default: true
+  include_skipped:
+    description: Return the skipped records (of O(mappings), or of every mapping) with their last error.
     type: bool
     default: true
 requirements:
@@ -98,10 +102,14 @@ jobs:
       description: V(full) or V(modified).
       type: str
     direction:
-      description: Mapping direction when the job ran.
+      description:
+        - Direction the job synchronised, V(to_integration) or V(from_integration); a bidirectional mapping's run writes
+          one job per direction, each with its own counts, as the seed system does.
       type: str
     status:
-      description: V(running), V(success), V(partial) or V(failed).
+      description:
+        - V(running), V(success), V(partial) or V(failed); V(interrupted) when its process ended without finishing
+          it (killed, or its host went down), found by the next run of the store. Its counts are those last committed.
       type: str
     started_at:
       description: When the job started (UTC).
@@ -114,12 +122,40 @@ jobs:
       description: Why the job failed as a whole, when it did.
       type: str
     counts:
-      description: Records read, inserted, modified, deleted, unchanged, skipped, failed and coupled; for a running job, so far.
+      description:
+        - Records read, inserted, modified, deleted, unchanged, skipped, failed, coupled and uncoupled; for a running job,
+          so far.
       type: dict
     errors:
       description: One entry per failed record (side, record_id, message), when O(include_errors) is true.
       type: list
       elements: dict
+skipped_records:
+  description:
+    - Records skipped after failing the same way in O(tablesync.integration.sync#module:skip_after_failures) runs in a row,
+      when O(include_skipped) is true; M(tablesync.integration.skipped_records) restores them.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    mapping:
+      description: Mapping name.
+      type: str
+    side:
+      description: Side the record failed on.
+      type: str
+    record_id:
+      description: Id of the record.
+      type: str
+    message:
+      description: Its last error.
+      type: str
+    attempts:
+      description: Runs in a row it failed with that error.
+      type: int
+    failed_at:
+      description: When it last failed (UTC).
+      type: str
 """
 
 import datetime
@@ -147,11 +183,12 @@ def main() -> None:
     spec.update(
         run_id={"type": "str"},
         mappings={"type": "list", "elements": "str"},
-        status={"type": "list", "elements": "str", "choices": ["running", "success", "partial", "failed"]},
+        status={"type": "list", "elements": "str", "choices": ["running", "success", "partial", "failed", "interrupted"]},
         since={"type": "str"},
         until={"type": "str"},
         limit={"type": "int", "default": 100},
         include_errors={"type": "bool", "default": True},
+        include_skipped={"type": "bool", "default": True},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -161,6 +198,7 @@ def main() -> None:
 
         rows = store.jobs(run_id=p["run_id"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
         errors = store.job_errors([r["id"] for r in rows]) if p["include_errors"] else []
+        skipped = store.skipped_records(p["mappings"]) if p["include_skipped"] and store.exists else []
     by_job: dict = {}
     for err in errors:
         by_job.setdefault(err["job_id"], []).append(
@@ -175,7 +213,9 @@ def main() -> None:
         if p["include_errors"]:
             job["errors"] = by_job.get(r["id"], [])
         jobs.append(job)
-    module.exit_json(changed=False, jobs=jobs)
+    skipped_records = [{"mapping": r["mapping"], "side": r["side"], "record_id": r["record_id"], "message": r["message"],
+                        "attempts": r["attempts"], "failed_at": r["failed_at"].isoformat(sep=" ")} for r in skipped]
+    module.exit_json(changed=False, jobs=jobs, skipped_records=skipped_records)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_summary_lists_every_job_and_the_failed_records(demo):
     table = {line.split()[0]: line.split() for line in summary.splitlines() if line.startswith("  ") and line.split()}
     for mapping in ("CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"):
         assert mapping in table, summary
-    # mapping direction inserted modified deleted unchanged skipped failed coupled seconds
+    # mapping direction inserted modified deleted unchanged skipped failed coupled uncoupled seconds
     customer = table["CUSTOMER"]
     assert customer[1] == "to_integration"
     assert customer[2:8] == ["199", "0", "0", "0", "0", "1"]

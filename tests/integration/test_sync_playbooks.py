@@ -20,7 +20,7 @@ def _connections(demo, tmp_path) -> list[str]:
 
 
 def _table(stdout: str, mapping: str) -> list[str]:
-    """The summary row of a mapping: mapping direction inserted modified deleted unchanged skipped failed coupled seconds."""
+    """The summary row of a mapping: mapping direction inserted modified deleted unchanged skipped failed coupled uncoupled seconds."""
     lines = [line.strip(" -'\",") for line in stdout.splitlines()]
     return next(line.split() for line in lines if line.startswith(mapping + " "))
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
-from ansible_collections.tablesync.integration.plugins.module_utils.store import SCHEMA_VERSION, Store
+from ansible_collections.tablesync.integration.plugins.module_utils.store import SCHEMA_VERSION, BatchCommit, Store
 from tests.support.databases import load_demo
 from tests.support.fixtures import Demo, build_demo
 
@@ -94,6 +94,37 @@ def test_per_record_intents_of_a_version_2_store_become_pages(kind, request, tmp
     finally:
         engine.dispose()
     assert {"ix_tablesync_couplings_local_unsynced", "ix_tablesync_couplings_integration_unsynced"} <= indexes
+    assert _query(location, "select value from tablesync_schema_info where key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_a_version_3_store_is_read_as_it_is_then_migrated_with_its_failed_records(kind, request, tmp_path):
+    """Version 4 counts the attempts of failed records (skipping) and the uncouplings of jobs."""
+    location = _store_location(kind, request, tmp_path)
+    store = Store(location)
+    run_id = store.start_run("full", ["CUSTOMER"])
+    job_id = store.start_job(run_id, "CUSTOMER", "full", "to_integration")
+    store.commit_batch("CUSTOMER", run_id, job_id, BatchCommit(failed=[("local", "C1", "lookup failed")]), skip_after=2)
+    store.close()
+    _query(location, "alter table tablesync_failed_records drop column attempts")
+    _query(location, "alter table tablesync_failed_records drop column skipped")
+    _query(location, "alter table tablesync_jobs drop column uncoupled")
+    _query(location, "update tablesync_schema_info set value = '3' where key = 'schema_version'")
+    old = Store(location, read_only=True)  # check mode and sync_job_info read it as it is
+    try:
+        assert old.failed_ids("CUSTOMER", "local") == ["C1"] and old.failed_ids("CUSTOMER", "local", skipped=True) == []
+        assert old.skipped_records() == [] and old.jobs(run_id=run_id)[0]["uncoupled"] == 0
+    finally:
+        old.close()
+    store = Store(location)
+    try:
+        second = store.start_job(run_id, "CUSTOMER", "modified", "to_integration")
+        store.commit_batch("CUSTOMER", run_id, second, BatchCommit(failed=[("local", "C1", "lookup failed")]), skip_after=2)
+        assert store.failed_ids("CUSTOMER", "local", skipped=True) == ["C1"], "its failure before the upgrade counted"
+        assert [(r["record_id"], r["attempts"]) for r in store.skipped_records(["CUSTOMER"])] == [("C1", 2)]
+        assert store.jobs(run_id=run_id)[0]["uncoupled"] == 0
+    finally:
+        store.close()
     assert _query(location, "select value from tablesync_schema_info where key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
 
 

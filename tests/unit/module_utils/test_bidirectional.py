@@ -286,6 +286,8 @@ def test_remove_coupling_forgets_the_deleted_record(demo):
     execute(demo.crm, "delete from account where accountid = ?", accountid)
     run = demo.run("full")
     assert job(run).counts["failed"] == 0 and run.changed
+    assert job(run).counts["uncoupled"] == 1
+    assert rows(demo.store_path, "select sum(uncoupled) from tablesync_jobs where run_id = ?", run.run_id) == [(1,)]
     store = demo.engine()[0]
     assert store.couplings_for("CUSTOMER", "local", [number]) == {}
     assert rows(demo.erp, "select count(*) from customer where no = ?", number)[0][0] == 1
@@ -427,3 +429,35 @@ def test_an_update_a_killed_run_wrote_and_nothing_changed_since_is_not_written_a
     assert job(run).counts["modified"] == 0 and job(run).counts["failed"] == 0, job(run).counts
     assert rows(demo.erp, "select count(*) from customer where city = 'Bergen'")[0][0] == writes
     assert account(demo, accountid, "address1_city") == "Bergen"
+
+
+COUNTS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
+
+
+def test_a_bidirectional_run_writes_one_job_row_per_direction(demo):
+    number, accountid = synced(demo)
+    other = rows(demo.crm, "select accountid from account where accountid != ? order by accountid limit 1", accountid)[0][0]
+    execute(demo.erp, "update customer set phone = '+1 555 0101' where no = ?", number)
+    execute(demo.crm, "update account set address1_city = 'Bergen' where accountid = ?", other)
+    run = demo.run("modified")
+    result = job(run)
+    logged = rows(demo.store_path, "select direction, status, %s from tablesync_jobs where run_id = ? order by id" % ", ".join(COUNTS),
+                  run.run_id)
+    assert [r[:2] for r in logged] == [("to_integration", "success"), ("from_integration", "success")]
+    by_direction = {r[0]: dict(zip(COUNTS, r[2:])) for r in logged}
+    assert by_direction["to_integration"]["modified"] == by_direction["from_integration"]["modified"] == 1
+    assert {c: sum(d[c] for d in by_direction.values()) for c in COUNTS} == result.counts
+    reported = result.as_dict()["directions"]
+    assert {name: entry["counts"] for name, entry in reported.items()} == by_direction
+
+
+def test_a_killed_run_is_marked_interrupted_by_the_next(demo):
+    number, _accountid = synced(demo)
+    execute(demo.erp, "update customer set phone = '+1 555 0101' where no = ?", number)
+    _killed_before_commit(demo, "modified")
+    killed = rows(demo.store_path, "select id from tablesync_runs where status = 'running'")
+    assert len(killed) == 1
+    demo.run("modified")
+    assert rows(demo.store_path, "select status from tablesync_runs where id = ?", killed[0][0]) == [("interrupted",)]
+    assert rows(demo.store_path, "select distinct status from tablesync_jobs where run_id = ?", killed[0][0]) == [("interrupted",)]
+    assert rows(demo.store_path, "select count(*) from tablesync_runs where status = 'running'") == [(0,)]

@@ -128,7 +128,7 @@ def test_a_modified_run_reads_changes_and_deletions_through_the_delta_link(dv, t
     assert not any("$filter" in q for q in reads)
     assert setup.local_names()["N0"] == "B0" and setup.local_names()["N2"] == "B2"
     if policy == "remove_coupling":
-        assert setup.couplings() == 7 and job.uncoupled == 1 and job.counts["failed"] == 0
+        assert setup.couplings() == 7 and job.counts["uncoupled"] == 1 and job.counts["failed"] == 0
     else:
         assert setup.couplings() == 8 and job.counts["failed"] == 1
         assert "integration record %s was deleted" % setup.ids[5] in job.errors[0]["message"]
@@ -175,10 +175,10 @@ def test_check_mode_stores_no_delta_link(dv, tmp_path):
     dv.update("accounts", setup.ids[0], {"name": "D0"})
     dv.delete("accounts", setup.ids[1])
     plan = setup.run("modified", dry_run=True)
-    assert plan.counts["modified"] == 1 and plan.uncoupled == 1
+    assert plan.counts["modified"] == 1 and plan.counts["uncoupled"] == 1
     assert setup.setting() == link and setup.couplings() == 8 and setup.local_names()["N0"] == "A0"
     job = setup.run("modified")
-    assert job.counts["modified"] == 1 and job.uncoupled == 1 and setup.couplings() == 7
+    assert job.counts["modified"] == 1 and job.counts["uncoupled"] == 1 and setup.couplings() == 7
 
 
 def test_an_entity_set_without_change_tracking_is_read_by_the_watermark(tmp_path, reads):

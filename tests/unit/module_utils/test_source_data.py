@@ -106,6 +106,9 @@ def check_duplicates_fail_alone_then_sync(demo: Parties, batch_size: int) -> Non
     coupled = coupled_ids(demo)
     assert sorted(coupled) == ["P1", "P2", "P4", "P5"] and len(set(coupled)) == len(coupled)
     demo.delete_one("P3", "party P3 again")
+    skipped = job(demo.run("modified", batch_size=batch_size))  # it failed the same way twice: skipped until restored
+    assert skipped.counts["inserted"] == 0 and skipped.counts["failed"] == 0 and "P3" not in demo.accounts()
+    demo.engine()[0].restore_skipped("PARTY")
     fixed = job(demo.run("modified", batch_size=batch_size))
     assert fixed.counts["inserted"] == 1 and fixed.counts["failed"] == 0
     assert demo.accounts()["P3"] == "party P3"

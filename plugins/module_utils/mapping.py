@@ -413,11 +413,13 @@ class Mapping:
                     known = ", ".join(sorted(columns))
                     raise MappingError(self.name, "%s table %s has no column %s (columns: %s)" % (side, info.name, name, known), field=name)
             text = self.filter_text(side)
+            option = "table_filter" if side == "local" else "integration_table_filter"
             try:
-                self.filters[side] = parse_filter(text, allowed_fields=columns.keys(),
-                                                  context="mapping %s, %s" % (self.name, "table_filter" if side == "local" else "integration_table_filter"))
+                parsed = self.filters[side] = parse_filter(text, allowed_fields=columns.keys(), context="mapping %s, %s" % (self.name, option))
+                if parsed is not None:
+                    tables[side].check_filter(parsed)  # why: a value that does not fit its column would fail every read
             except FilterError as exc:
-                raise MappingError(self.name, str(exc), field="table_filter" if side == "local" else "integration_table_filter") from None
+                raise MappingError(self.name, str(exc), field=option) from None
         match_keys(self, tables)  # raises MappingError for a match field the tables lack
         flows = {}
         for src, dst in self.flow_pairs():

@@ -1,0 +1,49 @@
+"""Declarations that cannot poison a store: dependency checks, named syncs that ignore unrelated
+mappings, filters type-checked when declared, and clear_value_on_failed_lookup, on the SQLite demo."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
+from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
+from tests.support.fixtures import customer_account_mapping
+
+
+def customer(fields: list | None = None, **options) -> dict:
+    base = [{"field": "no", "integration_field": "accountnumber"}, {"field": "name", "integration_field": "name"}]
+    return customer_account_mapping(fields=base + (fields or []), **options)
+
+
+def test_a_filter_comparing_a_number_column_with_text_is_refused_when_bound(demo):
+    store, endpoints = demo.engine()
+    for text, message in (("blocked eq 'yes'", "blocked holds integer values, it cannot be compared with 'yes'"),
+                          ("credit_limit gt '100'", "credit_limit holds decimal values"),
+                          ("contains(blocked, '1')", "contains works on text; blocked holds integer values"),
+                          ("no_such_column eq 1", "unknown field 'no_such_column'")):
+        mapping = Mapping.from_definition(customer(table_filter=text))
+        with pytest.raises(MappingError, match="mapping CUSTOMER, field table_filter: .*%s" % message.replace("(", r"\(").replace(")", r"\)")):
+            mapping.bind(open_tables(mapping, endpoints))
+    fine = Mapping.from_definition(customer(table_filter="blocked eq 0 and credit_limit gt 100.5 and country in ('DK', null)"))
+    fine.bind(open_tables(fine, endpoints))
+
+
+@pytest.mark.parametrize("text, kinds, message", [
+    ("statecode eq 'active'", {"statecode": "integer"}, "statecode holds integer values, it cannot be compared with 'active'"),
+    ("name eq 5", {"name": "text"}, "name holds text values, it cannot be compared with 5"),
+    ("statecode in (0, 'x')", {"statecode": "integer"}, "cannot be compared with 'x'"),
+    ("tolower(amount) eq 'x'", {"amount": "decimal"}, "tolower works on text; amount holds decimal values"),
+    ("active", {"active": "date"}, "active holds date values, it cannot be compared with true"),
+    ("ownerid eq 'x'", {"ownerid": "uuid"}, "ownerid holds GUID values"),
+])
+def test_a_web_table_filter_is_type_checked_from_the_field_kinds(text, kinds, message):
+    with pytest.raises(FilterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_filter(text, context="mapping X, integration_table_filter").check_kinds(kinds)
+
+
+def test_web_table_filters_whose_values_fit_their_fields_pass():
+    kinds = {"statecode": "integer", "name": "text", "ownerid": "uuid", "createdon": "datetime", "day": "date", "ok": "boolean"}
+    text = ("statecode in (0, 1, null) and (tolower(name) eq 'a' or startswith(name, 'b')) and ownerid eq 5f2e1a3c-7d0e-4c8a-9b1f-0a2b3c4d5e6f "
+            "and createdon ge 2024-01-01T00:00:00Z and day lt 2024-02-01 and ok and statecode ne 2.5 and ok eq false and name ne null")
+    parse_filter(text).check_kinds(kinds)

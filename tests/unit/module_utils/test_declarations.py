@@ -5,15 +5,34 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
-from tests.support.fixtures import customer_account_mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
+from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
+from tests.support.fixtures import customer_account_mapping, default_mapping_set, rows
+
+
+def by_name(name: str) -> dict:
+    return next(d for d in default_mapping_set() if d["name"] == name)
 
 
 def customer(fields: list | None = None, **options) -> dict:
     base = [{"field": "no", "integration_field": "accountnumber"}, {"field": "name", "integration_field": "name"}]
     return customer_account_mapping(fields=base + (fields or []), **options)
+
+
+def force(demo, *definitions: dict) -> None:
+    """Write declarations straight into the store, as an older version or a hand edit could have left them."""
+    store = Store(demo.store_path)
+    try:
+        for definition in definitions:
+            store.put_mapping(normalize(definition))
+    finally:
+        store.close()
+
+
+def job(run, name: str):
+    return next(j for j in run.jobs if j.mapping == name)
 
 
 def test_a_filter_comparing_a_number_column_with_text_is_refused_when_bound(demo):
@@ -47,3 +66,47 @@ def test_web_table_filters_whose_values_fit_their_fields_pass():
     text = ("statecode in (0, 1, null) and (tolower(name) eq 'a' or startswith(name, 'b')) and ownerid eq 5f2e1a3c-7d0e-4c8a-9b1f-0a2b3c4d5e6f "
             "and createdon ge 2024-01-01T00:00:00Z and day lt 2024-02-01 and ok and statecode ne 2.5 and ok eq false and name ne null")
     parse_filter(text).check_kinds(kinds)
+
+
+# -- a sync of named mappings -----------------------------------------------------------------------------
+
+
+BROKEN = (
+    customer(name="LOOP-A", dependencies=["LOOP-B"]),  # a cycle
+    customer(name="LOOP-B", dependencies=["LOOP-A"]),
+    dict(by_name("CONTACTS"), dependencies=["PRICE-GROUPS"]),  # an undeclared dependency
+    customer([{"field": "city", "integration_field": "address1_city", "lookup": "TERRITORY"}], name="CUSTOMER-LOOKUP"),  # an undeclared lookup
+    dict(by_name("RESOURCE-PRODUCT"), table_filter="unit_price eq 'cheap'"),  # a number compared with text
+)
+
+
+def test_a_broken_unrelated_mapping_never_blocks_a_sync_of_named_mappings(demo):
+    demo.declare([by_name(n) for n in ("CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT")])
+    force(demo, *BROKEN)
+
+    run = demo.run("full", names=["CUSTOMER", "SALESPEOPLE"])
+    assert [j.mapping for j in run.jobs] == ["SALESPEOPLE", "CUSTOMER"]
+    assert job(run, "CUSTOMER").counts["failed"] > 0, "customers whose currency is not coupled yet fail their lookup"
+    run = demo.run("full", names=["CURRENCY"])
+    assert job(run, "CURRENCY").counts["inserted"] == rows(demo.crm, "select count(*) from transactioncurrency")[0][0] > 0
+    run = demo.run("modified", names=["CUSTOMER"])
+    assert job(run, "CUSTOMER").counts["failed"] == 0
+    accounts = rows(demo.crm, "select count(*) from account")[0][0]
+    assert accounts == rows(demo.erp, "select count(*) from customer")[0][0]
+
+    # a full sync of everything, and a named sync of a broken one, still say what is wrong
+    with pytest.raises(OrderingError, match="depends on PRICE-GROUPS, which is not declared"):
+        demo.run("full")
+    with pytest.raises(OrderingError, match="the dependencies of mappings LOOP-A, LOOP-B form a cycle"):
+        demo.run("full", names=["LOOP-A"])
+    with pytest.raises(MappingError, match="mapping RESOURCE-PRODUCT, field table_filter: .*unit_price holds decimal values"):
+        demo.run("full", names=["RESOURCE-PRODUCT"])
+    with pytest.raises(OrderingError, match="mapping CUSTOMER-LOOKUP depends on TERRITORY, which is not declared"):
+        demo.run("modified", names=["CUSTOMER-LOOKUP"])
+    assert rows(demo.crm, "select count(*) from account")[0][0] == accounts
+
+
+def test_named_mappings_run_in_dependency_order_through_mappings_not_named(demo):
+    demo.declare([by_name(n) for n in ("CURRENCY", "SALESPEOPLE", "CUSTOMER", "CONTACTS")])
+    contacts_first = demo.run("full", names=["CONTACTS", "CURRENCY"])
+    assert [j.mapping for j in contacts_first.jobs] == ["CURRENCY", "CONTACTS"]

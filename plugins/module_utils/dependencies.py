@@ -5,15 +5,18 @@
 
 A sync runs mappings in dependency order (``order_mappings``); a sync of named
 mappings orders only them and what they depend on (``with_dependencies``), so a
-broken mapping it does not need never stops it.
+broken mapping it does not need never stops it. ``table_mapping`` refuses a
+declaration whose dependencies are undeclared or close a cycle (``declaration_problem``)
+and the removal of a mapping others depend on (``removal_problem``).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.errors import OrderingError
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
 
 
@@ -82,3 +85,80 @@ def with_dependencies(names: Sequence[str], declared: Sequence[str], load: Calla
             raise _undeclared(mapping, unknown)
         todo.extend(d for d in deps if d not in loaded)
     return [loaded[n] for n in declared if n in loaded]
+
+
+def loadable(definitions: Sequence[dict[str, Any]], skip: str) -> list[Mapping]:
+    """The stored mappings other than ``skip``; one whose stored declaration is no longer valid is left out
+    (it is its own problem, reported when it runs)."""
+    out = []
+    for definition in definitions:
+        if definition.get("name") != skip:
+            try:
+                out.append(Mapping.from_definition(definition))
+            except MappingError:
+                continue
+    return out
+
+
+def dependents(name: str, declared: Sequence[Mapping]) -> list[str]:
+    """Mappings that depend on ``name``, declared or through a lookup."""
+    return [m.name for m in declared if m.name != name and name in dependencies_of(m)]
+
+
+def removal_problem(name: str, declared: Sequence[Mapping]) -> MappingError | None:
+    """Why mapping ``name`` cannot be removed (others depend on it), or None."""
+    users = dependents(name, declared)
+    if not users:
+        return None
+    one = len(users) == 1
+    return MappingError(name, "not removed: %s %s on it (through dependencies or lookups); remove %s or %s dependency on %s first"
+                        % (", ".join(users), "depends" if one else "depend", "that mapping" if one else "those mappings",
+                           "its" if one else "their", name))
+
+
+def declaration_problem(mapping: Mapping, declared: Sequence[Mapping]) -> MappingError | None:
+    """Why storing ``mapping`` beside the ``declared`` ones would stop its syncs, or None.
+
+    Its dependencies and lookups must name declared mappings (a re-declared mapping
+    replaces its old version), and no chain of dependencies may lead back to it.
+    Problems among the other mappings are theirs, not this declaration's.
+    """
+    others = {m.name: m for m in declared if m.name != mapping.name}
+    for dep in mapping.dependencies:
+        if dep not in others:
+            return MappingError(mapping.name, "depends on mapping %s, which is not declared (declared: %s); declare %s first"
+                                % (dep, ", ".join(sorted(others)) or "none", dep), field="dependencies")
+    for fm in mapping.fields:
+        if fm.lookup and fm.lookup != mapping.name and fm.lookup not in others:
+            return MappingError(mapping.name, "lookup through mapping %s, which is not declared (declared: %s); declare %s first"
+                                % (fm.lookup, ", ".join(sorted(others)) or "none", fm.lookup), field=fm.describe())
+    for first in dependencies_of(mapping):
+        path = _path_back(first, mapping.name, others)
+        if path is not None:
+            via = "dependencies" if first in mapping.dependencies else next(fm.describe() for fm in mapping.fields if fm.lookup == first)
+            return MappingError(mapping.name, "the dependencies would form a cycle: %s (a lookup implies a dependency)"
+                                % " -> ".join([mapping.name, first, *path]), field=via)
+    return None
+
+
+def _path_back(start: str, target: str, others: dict[str, Mapping]) -> list[str] | None:
+    """The mappings after ``start`` on a chain of dependencies from ``start`` to ``target``, or None."""
+    trail: dict[str, str | None] = {start: None}
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        mapping = others.get(name)
+        if mapping is None:
+            continue  # why: an undeclared dependency of another mapping leads nowhere
+        for dep in dependencies_of(mapping):
+            if dep == target:
+                path = [target]
+                step: str | None = name
+                while step is not None and step != start:
+                    path.append(step)
+                    step = trail[step]
+                return list(reversed(path))
+            if dep not in trail:
+                trail[dep] = name
+                todo.append(dep)
+    return None

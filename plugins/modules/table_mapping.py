@@ -13,7 +13,9 @@ description:
   - Declares a named pair of tables (a local ERP table and an integration CRM table) with its field
     mappings, direction, filters and options, or removes it with O(state=absent).
   - Before anything is written the declaration is checked against the real tables of both endpoints
-    (tables, columns, key types, filter fields); errors name the mapping and the field.
+    (tables, columns, key types, filter fields and the types of the values filters compare them with), and
+    against the mappings already declared (its dependencies and lookups must be declared, and must not lead
+    back to it); errors name the mapping and the field, and the store is left unchanged.
   - Idempotent. With C(--diff) the task shows the declaration before and after.
 author:
   - tablesync developers (@tablesync)
@@ -42,7 +44,9 @@ options:
     type: str
     required: true
   state:
-    description: Whether the mapping should exist. Removing a mapping removes its couplings.
+    description:
+      - Whether the mapping should exist. Removing a mapping removes its couplings.
+      - A mapping other mappings depend on (through O(dependencies) or a lookup) is not removed; the error names them.
     type: str
     choices: [present, absent]
     default: present
@@ -128,11 +132,14 @@ options:
           - Name of another mapping whose couplings translate this reference, for example V(SALESPEOPLE) for
             C(customer.salesperson_code -> account.ownerid). The value is an id of that mapping's records on the source side and
             becomes the coupled id on the other side.
-          - The lookup makes this mapping depend on the other one. A reference to a record that is not coupled yet fails its
-            record, which is retried by later runs.
+          - The lookup makes this mapping depend on the other one, which must be declared first. A reference to a record
+            that is not coupled yet fails its record, which is retried by later runs.
         type: str
   table_filter:
-    description: Which local records the mapping sees, in the OData C($filter) language, for example V(blocked eq 0 and country in ('DK','SE')).
+    description:
+      - Which local records the mapping sees, in the OData C($filter) language, for example V(blocked eq 0 and country in ('DK','SE')).
+      - Checked against the table's columns when the mapping is declared; an unknown column or a value of another type than
+        its column (a number column compared with text) is refused.
     type: str
   integration_table_filter:
     description: Which integration records the mapping sees, in the same language as O(table_filter).
@@ -144,7 +151,9 @@ options:
       - When omitted, a new mapping gets V(true) and an existing mapping keeps its setting.
     type: bool
   dependencies:
-    description: Mappings that must be synchronised before this one.
+    description:
+      - Mappings that must be synchronised before this one. They must be declared already (declare mappings in dependency
+        order), and no chain of dependencies (lookups included) may lead back to this mapping.
     type: list
     elements: str
     default: []
@@ -373,13 +382,18 @@ def main() -> None:
     present = module.params["state"] == "present"
     sides = ("local", "integration") if present else ()
     with engine_session(module, sides=sides, read_only=module.check_mode) as (store, endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import declaration_problem, loadable, removal_problem
         from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
         from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 
         existing = store.get_mapping(name)
+        others = loadable(store.list_mappings(), skip=name)
         if present:
             wanted = declaration(module.params, existing)
             mapping = Mapping.from_definition(wanted)
+            problem = declaration_problem(mapping, others)
+            if problem is not None:
+                raise problem
             mapping.bind(open_tables(mapping, endpoints))
             # why: a declaration stored before an option existed equals one that leaves it at its default
             changed = existing is None or normalize(existing) != wanted
@@ -389,6 +403,9 @@ def main() -> None:
         else:
             wanted = {}
             changed = existing is not None
+            problem = removal_problem(name, others) if changed else None
+            if problem is not None:
+                raise problem
             if changed and not module.check_mode:
                 with mapping_locks(store, [name], None, module.params["lock_timeout"], task="table_mapping"):
                     store.delete_mapping(name)

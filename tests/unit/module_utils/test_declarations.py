@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import declaration_problem, removal_problem
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
@@ -21,6 +22,9 @@ def customer(fields: list | None = None, **options) -> dict:
     return customer_account_mapping(fields=base + (fields or []), **options)
 
 
+SALESPERSON = {"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE"}
+
+
 def force(demo, *definitions: dict) -> None:
     """Write declarations straight into the store, as an older version or a hand edit could have left them."""
     store = Store(demo.store_path)
@@ -33,6 +37,53 @@ def force(demo, *definitions: dict) -> None:
 
 def job(run, name: str):
     return next(j for j in run.jobs if j.mapping == name)
+
+
+# -- what table_mapping refuses ------------------------------------------------------------------------------
+
+
+def _declared(*definitions: dict) -> list[Mapping]:
+    return [Mapping.from_definition(d) for d in definitions]
+
+
+def test_an_undeclared_dependency_is_refused_naming_the_mapping_and_field():
+    problem = declaration_problem(Mapping.from_definition(customer(dependencies=["PRICE-GROUPS"])), _declared(by_name("CURRENCY")))
+    assert isinstance(problem, MappingError)
+    assert str(problem).startswith("mapping CUSTOMER, field dependencies: depends on mapping PRICE-GROUPS, which is not declared")
+    assert "declared: CURRENCY" in str(problem)
+
+
+def test_a_lookup_through_an_undeclared_mapping_is_refused_naming_the_field():
+    problem = declaration_problem(Mapping.from_definition(customer([SALESPERSON])), _declared(by_name("CURRENCY")))
+    assert str(problem).startswith("mapping CUSTOMER, field salesperson_code <-> ownerid: lookup through mapping SALESPEOPLE, which is not declared")
+
+
+def test_a_cycle_through_a_lookup_is_refused_with_its_path():
+    currency = dict(by_name("CURRENCY"), dependencies=["CONTACTS"])
+    declared = _declared(by_name("SALESPEOPLE"), by_name("CUSTOMER"), by_name("CONTACTS"))
+    problem = declaration_problem(Mapping.from_definition(currency), declared)
+    assert str(problem) == ("mapping CURRENCY, field dependencies: the dependencies would form a cycle: "
+                            "CURRENCY -> CONTACTS -> CUSTOMER -> CURRENCY (a lookup implies a dependency)")
+    # the same mapping declared in dependency order, and a self-reference, are fine
+    assert declaration_problem(Mapping.from_definition(by_name("CURRENCY")), declared) is None
+    parent = customer([{"field": "salesperson_code", "integration_field": "ownerid", "lookup": "CUSTOMER"}])
+    assert declaration_problem(Mapping.from_definition(parent), []) is None
+
+
+def test_a_cycle_starting_at_a_lookup_names_the_lookup_field():
+    units = dict(by_name("UNITOFMEASURE"), fields=[{"field": "code", "integration_field": "name"},
+                                                   {"field": "description", "integration_field": "description", "lookup": "ITEM-PRODUCT"}])
+    problem = declaration_problem(Mapping.from_definition(units), _declared(by_name("ITEM-PRODUCT")))
+    assert str(problem).startswith("mapping UNITOFMEASURE, field description <-> description: the dependencies would form a cycle: "
+                                   "UNITOFMEASURE -> ITEM-PRODUCT -> UNITOFMEASURE")
+
+
+def test_removing_a_mapping_others_depend_on_is_refused_naming_them():
+    declared = _declared(*default_mapping_set())
+    problem = removal_problem("UNITOFMEASURE", declared)
+    assert str(problem) == ("mapping UNITOFMEASURE: not removed: RESOURCE-PRODUCT, ITEM-PRODUCT depend on it (through dependencies "
+                            "or lookups); remove those mappings or their dependency on UNITOFMEASURE first")
+    assert removal_problem("ITEM-PRODUCT", declared) is None
 
 
 def test_a_filter_comparing_a_number_column_with_text_is_refused_when_bound(demo):

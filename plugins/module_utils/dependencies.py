@@ -100,6 +100,16 @@ def loadable(definitions: Sequence[dict[str, Any]], skip: str) -> list[Mapping]:
     return out
 
 
+def export_order(definitions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored definitions in the order they can be declared again: dependencies first, declaration order otherwise
+    (as stored when the dependencies cannot be ordered: the re-declaration then names the problem)."""
+    by_name = {d.get("name"): d for d in definitions}
+    try:
+        return [by_name[m.name] for m in order_mappings([Mapping.from_definition(d) for d in definitions])]
+    except (MappingError, OrderingError):
+        return list(definitions)
+
+
 def dependents(name: str, declared: Sequence[Mapping]) -> list[str]:
     """Mappings that depend on ``name``, declared or through a lookup."""
     return [m.name for m in declared if m.name != name and name in dependencies_of(m)]

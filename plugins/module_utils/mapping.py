@@ -21,6 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import (
+    DELETION_CONFLICT_RESOLUTIONS,
+    DIRECTIONS,
+    MERGE_FALLBACKS,
+    UPDATE_CONFLICT_RESOLUTIONS,
+)
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
@@ -38,14 +44,10 @@ except ImportError:  # pragma: no cover - reported by the modules
     HAS_JSONSCHEMA = False
     JSONSCHEMA_IMPORT_ERROR = traceback.format_exc()
 
-DIRECTIONS = ("to_integration", "from_integration", "bidirectional")
 KEY_KINDS = ("text", "integer", "uuid")
 OTHER_SIDE = {"local": "integration", "integration": "local"}
 FLOW_DIRECTION = {("local", "integration"): "to_integration", ("integration", "local"): "from_integration"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-UPDATE_CONFLICT_RESOLUTIONS = ("none", "local_wins", "integration_wins", "merge")
-MERGE_FALLBACKS = ("none", "local_wins", "integration_wins")
-DELETION_CONFLICT_RESOLUTIONS = ("none", "remove_coupling", "restore_records")
 GUARDS = ("max_deletes", "max_deletes_percent", "max_changes", "max_changes_percent")
 
 _FIELD_SCHEMA = {

@@ -10,10 +10,11 @@ module: table_mapping_info
 short_description: List the declared integration table mappings, for export and review
 version_added: 0.1.0
 description:
-  - Returns the declared mappings in declaration order with their field mappings, filters and options, and
-    the number of couplings of each.
-  - Each entry of RV(mappings) holds the options of M(tablesync.integration.table_mapping) that are set, so a
-    mapping set can be exported from one store and declared again in another (see the examples).
+  - Returns the declared mappings with their field mappings, filters and options, and the number of couplings
+    of each, in dependency order (a mapping after those it depends on; declaration order otherwise).
+  - Each entry of RV(mappings) holds exactly the options of M(tablesync.integration.table_mapping) that are set,
+    so a mapping set can be exported from one store and declared again in another by passing each entry as the
+    task's arguments (see the examples); the declared mappings are then equal.
   - Reads only the store; never changes anything.
 author:
   - tablesync developers (@tablesync)
@@ -54,22 +55,8 @@ EXAMPLES = r"""
 
 - name: Declare the same mappings in a test store
   tablesync.integration.table_mapping:
-    name: "{{ item.name }}"
-    local_table: "{{ item.local_table }}"
-    local_key: "{{ item.local_key }}"
-    local_modified_field: "{{ item.local_modified_field | default(omit) }}"
-    integration_table: "{{ item.integration_table }}"
-    integration_key: "{{ item.integration_key }}"
-    integration_modified_field: "{{ item.integration_modified_field | default(omit) }}"
-    direction: "{{ item.direction }}"
-    fields: "{{ item.fields }}"
-    table_filter: "{{ item.table_filter | default(omit) }}"
-    integration_table_filter: "{{ item.integration_table_filter | default(omit) }}"
-    synch_only_coupled_records: "{{ item.synch_only_coupled_records }}"
-    dependencies: "{{ item.dependencies }}"
-    match_on: "{{ item.match_on | default(omit) }}"
-    initial_direction: "{{ item.initial_direction | default(omit) }}"
     store: /tmp/test-store.sqlite
+  args: "{{ item }}"
   loop: "{{ exported.mappings }}"
   loop_control:
     label: "{{ item.name }}"
@@ -77,7 +64,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 mappings:
-  description: The declarations, each valid input for M(tablesync.integration.table_mapping).
+  description:
+    - The declarations, each valid input for M(tablesync.integration.table_mapping) as it is, in dependency order.
   returned: always
   type: list
   elements: dict
@@ -100,6 +88,7 @@ couplings:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import exported
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
 
 
@@ -109,14 +98,16 @@ def main() -> None:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     names = module.params["names"]
     with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
-        declared = store.list_mappings()
+        from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import export_order
+
+        declared = export_order(store.list_mappings())
         known = {d["name"] for d in declared}
         unknown = [n for n in names or () if n not in known]
         if unknown:
             module.fail_json(msg="mapping %s not declared in the store %s (declared: %s)"
                              % (", ".join(unknown), store.address, ", ".join(sorted(known)) or "none"))
         # why: unset options are left out, so each entry can be passed to table_mapping as it is
-        selected = [{k: v for k, v in d.items() if v is not None} for d in declared if not names or d["name"] in names]
+        selected = [exported(d) for d in declared if not names or d["name"] in names]
         couplings = {d["name"]: store.count_couplings(d["name"]) for d in selected}
     module.exit_json(changed=False, mappings=selected, couplings=couplings)
 

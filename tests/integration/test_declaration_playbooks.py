@@ -1,4 +1,5 @@
-"""table_mapping through real ansible-playbook runs: declarations that would poison the store are refused."""
+"""table_mapping through real ansible-playbook runs: declarations that would poison the store are refused,
+and an exported mapping declared again in another store is the same mapping."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 
 import pytest
 
+from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import DECLARATION_OPTIONS, FIELD_OPTIONS
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import DEFAULTS
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 from tests.integration.conftest import ansible_playbook, extra_vars
 from tests.support.fixtures import default_mapping_set, file_digest
@@ -83,3 +86,65 @@ def test_mappings_are_declared_and_removed_in_dependency_order(demo, play):
     removed = play("declare_mappings.yml", declarations=[{"name": n, "state": "absent"} for n in reversed(order)])["results"]
     assert [r["changed"] for r in removed] == [True] * 4
     assert stored(demo.store_path) == []
+
+
+# Every option of table_mapping set to a value other than its default, field options included.
+EVERY_OPTION = {
+    "name": "ACCOUNTS",
+    "local_table": "customer",
+    "local_key": "no",
+    "local_modified_field": "modified_on",
+    "local_modified_format": "iso",
+    "integration_table": "account",
+    "integration_key": "accountid",
+    "integration_modified_field": "modifiedon",
+    "integration_modified_format": "iso",
+    "direction": "bidirectional",
+    "fields": [
+        {"field": "no", "integration_field": "accountnumber", "direction": "to_integration"},
+        {"field": "name", "integration_field": "name", "transform": ["trim", {"truncate": 40}]},
+        {"field": "email", "integration_field": "emailaddress1"},
+        {"field": "blocked", "integration_field": "creditonhold", "value_map": {"values": {"0": 0, "1": 1}, "default": 0, "local_default": 0}},
+        {"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE"},
+        {"integration_field": "address1_country", "constant": "DK"},
+    ],
+    "table_filter": "blocked eq 0",
+    "integration_table_filter": "creditonhold ne 1",
+    "synch_only_coupled_records": False,
+    "dependencies": ["CURRENCY"],
+    "update_conflict_resolution": "merge",
+    "merge_fallback": "integration_wins",
+    "deletion_conflict_resolution": "restore_records",
+    "propagate_deletions": True,
+    "max_deletes": 5,
+    "max_deletes_percent": 12.5,
+    "max_changes": 7,
+    "max_changes_percent": 20.5,
+    "match_on": [{"field": "email", "integration_field": "emailaddress1", "ignore_case": True, "trim": True}],
+    "initial_direction": "from_integration",
+}
+
+
+def test_the_round_trip_declaration_sets_every_option_to_a_non_default_value():
+    assert set(EVERY_OPTION) == {"name", *DECLARATION_OPTIONS}
+    for option, spec in DECLARATION_OPTIONS.items():
+        assert EVERY_OPTION[option] not in (None, DEFAULTS.get(option), spec.get("default")), option
+    used = {key for f in EVERY_OPTION["fields"] for key in f}
+    assert used == set(FIELD_OPTIONS)
+    for key, spec in FIELD_OPTIONS.items():
+        assert all(f[key] != spec.get("default") for f in EVERY_OPTION["fields"] if key in f), key
+
+
+def test_an_exported_mapping_declared_in_a_fresh_store_is_equal(demo, play, tmp_path):
+    declared = play("declare_mappings.yml", declarations=[default("CURRENCY"), default("SALESPEOPLE"), EVERY_OPTION])["results"]
+    assert all(r["changed"] for r in declared)
+    other = str(tmp_path / "fresh.sqlite")
+    out = play("mapping_export.yml", other_store=other)
+    assert [m["name"] for m in out["exported"]["mappings"]] == ["CURRENCY", "SALESPEOPLE", "ACCOUNTS"]
+    assert all(r["changed"] for r in out["declared"]["results"])
+    original, copy = stored(demo.store_path), stored(other)
+    assert copy == original
+    accounts = next(m for m in copy if m["name"] == "ACCOUNTS")
+    assert {k: accounts[k] for k in ("update_conflict_resolution", "merge_fallback", "deletion_conflict_resolution", "max_changes_percent")} == {
+        "update_conflict_resolution": "merge", "merge_fallback": "integration_wins", "deletion_conflict_resolution": "restore_records",
+        "max_changes_percent": 20.5}

@@ -161,3 +161,17 @@ def test_named_mappings_run_in_dependency_order_through_mappings_not_named(demo)
     demo.declare([by_name(n) for n in ("CURRENCY", "SALESPEOPLE", "CUSTOMER", "CONTACTS")])
     contacts_first = demo.run("full", names=["CONTACTS", "CURRENCY"])
     assert [j.mapping for j in contacts_first.jobs] == ["CURRENCY", "CONTACTS"]
+
+
+# -- the options of a declaration, listed once ------------------------------------------------------------
+
+
+def test_the_schema_of_a_stored_declaration_covers_exactly_the_options_table_mapping_takes():
+    from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import DECLARATION_OPTIONS, FIELD_OPTIONS, exported
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import DEFAULTS, SCHEMA
+
+    assert set(SCHEMA["properties"]) == {"name", *DECLARATION_OPTIONS}
+    assert set(SCHEMA["properties"]["fields"]["items"]["properties"]) == set(FIELD_OPTIONS)
+    assert set(DEFAULTS) <= set(DECLARATION_OPTIONS)
+    stored = normalize(dict(by_name("CUSTOMER"), table_filter=None))
+    assert exported(dict(stored, unknown="x")) == {k: v for k, v in stored.items() if v is not None}

@@ -94,8 +94,20 @@ options:
             C(customer.salesperson_code -> account.ownerid). The value is an id of that mapping's records on the source side and
             becomes the coupled id on the other side.
           - The lookup makes this mapping depend on the other one, which must be declared first. A reference to a record
-            that is not coupled yet fails its record, which is retried by later runs.
+            that is not coupled yet fails its record, which is retried by later runs, unless
+            O(fields[].clear_value_on_failed_lookup) is set.
         type: str
+      clear_value_on_failed_lookup:
+        description:
+          - With O(fields[].lookup), a reference that cannot be translated (its record is not coupled in the lookup's
+            mapping) empties the destination field and the record is written, instead of failing the record
+            (Business Central's "clear value on failed sync").
+          - A modified-records run writes the reference once the record changes again; a full synchronisation writes
+            it as soon as the record it refers to is coupled.
+          - Refused for a destination field that cannot be empty (not nullable). On a field mapped both ways the emptied value
+            flows back when the record changes on the other side, like any other value; a one-way O(fields[].direction) avoids that.
+        type: bool
+        default: false
   table_filter:
     description:
       - Which local records the mapping sees, in the OData C($filter) language, for example V(blocked eq 0 and country in ('DK','SE')).

@@ -30,6 +30,7 @@ FIELD_OPTIONS: dict[str, Any] = {
     "transform": {"type": "list", "elements": "raw"},
     "value_map": {"type": "dict"},
     "lookup": {"type": "str"},
+    "clear_value_on_failed_lookup": {"type": "bool", "default": False},
 }
 
 DECLARATION_OPTIONS: dict[str, Any] = {

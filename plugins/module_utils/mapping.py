@@ -69,6 +69,7 @@ _FIELD_SCHEMA = {
             "properties": {"values": {"type": "object", "minProperties": 1}, "default": {}, "local_default": {}},
         },
         "lookup": {"type": "string", "pattern": NAME_PATTERN},
+        "clear_value_on_failed_lookup": {"type": "boolean"},
     },
 }
 
@@ -141,6 +142,7 @@ class FieldMapping:
     transform: list[Any] = field(default_factory=list)
     value_map: ValueMap | None = None
     lookup: str | None = None
+    clear_value_on_failed_lookup: bool = False
 
     @property
     def is_constant(self) -> bool:
@@ -230,6 +232,7 @@ class Mapping:
                 constant=raw["constant"] if "constant" in raw else _NO_CONSTANT,
                 transform=list(raw.get("transform") or []),
                 lookup=raw.get("lookup"),
+                clear_value_on_failed_lookup=bool(raw.get("clear_value_on_failed_lookup")),
             )
             try:
                 build_transforms(fm.transform, None)
@@ -240,6 +243,8 @@ class Mapping:
                 raise MappingError(clean["name"], "a constant takes no value_map or lookup", field=fm.describe())
             if fm.value_map and fm.lookup:
                 raise MappingError(clean["name"], "a field has a value_map or a lookup, not both", field=fm.describe())
+            if fm.clear_value_on_failed_lookup and not fm.lookup:
+                raise MappingError(clean["name"], "clear_value_on_failed_lookup applies to a field with a lookup", field=fm.describe())
             if fm.local_field is None and fm.integration_field is None:
                 raise MappingError(clean["name"], "a field mapping needs 'field', 'integration_field' or both", field=where)
             if not fm.is_constant and (fm.local_field is None or fm.integration_field is None):
@@ -426,6 +431,10 @@ class Mapping:
         flows = {}
         for src, dst in self.flow_pairs():
             flows[(src, dst)] = self._flow(tables, src, dst, [fm for fm in self.fields if fm.flows(src, dst)])
+            for fm in flows[(src, dst)].fields:
+                if fm.clear_value_on_failed_lookup and not tables[dst].info.columns[fm.field_on(dst)].nullable:
+                    raise MappingError(self.name, "clear_value_on_failed_lookup: %s field %s cannot be cleared, it is not nullable"
+                                       % (dst, fm.field_on(dst)), field=fm.describe())
         # why: restoring a record deleted on a side that only sends needs the fields read the other way
         self.restore_flows = {
             (src, dst): self._flow(tables, src, dst, [fm for fm in self.fields if fm.field_on(dst) is not None
@@ -478,6 +487,8 @@ def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:
             if isinstance(raw, dict):
                 # why: Ansible passes unset suboptions as None; a None constant is not supported
                 raw = {k: v for k, v in raw.items() if v is not None}
+                if raw.get("clear_value_on_failed_lookup") is False:
+                    del raw["clear_value_on_failed_lookup"]  # why: the default; setting it must not make the declaration differ
             fields.append(raw)
         clean["fields"] = fields
     return clean

@@ -105,7 +105,7 @@ EVERY_OPTION = {
         {"field": "name", "integration_field": "name", "transform": ["trim", {"truncate": 40}]},
         {"field": "email", "integration_field": "emailaddress1"},
         {"field": "blocked", "integration_field": "creditonhold", "value_map": {"values": {"0": 0, "1": 1}, "default": 0, "local_default": 0}},
-        {"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE"},
+        {"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE", "clear_value_on_failed_lookup": True},
         {"integration_field": "address1_country", "constant": "DK"},
     ],
     "table_filter": "blocked eq 0",
@@ -148,3 +148,4 @@ def test_an_exported_mapping_declared_in_a_fresh_store_is_equal(demo, play, tmp_
     assert {k: accounts[k] for k in ("update_conflict_resolution", "merge_fallback", "deletion_conflict_resolution", "max_changes_percent")} == {
         "update_conflict_resolution": "merge", "merge_fallback": "integration_wins", "deletion_conflict_resolution": "restore_records",
         "max_changes_percent": 20.5}
+    assert accounts["fields"][4]["clear_value_on_failed_lookup"] is True

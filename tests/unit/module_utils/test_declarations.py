@@ -10,7 +10,9 @@ from ansible_collections.tablesync.integration.plugins.module_utils.errors impor
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-from tests.support.fixtures import customer_account_mapping, default_mapping_set, rows
+from tests.support.fixtures import customer_account_mapping, default_mapping_set, execute, rows
+
+SALESPERSON = {"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE"}
 
 
 def by_name(name: str) -> dict:
@@ -20,9 +22,6 @@ def by_name(name: str) -> dict:
 def customer(fields: list | None = None, **options) -> dict:
     base = [{"field": "no", "integration_field": "accountnumber"}, {"field": "name", "integration_field": "name"}]
     return customer_account_mapping(fields=base + (fields or []), **options)
-
-
-SALESPERSON = {"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE"}
 
 
 def force(demo, *definitions: dict) -> None:
@@ -161,6 +160,72 @@ def test_named_mappings_run_in_dependency_order_through_mappings_not_named(demo)
     demo.declare([by_name(n) for n in ("CURRENCY", "SALESPEOPLE", "CUSTOMER", "CONTACTS")])
     contacts_first = demo.run("full", names=["CONTACTS", "CURRENCY"])
     assert [j.mapping for j in contacts_first.jobs] == ["CURRENCY", "CONTACTS"]
+
+
+# -- clear_value_on_failed_lookup ---------------------------------------------------------------------------
+
+
+def _customers_with_salesperson(demo) -> list[tuple[str, str]]:
+    return rows(demo.erp, "select no, salesperson_code from customer where salesperson_code is not null and salesperson_code != '' order by no")
+
+
+def test_an_unresolved_lookup_fails_its_record_without_the_option(demo):
+    demo.declare([by_name("SALESPEOPLE"), customer([SALESPERSON])])
+    run = demo.run("full", names=["CUSTOMER"])
+    referencing = _customers_with_salesperson(demo)
+    assert referencing and job(run, "CUSTOMER").counts["failed"] == len(referencing)
+    assert "not coupled in mapping SALESPEOPLE" in job(run, "CUSTOMER").errors[0]["message"]
+    written = {n for (n,) in rows(demo.crm, "select accountnumber from account")}
+    assert not written & {no for no, _code in referencing}
+
+
+def test_clear_value_on_failed_lookup_writes_the_record_with_the_field_emptied(demo):
+    demo.declare([by_name("SALESPEOPLE"), customer([dict(SALESPERSON, clear_value_on_failed_lookup=True)])])
+    referencing = _customers_with_salesperson(demo)
+    run = demo.run("full", names=["CUSTOMER"])
+    counts = job(run, "CUSTOMER").counts
+    assert counts["failed"] == 0 and counts["inserted"] == rows(demo.erp, "select count(*) from customer")[0][0]
+    owners = dict(rows(demo.crm, "select accountnumber, ownerid from account"))
+    assert all(owners[no] is None for no, _code in referencing)
+
+    # once the salespeople are coupled, a full sync writes the references the records hold
+    demo.run("full", names=["SALESPEOPLE"])
+    users = dict(rows(demo.crm, "select nickname, systemuserid from systemuser"))
+    rewritten = job(demo.run("full", names=["CUSTOMER"]), "CUSTOMER")
+    assert rewritten.counts["failed"] == 0 and rewritten.counts["modified"] == len(referencing)
+    owners = dict(rows(demo.crm, "select accountnumber, ownerid from account"))
+    assert all(owners[no] == users[code] for no, code in referencing)
+
+
+def test_clear_value_on_failed_lookup_clears_a_reference_that_no_longer_resolves(demo):
+    demo.declare([by_name("SALESPEOPLE"), customer([dict(SALESPERSON, clear_value_on_failed_lookup=True)])])
+    demo.run("full", names=["SALESPEOPLE"])
+    demo.run("full", names=["CUSTOMER"])
+    no, _code = _customers_with_salesperson(demo)[0]
+    execute(demo.erp, "update customer set salesperson_code = 'NOBODY' where no = ?", no)
+    counts = job(demo.run("modified", names=["CUSTOMER"]), "CUSTOMER").counts
+    assert counts["failed"] == 0 and counts["modified"] == 1
+    assert rows(demo.crm, "select ownerid from account where accountnumber = ?", no) == [(None,)]
+
+
+@pytest.mark.parametrize("field, message", [
+    ({"field": "name", "integration_field": "name", "clear_value_on_failed_lookup": True}, "applies to a field with a lookup"),
+    ({"field": "salesperson_code", "integration_field": "ownerid", "lookup": "SALESPEOPLE", "clear_value_on_failed_lookup": "yes"},
+     "is not of type 'boolean'"),
+])
+def test_clear_value_on_failed_lookup_needs_a_lookup(field, message):
+    with pytest.raises(MappingError, match=message):
+        Mapping.from_definition(customer_account_mapping(fields=[{"field": "no", "integration_field": "accountnumber"}, field]))
+
+
+def test_clear_value_on_failed_lookup_is_refused_for_a_field_that_cannot_be_empty(demo):
+    store, endpoints = demo.engine()
+    mapping = Mapping.from_definition(dict(by_name("CONTACTS"), direction="from_integration", fields=[
+        {"field": "first_name", "integration_field": "firstname"},
+        {"field": "surname", "integration_field": "parentcustomerid", "lookup": "CUSTOMER", "clear_value_on_failed_lookup": True}]))
+    with pytest.raises(MappingError, match="mapping CONTACTS, field surname <-> parentcustomerid: clear_value_on_failed_lookup: "
+                                           "local field surname cannot be cleared, it is not nullable"):
+        mapping.bind(open_tables(mapping, endpoints))
 
 
 # -- the options of a declaration, listed once ------------------------------------------------------------

@@ -240,3 +240,30 @@ def test_the_schema_of_a_stored_declaration_covers_exactly_the_options_table_map
     assert set(DEFAULTS) <= set(DECLARATION_OPTIONS)
     stored = normalize(dict(by_name("CUSTOMER"), table_filter=None))
     assert exported(dict(stored, unknown="x")) == {k: v for k, v in stored.items() if v is not None}
+
+
+def test_a_web_table_filter_is_type_checked_when_the_mapping_is_bound():
+    import yaml
+
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from tests.support import ODataService
+    from tests.support.fixtures import DEFAULTS
+    from tests.support.web_schemas import declare_business_central, declare_dataverse, endpoint_options
+
+    with open(DEFAULTS) as handle:
+        definition = next(d for d in yaml.safe_load(handle)["default_mappings_business_central_dataverse"] if d["name"] == "CUSTOMER")
+    definition = dict(definition, fields=[f for f in definition["fields"] if not f.get("lookup")])
+    with ODataService("business_central") as bc, ODataService("dataverse") as dv:
+        declare_business_central(bc)
+        declare_dataverse(dv)
+        endpoints = {"local": open_endpoint("local", endpoint_options(bc)), "integration": open_endpoint("integration", endpoint_options(dv))}
+        try:
+            refused = Mapping.from_definition(dict(definition, integration_table_filter="creditonhold eq false and creditlimit gt 'high'"))
+            with pytest.raises(MappingError, match="mapping CUSTOMER, field integration_table_filter: .*creditlimit holds decimal values, "
+                                                   "it cannot be compared with 'high'"):
+                refused.bind(open_tables(refused, endpoints))
+            fine = Mapping.from_definition(dict(definition, integration_table_filter="creditonhold eq false and creditlimit gt 1000"))
+            fine.bind(open_tables(fine, endpoints))
+        finally:
+            for endpoint in endpoints.values():
+                endpoint.close()

@@ -133,15 +133,26 @@ def declaration_problem(mapping: Mapping, declared: Sequence[Mapping]) -> Mappin
     replaces its old version), and no chain of dependencies may lead back to it.
     Problems among the other mappings are theirs, not this declaration's.
     """
-    others = {m.name: m for m in declared if m.name != mapping.name}
+    return undeclared_problem(mapping, declared) or cycle_problem(mapping, declared)
+
+
+def undeclared_problem(mapping: Mapping, declared: Sequence[Mapping]) -> MappingError | None:
+    """The first dependency or lookup of ``mapping`` that names no declared mapping, as an error, or None."""
+    others = sorted(m.name for m in declared if m.name != mapping.name)
     for dep in mapping.dependencies:
         if dep not in others:
             return MappingError(mapping.name, "depends on mapping %s, which is not declared (declared: %s); declare %s first"
-                                % (dep, ", ".join(sorted(others)) or "none", dep), field="dependencies")
+                                % (dep, ", ".join(others) or "none", dep), field="dependencies")
     for fm in mapping.fields:
         if fm.lookup and fm.lookup != mapping.name and fm.lookup not in others:
             return MappingError(mapping.name, "lookup through mapping %s, which is not declared (declared: %s); declare %s first"
-                                % (fm.lookup, ", ".join(sorted(others)) or "none", fm.lookup), field=fm.describe())
+                                % (fm.lookup, ", ".join(others) or "none", fm.lookup), field=fm.describe())
+    return None
+
+
+def cycle_problem(mapping: Mapping, declared: Sequence[Mapping]) -> MappingError | None:
+    """A chain of dependencies from ``mapping`` through the ``declared`` ones back to it, as an error naming its path, or None."""
+    others = {m.name: m for m in declared if m.name != mapping.name}
     for first in dependencies_of(mapping):
         path = _path_back(first, mapping.name, others)
         if path is not None:

@@ -27,7 +27,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Validates the declaration against the endpoints and reports what would change; writes nothing.
+    details:
+      - Validates the declaration against the endpoints and reports what would change; writes nothing.
+      - A dependency or lookup naming a mapping that is not declared, and the removal of a mapping others depend on,
+        are warnings in check mode, since an earlier task of the play would have declared or removed those mappings.
   diff_mode:
     support: full
     details: The declaration before and after.
@@ -137,6 +140,18 @@ def declaration(params: dict, existing: dict | None) -> dict:
     return normalize(wanted)
 
 
+def refuse(module: AnsibleModule, problem: Exception | None) -> None:
+    """Fail for a problem that other declarations decide; in check mode warn, since earlier tasks wrote nothing."""
+    if problem is None:
+        return
+    if not module.check_mode:
+        raise problem
+    # why: a play declares mappings in dependency order; in check mode the mapping an earlier task would declare (or
+    # remove) is not in the store, and failing here would predict a failure the real run does not have
+    module.warn("%s (check mode: the store does not hold what earlier tasks would have declared or removed; a real run "
+                "fails here unless they do)" % problem)
+
+
 def main() -> None:
     spec = common_argument_spec()
     spec.update(
@@ -153,7 +168,7 @@ def main() -> None:
     present = module.params["state"] == "present"
     sides = ("local", "integration") if present else ()
     with engine_session(module, sides=sides, read_only=module.check_mode) as (store, endpoints):
-        from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import declaration_problem, loadable, removal_problem
+        from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import cycle_problem, loadable, removal_problem, undeclared_problem
         from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
         from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 
@@ -162,7 +177,8 @@ def main() -> None:
         if present:
             wanted = declaration(module.params, existing)
             mapping = Mapping.from_definition(wanted)
-            problem = declaration_problem(mapping, others)
+            refuse(module, undeclared_problem(mapping, others))
+            problem = cycle_problem(mapping, others)
             if problem is not None:
                 raise problem
             mapping.bind(open_tables(mapping, endpoints))
@@ -174,9 +190,7 @@ def main() -> None:
         else:
             wanted = {}
             changed = existing is not None
-            problem = removal_problem(name, others) if changed else None
-            if problem is not None:
-                raise problem
+            refuse(module, removal_problem(name, others) if changed else None)
             if changed and not module.check_mode:
                 with mapping_locks(store, [name], None, module.params["lock_timeout"], task="table_mapping"):
                     store.delete_mapping(name)

@@ -13,8 +13,8 @@ description:
   - Returns the declared mappings with their field mappings, filters and options, and the number of couplings
     of each, in dependency order (a mapping after those it depends on; declaration order otherwise).
   - Each entry of RV(mappings) holds exactly the options of M(tablesync.integration.table_mapping) that are set,
-    so a mapping set can be exported from one store and declared again in another by passing each entry as the
-    task's arguments (see the examples); the declared mappings are then equal.
+    so a mapping set can be exported from one store and declared again in another by passing each option of an
+    entry to M(tablesync.integration.table_mapping) (see the examples); the declared mappings are then equal.
   - Reads only the store; never changes anything.
 author:
   - tablesync developers (@tablesync)
@@ -53,10 +53,34 @@ EXAMPLES = r"""
     store: postgresql://sync@db.example.com/tablesync
   register: exported
 
-- name: Declare the same mappings in a test store
+- name: Declare the same mappings in a test store (every option of table_mapping, as the export holds them)
   tablesync.integration.table_mapping:
     store: /tmp/test-store.sqlite
-  args: "{{ item }}"
+    name: "{{ item.name }}"
+    local_table: "{{ item.local_table | default(omit) }}"
+    local_key: "{{ item.local_key | default(omit) }}"
+    local_modified_field: "{{ item.local_modified_field | default(omit) }}"
+    local_modified_format: "{{ item.local_modified_format | default(omit) }}"
+    integration_table: "{{ item.integration_table | default(omit) }}"
+    integration_key: "{{ item.integration_key | default(omit) }}"
+    integration_modified_field: "{{ item.integration_modified_field | default(omit) }}"
+    integration_modified_format: "{{ item.integration_modified_format | default(omit) }}"
+    direction: "{{ item.direction | default(omit) }}"
+    fields: "{{ item.fields | default(omit) }}"
+    table_filter: "{{ item.table_filter | default(omit) }}"
+    integration_table_filter: "{{ item.integration_table_filter | default(omit) }}"
+    synch_only_coupled_records: "{{ item.synch_only_coupled_records | default(omit) }}"
+    dependencies: "{{ item.dependencies | default(omit) }}"
+    update_conflict_resolution: "{{ item.update_conflict_resolution | default(omit) }}"
+    merge_fallback: "{{ item.merge_fallback | default(omit) }}"
+    deletion_conflict_resolution: "{{ item.deletion_conflict_resolution | default(omit) }}"
+    propagate_deletions: "{{ item.propagate_deletions | default(omit) }}"
+    max_deletes: "{{ item.max_deletes | default(omit) }}"
+    max_deletes_percent: "{{ item.max_deletes_percent | default(omit) }}"
+    max_changes: "{{ item.max_changes | default(omit) }}"
+    max_changes_percent: "{{ item.max_changes_percent | default(omit) }}"
+    match_on: "{{ item.match_on | default(omit) }}"
+    initial_direction: "{{ item.initial_direction | default(omit) }}"
   loop: "{{ exported.mappings }}"
   loop_control:
     label: "{{ item.name }}"

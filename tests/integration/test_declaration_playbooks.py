@@ -7,17 +7,18 @@ import json
 import os
 
 import pytest
+import yaml
 
 from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import DECLARATION_OPTIONS, FIELD_OPTIONS
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import DEFAULTS
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 from tests.integration.conftest import ansible_playbook, extra_vars
-from tests.support.fixtures import default_mapping_set, file_digest
+from tests.support.fixtures import ROOT, default_mapping_set, file_digest
 
 
 @pytest.fixture
 def play(demo, tmp_path):
-    """Run a test playbook on the demo databases; returns the result it wrote."""
+    """Run a test playbook on the demo databases; returns the result it wrote, and the run's output as ``stdout``."""
 
     def run(playbook: str, *args: str, **variables: object) -> dict:
         result_file = str(tmp_path / "result.json")
@@ -25,9 +26,11 @@ def play(demo, tmp_path):
             os.remove(result_file)
         values = {"store_path": demo.store_path, "erp": demo.erp, "crm": demo.crm, "result_file": result_file}
         values.update(variables)
-        ansible_playbook(playbook, *extra_vars(**values), *args)
+        proc = ansible_playbook(playbook, *extra_vars(**values), *args)
         with open(result_file) as handle:
-            return json.load(handle)
+            result = json.load(handle)
+        result["stdout"] = proc.stdout + proc.stderr
+        return result
 
     return run
 
@@ -48,19 +51,21 @@ def _customer_fields(**replace: dict) -> list[dict]:
     return [replace.get(f["field"], f) for f in default("CUSTOMER")["fields"]]
 
 
+# (declaration, error, whether check mode only warns: the mapping it lacks could be declared by an earlier task)
 POISONING = [
     (default("CURRENCY", dependencies=["CONTACTS"]),
-     "mapping CURRENCY, field dependencies: the dependencies would form a cycle: CURRENCY -> CONTACTS -> CUSTOMER -> CURRENCY"),
+     "mapping CURRENCY, field dependencies: the dependencies would form a cycle: CURRENCY -> CONTACTS -> CUSTOMER -> CURRENCY", False),
     (default("CUSTOMER", dependencies=["PRICE-GROUPS"]),
-     "mapping CUSTOMER, field dependencies: depends on mapping PRICE-GROUPS, which is not declared"),
+     "mapping CUSTOMER, field dependencies: depends on mapping PRICE-GROUPS, which is not declared", True),
     (default("CUSTOMER", fields=_customer_fields(country={"field": "country", "integration_field": "address1_country", "lookup": "COUNTRIES"})),
-     "mapping CUSTOMER, field country <-> address1_country: lookup through mapping COUNTRIES, which is not declared"),
+     "mapping CUSTOMER, field country <-> address1_country: lookup through mapping COUNTRIES, which is not declared", True),
     (default("CUSTOMER", table_filter="blocked eq 'yes'"),
-     "mapping CUSTOMER, field table_filter: mapping CUSTOMER, table_filter: blocked holds integer values, it cannot be compared with 'yes'"),
+     "mapping CUSTOMER, field table_filter: mapping CUSTOMER, table_filter: blocked holds integer values, it cannot be compared with 'yes'", False),
     (default("CUSTOMER", integration_table_filter="creditlimit gt 0 and no_such_field eq 1"),
-     "mapping CUSTOMER, field integration_table_filter: mapping CUSTOMER, integration_table_filter: unknown field 'no_such_field'"),
+     "mapping CUSTOMER, field integration_table_filter: mapping CUSTOMER, integration_table_filter: unknown field 'no_such_field'", False),
     ({"name": "CURRENCY", "state": "absent"},
-     "mapping CURRENCY: not removed: CUSTOMER depends on it (through dependencies or lookups); remove that mapping or its dependency on CURRENCY first"),
+     "mapping CURRENCY: not removed: CUSTOMER depends on it (through dependencies or lookups); remove that mapping or its dependency on CURRENCY "
+     "first", True),
 ]
 
 
@@ -69,13 +74,25 @@ def test_poisoning_declarations_are_refused_and_leave_the_store_unchanged(demo, 
     demo.declare()
     demo.close()  # why: SQLite moves the declarations from its write-ahead log into the file when the last connection closes
     before, digest = stored(demo.store_path), file_digest(demo.store_path)
-    results = play("declare_mappings.yml", *(["--check"] if check else []),
-                   declarations=[d for d, _message in POISONING], expect_failure=True)["results"]
-    assert [r["item"]["name"] for r in results] == [d["name"] for d, _message in POISONING]
-    for result, (_declaration, message) in zip(results, POISONING):
-        assert result["failed"] is True and result["msg"].startswith(message), result["msg"]
+    out = play("declare_mappings.yml", *(["--check"] if check else []), declarations=[d for d, _message, _warns in POISONING], expect_failure=True)
+    results, warnings = out["results"], " ".join(out["stdout"].split())
+    assert [r["item"]["name"] for r in results] == [d["name"] for d, _message, _warns in POISONING]
+    for result, (_declaration, message, warns) in zip(results, POISONING):
+        if check and warns:
+            assert not result.get("failed") and result["changed"] is True
+            assert "[WARNING]: %s" % message in warnings and "(check mode: the store does not hold" in warnings
+        else:
+            assert result["failed"] is True and result["msg"].startswith(message), result["msg"]
     assert file_digest(demo.store_path) == digest
     assert stored(demo.store_path) == before
+
+
+def test_a_play_declaring_mappings_in_dependency_order_passes_check_mode_on_a_fresh_store(demo, play):
+    out = play("declare_mappings.yml", "--check", declarations=[default(n) for n in ("CURRENCY", "SALESPEOPLE", "CUSTOMER")])
+    planned = out["results"]
+    assert [r["changed"] for r in planned] == [True] * 3 and not any(r.get("failed") for r in planned)
+    assert "[WARNING]: mapping CUSTOMER, field salesperson_code <-> ownerid: lookup through mapping SALESPEOPLE, which is not declared" in out["stdout"]
+    assert stored(demo.store_path) == []
 
 
 def test_mappings_are_declared_and_removed_in_dependency_order(demo, play):
@@ -149,3 +166,23 @@ def test_an_exported_mapping_declared_in_a_fresh_store_is_equal(demo, play, tmp_
         "update_conflict_resolution": "merge", "merge_fallback": "integration_wins", "deletion_conflict_resolution": "restore_records",
         "max_changes_percent": 20.5}
     assert accounts["fields"][4]["clear_value_on_failed_lookup"] is True
+
+
+def _task_options(path: str, task: str) -> dict:
+    with open(path) as handle:
+        loaded = yaml.safe_load(handle)
+    tasks = loaded[0]["tasks"] if isinstance(loaded[0], dict) and "tasks" in loaded[0] else loaded
+    return next(t for t in tasks if t["name"].startswith(task))["tablesync.integration.table_mapping"]
+
+
+def test_every_task_that_declares_a_list_of_mappings_passes_every_option():
+    from ansible_collections.tablesync.integration.plugins.modules import table_mapping_info
+
+    every = {"name", *DECLARATION_OPTIONS}
+    documented = next(t for t in yaml.safe_load(table_mapping_info.EXAMPLES) if "tablesync.integration.table_mapping" in t)
+    documented = documented["tablesync.integration.table_mapping"]
+    tested = _task_options(os.path.join(ROOT, "tests", "integration", "playbooks", "mapping_export.yml"), "Declare the exported")
+    role = _task_options(os.path.join(ROOT, "roles", "default_mappings", "tasks", "declare.yml"), "Declare the default")
+    assert set(documented) - {"store"} == every
+    assert {k: v for k, v in tested.items() if k != "store"} == {k: v for k, v in documented.items() if k != "store"}
+    assert set(role) == every

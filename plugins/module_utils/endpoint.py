@@ -120,6 +120,10 @@ class Table(abc.ABC):
         """An id chosen by the client before an insert, or None when the service assigns it."""
         return None
 
+    def check_filter(self, where: Any) -> None:
+        """Raise filters.FilterError when a parsed filter's values do not fit this table's fields."""
+        where.check_kinds({name: col.kind for name, col in self.info.columns.items()})
+
     def duplicate_keys(self, ids: Sequence[str]) -> dict[str, int]:
         """Of ``ids``, those more than one row holds, with how many rows hold each (web tables' keys are unique)."""
         return {}

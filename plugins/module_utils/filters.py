@@ -118,6 +118,12 @@ class Filter:
         """Whether a record (field name -> value; a missing field is null) passes the filter."""
         return _py_predicate(self.tree, record)
 
+    def check_kinds(self, kinds: Mapping[str, str]) -> None:
+        """Refuse what ``to_sqlalchemy`` refuses, from the fields' kinds (values.KINDS) alone: a value compared
+        with a field of another kind, a string function on a field that is not text. For tables whose filter
+        never compiles to SQL (web services), so a declaration is checked as a database table's is."""
+        _KindCheck(kinds, self.context).predicate(self.tree)
+
 
 def parse_filter(text: str | None, allowed_fields: Iterable[str] | None = None, context: str = "filter") -> Filter | None:
     """Parse and validate a filter; None or blank text means "no filter" and gives None."""
@@ -858,6 +864,72 @@ def _python_type(type_: Any) -> Any:
         return type_.python_type
     except (AttributeError, NotImplementedError):
         return None
+
+
+_KIND_TYPES: dict = {
+    "text": str,
+    "integer": int,
+    "decimal": decimal.Decimal,
+    "float": float,
+    "boolean": bool,
+    "date": datetime.date,
+    "datetime": datetime.datetime,
+    "uuid": uuid.UUID,
+    "binary": bytes,
+}
+
+
+class _KindCheck:
+    """The type checks of _SqlCompiler over field kinds, with its messages."""
+
+    def __init__(self, kinds: Mapping[str, str], context: str):
+        self.kinds = kinds
+        self.context = context
+
+    def ptype(self, node: Any) -> type | None:
+        """Python type of a field or string function's values; None for a literal or a field of unknown kind."""
+        if isinstance(node, oast.Identifier):
+            return _KIND_TYPES.get(self.kinds.get(node.name, ""))
+        if isinstance(node, oast.Call):
+            self.check_text(node.func.name, node.args[0])
+            return str
+        return None
+
+    def check_text(self, func: str, node: Any) -> None:
+        ptype = self.ptype(node)
+        if ptype is not None and not issubclass(ptype, str):
+            raise FilterError("%s: %s works on text; %s holds %s values" % (self.context, func, _render(node, False), _kind_name(ptype)))
+
+    def fits(self, literal: Any, subject: Any) -> None:
+        ptype = self.ptype(subject)
+        if ptype is None or isinstance(literal, oast.Null):
+            return
+        if not _comparable(_py_literal(literal), ptype):
+            raise FilterError("%s: %s holds %s values, it cannot be compared with %s"
+                              % (self.context, _render(subject, False), _kind_name(ptype), _render(literal, False)))
+
+    def predicate(self, node: Any) -> None:
+        if isinstance(node, oast.BoolOp):
+            for part in _left_spine(node, type(node.op)):
+                self.predicate(part)
+        elif isinstance(node, oast.UnaryOp):
+            self.predicate(node.operand)
+        elif isinstance(node, oast.Identifier):
+            self.fits(oast.Boolean("true"), node)  # a bare field means field eq true
+        elif isinstance(node, oast.Call):
+            self.check_text(node.func.name, node.args[0])
+        elif isinstance(node, oast.Compare):
+            if _is_condition_node(node.left) or _is_condition_node(node.right):
+                self.predicate(node.left if _is_condition_node(node.left) else node.right)
+            elif isinstance(node.comparator, oast.In):
+                for item in node.right.val:
+                    self.fits(item, node.left)
+            else:
+                for literal, subject in ((node.left, node.right), (node.right, node.left)):
+                    if isinstance(literal, oast._Literal) and not isinstance(subject, oast._Literal):
+                        self.fits(literal, subject)
+                    else:
+                        self.ptype(subject)  # string functions check their argument
 
 
 class _SqlCompiler:

@@ -21,6 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import (
+    DELETION_CONFLICT_RESOLUTIONS,
+    DIRECTIONS,
+    MERGE_FALLBACKS,
+    UPDATE_CONFLICT_RESOLUTIONS,
+)
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
@@ -38,14 +44,10 @@ except ImportError:  # pragma: no cover - reported by the modules
     HAS_JSONSCHEMA = False
     JSONSCHEMA_IMPORT_ERROR = traceback.format_exc()
 
-DIRECTIONS = ("to_integration", "from_integration", "bidirectional")
 KEY_KINDS = ("text", "integer", "uuid")
 OTHER_SIDE = {"local": "integration", "integration": "local"}
 FLOW_DIRECTION = {("local", "integration"): "to_integration", ("integration", "local"): "from_integration"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-UPDATE_CONFLICT_RESOLUTIONS = ("none", "local_wins", "integration_wins", "merge")
-MERGE_FALLBACKS = ("none", "local_wins", "integration_wins")
-DELETION_CONFLICT_RESOLUTIONS = ("none", "remove_coupling", "restore_records")
 GUARDS = ("max_deletes", "max_deletes_percent", "max_changes", "max_changes_percent")
 
 _FIELD_SCHEMA = {
@@ -67,6 +69,7 @@ _FIELD_SCHEMA = {
             "properties": {"values": {"type": "object", "minProperties": 1}, "default": {}, "local_default": {}},
         },
         "lookup": {"type": "string", "pattern": NAME_PATTERN},
+        "clear_value_on_failed_lookup": {"type": "boolean"},
     },
 }
 
@@ -139,6 +142,7 @@ class FieldMapping:
     transform: list[Any] = field(default_factory=list)
     value_map: ValueMap | None = None
     lookup: str | None = None
+    clear_value_on_failed_lookup: bool = False
 
     @property
     def is_constant(self) -> bool:
@@ -228,6 +232,7 @@ class Mapping:
                 constant=raw["constant"] if "constant" in raw else _NO_CONSTANT,
                 transform=list(raw.get("transform") or []),
                 lookup=raw.get("lookup"),
+                clear_value_on_failed_lookup=bool(raw.get("clear_value_on_failed_lookup")),
             )
             try:
                 build_transforms(fm.transform, None)
@@ -238,6 +243,8 @@ class Mapping:
                 raise MappingError(clean["name"], "a constant takes no value_map or lookup", field=fm.describe())
             if fm.value_map and fm.lookup:
                 raise MappingError(clean["name"], "a field has a value_map or a lookup, not both", field=fm.describe())
+            if fm.clear_value_on_failed_lookup and not fm.lookup:
+                raise MappingError(clean["name"], "clear_value_on_failed_lookup applies to a field with a lookup", field=fm.describe())
             if fm.local_field is None and fm.integration_field is None:
                 raise MappingError(clean["name"], "a field mapping needs 'field', 'integration_field' or both", field=where)
             if not fm.is_constant and (fm.local_field is None or fm.integration_field is None):
@@ -413,15 +420,21 @@ class Mapping:
                     known = ", ".join(sorted(columns))
                     raise MappingError(self.name, "%s table %s has no column %s (columns: %s)" % (side, info.name, name, known), field=name)
             text = self.filter_text(side)
+            option = "table_filter" if side == "local" else "integration_table_filter"
             try:
-                self.filters[side] = parse_filter(text, allowed_fields=columns.keys(),
-                                                  context="mapping %s, %s" % (self.name, "table_filter" if side == "local" else "integration_table_filter"))
+                parsed = self.filters[side] = parse_filter(text, allowed_fields=columns.keys(), context="mapping %s, %s" % (self.name, option))
+                if parsed is not None:
+                    tables[side].check_filter(parsed)  # why: a value that does not fit its column would fail every read
             except FilterError as exc:
-                raise MappingError(self.name, str(exc), field="table_filter" if side == "local" else "integration_table_filter") from None
+                raise MappingError(self.name, str(exc), field=option) from None
         match_keys(self, tables)  # raises MappingError for a match field the tables lack
         flows = {}
         for src, dst in self.flow_pairs():
             flows[(src, dst)] = self._flow(tables, src, dst, [fm for fm in self.fields if fm.flows(src, dst)])
+            for fm in flows[(src, dst)].fields:
+                if fm.clear_value_on_failed_lookup and not tables[dst].info.columns[fm.field_on(dst)].nullable:
+                    raise MappingError(self.name, "clear_value_on_failed_lookup: %s field %s cannot be cleared, it is not nullable"
+                                       % (dst, fm.field_on(dst)), field=fm.describe())
         # why: restoring a record deleted on a side that only sends needs the fields read the other way
         self.restore_flows = {
             (src, dst): self._flow(tables, src, dst, [fm for fm in self.fields if fm.field_on(dst) is not None
@@ -474,6 +487,8 @@ def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:
             if isinstance(raw, dict):
                 # why: Ansible passes unset suboptions as None; a None constant is not supported
                 raw = {k: v for k, v in raw.items() if v is not None}
+                if raw.get("clear_value_on_failed_lookup") is False:
+                    del raw["clear_value_on_failed_lookup"]  # why: the default; setting it must not make the declaration differ
             fields.append(raw)
         clean["fields"] = fields
     return clean

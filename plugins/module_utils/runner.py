@@ -10,14 +10,14 @@ created whatever synch_only_coupled_records says, then the after-full-sync choic
 
 from __future__ import annotations
 
-import heapq
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import order_mappings, with_dependencies
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
-from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions, JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.locking import DEFAULT_LOCK_TIMEOUT, mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
@@ -27,46 +27,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer
 
 MODES = ("full", "modified")
 AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")
-
-
-def dependencies_of(mapping: Mapping) -> list[str]:
-    """Declared dependencies plus those implied by lookups (a reference needs its target coupled first)."""
-    out = list(mapping.dependencies)
-    out.extend(name for name in mapping.lookups() if name not in out)
-    return out
-
-
-def order_mappings(mappings: Sequence[Mapping]) -> list[Mapping]:
-    """Topological order; among mappings free to run, declaration order decides.
-
-    Raises OrderingError for an unknown dependency or a cycle, naming the mappings.
-    """
-    by_name = {m.name: m for m in mappings}
-    position = {m.name: i for i, m in enumerate(mappings)}
-    blockers: dict[str, set[str]] = {}
-    dependents: dict[str, list[str]] = {m.name: [] for m in mappings}
-    for m in mappings:
-        deps = set(dependencies_of(m))
-        unknown = sorted(d for d in deps if d not in by_name)
-        if unknown:
-            raise OrderingError("mapping %s depends on %s, which %s not declared" % (m.name, ", ".join(unknown), "is" if len(unknown) == 1 else "are"))
-        blockers[m.name] = deps
-        for d in deps:
-            dependents[d].append(m.name)
-    ready = [(position[n], n) for n, deps in blockers.items() if not deps]
-    heapq.heapify(ready)
-    ordered: list[Mapping] = []
-    while ready:
-        name = heapq.heappop(ready)[1]
-        ordered.append(by_name[name])
-        for child in dependents[name]:
-            blockers[child].discard(name)
-            if not blockers[child]:
-                heapq.heappush(ready, (position[child], child))
-    if len(ordered) != len(mappings):
-        stuck = sorted(n for n, deps in blockers.items() if deps)
-        raise OrderingError("the dependencies of mappings %s form a cycle" % ", ".join(stuck))
-    return ordered
 
 
 @dataclass
@@ -122,18 +82,22 @@ class SyncRunner:
         return [Mapping.from_definition(d) for d in self.store.list_mappings()]
 
     def select(self, names: Sequence[str] | None) -> list[Mapping]:
-        """The mappings to run, in dependency order; all declared ones when ``names`` is empty."""
-        declared = self.declared()
-        ordered = order_mappings(declared)
+        """The mappings to run, in dependency order; all declared ones when ``names`` is empty.
+
+        Named mappings are ordered with what they depend on only: a broken mapping they do
+        not need (an undeclared dependency, a cycle, a bad declaration) never stops them.
+        """
         if not names:
+            ordered = order_mappings(self.declared())
             if not ordered:
                 raise MappingError(None, "no mappings are declared in the store %s" % self.store.address)
             return ordered
-        known = {m.name for m in declared}
-        unknown = [n for n in names if n not in known]
+        definitions = {d["name"]: d for d in self.store.list_mappings()}
+        unknown = [n for n in names if n not in definitions]
         if unknown:
-            raise MappingError(", ".join(unknown), "not declared (declared: %s)" % (", ".join(sorted(known)) or "none"))
-        return [m for m in ordered if m.name in set(names)]
+            raise MappingError(", ".join(unknown), "not declared (declared: %s)" % (", ".join(sorted(definitions)) or "none"))
+        needed = with_dependencies(names, list(definitions), lambda name: Mapping.from_definition(definitions[name]))
+        return [m for m in order_mappings(needed) if m.name in set(names)]
 
     def run(self, mode: str, names: Sequence[str] | None = None, after_full_sync: str = "restore") -> RunResult:
         # Validate every mapping against the real tables, and the endpoint pair against the

@@ -460,6 +460,9 @@ class SqlTable(Table):
             server_generated=generated,
         )
 
+    def check_filter(self, where: Any) -> None:
+        where.to_sqlalchemy(self.table.c)  # why: the very condition a read compiles, from the reflected types
+
     # -- ids ---------------------------------------------------------------------------
     def _native_id(self, record_id: str) -> Any:
         if self.key_kind == "integer":

@@ -531,7 +531,7 @@ class MappingSync:
                 if fm.value_map is not None:
                     raw = fm.value_map.translate(raw, flow.dst)
                 elif fm.lookup is not None:
-                    raw = self._lookup(fm.lookup, flow.src, src_field, raw)
+                    raw = self._lookup(fm.lookup, flow.src, src_field, raw, fm.clear_value_on_failed_lookup)
                 if transform is not None:
                     raw = transform(raw)
                 values[name] = conv(raw)
@@ -551,8 +551,8 @@ class MappingSync:
             for value in wanted:
                 self._lookup_cache[(fm.lookup, flow.src, value)] = found.get(value)
 
-    def _lookup(self, mapping: str, side: str, field_name: str | None, value: Any) -> Any:
-        """The other side's id of the record ``value`` refers to, through ``mapping``'s couplings."""
+    def _lookup(self, mapping: str, side: str, field_name: str | None, value: Any, clear: bool = False) -> Any:
+        """The other side's id of the record ``value`` refers to, through ``mapping``'s couplings (None if not coupled and ``clear``)."""
         if value is None or value == "":
             return None
         key = id_text(value)
@@ -565,6 +565,8 @@ class MappingSync:
             plan = self.planned.get(mapping, {}).get(side, {})
             if key in plan:
                 return plan[key]  # why: check mode counts a reference to a record the same run would create
+            if clear:
+                return None  # why: clear_value_on_failed_lookup writes the record with the reference emptied
             raise RecordError("%s field %s: %r refers to a record that is not coupled in mapping %s yet "
                               "(it is retried once that record is synchronised)" % (side, field_name, value, mapping))
         return target

@@ -10,10 +10,11 @@ module: table_mapping_info
 short_description: List the declared integration table mappings, for export and review
 version_added: 0.1.0
 description:
-  - Returns the declared mappings in declaration order with their field mappings, filters and options, and
-    the number of couplings of each.
-  - Each entry of RV(mappings) holds the options of M(tablesync.integration.table_mapping) that are set, so a
-    mapping set can be exported from one store and declared again in another (see the examples).
+  - Returns the declared mappings with their field mappings, filters and options, and the number of couplings
+    of each, in dependency order (a mapping after those it depends on; declaration order otherwise).
+  - Each entry of RV(mappings) holds exactly the options of M(tablesync.integration.table_mapping) that are set,
+    so a mapping set can be exported from one store and declared again in another by passing each option of an
+    entry to M(tablesync.integration.table_mapping) (see the examples); the declared mappings are then equal.
   - Reads only the store; never changes anything.
 author:
   - tablesync developers (@tablesync)
@@ -52,24 +53,34 @@ EXAMPLES = r"""
     store: postgresql://sync@db.example.com/tablesync
   register: exported
 
-- name: Declare the same mappings in a test store
+- name: Declare the same mappings in a test store (every option of table_mapping, as the export holds them)
   tablesync.integration.table_mapping:
+    store: /tmp/test-store.sqlite
     name: "{{ item.name }}"
-    local_table: "{{ item.local_table }}"
-    local_key: "{{ item.local_key }}"
+    local_table: "{{ item.local_table | default(omit) }}"
+    local_key: "{{ item.local_key | default(omit) }}"
     local_modified_field: "{{ item.local_modified_field | default(omit) }}"
-    integration_table: "{{ item.integration_table }}"
-    integration_key: "{{ item.integration_key }}"
+    local_modified_format: "{{ item.local_modified_format | default(omit) }}"
+    integration_table: "{{ item.integration_table | default(omit) }}"
+    integration_key: "{{ item.integration_key | default(omit) }}"
     integration_modified_field: "{{ item.integration_modified_field | default(omit) }}"
-    direction: "{{ item.direction }}"
-    fields: "{{ item.fields }}"
+    integration_modified_format: "{{ item.integration_modified_format | default(omit) }}"
+    direction: "{{ item.direction | default(omit) }}"
+    fields: "{{ item.fields | default(omit) }}"
     table_filter: "{{ item.table_filter | default(omit) }}"
     integration_table_filter: "{{ item.integration_table_filter | default(omit) }}"
-    synch_only_coupled_records: "{{ item.synch_only_coupled_records }}"
-    dependencies: "{{ item.dependencies }}"
+    synch_only_coupled_records: "{{ item.synch_only_coupled_records | default(omit) }}"
+    dependencies: "{{ item.dependencies | default(omit) }}"
+    update_conflict_resolution: "{{ item.update_conflict_resolution | default(omit) }}"
+    merge_fallback: "{{ item.merge_fallback | default(omit) }}"
+    deletion_conflict_resolution: "{{ item.deletion_conflict_resolution | default(omit) }}"
+    propagate_deletions: "{{ item.propagate_deletions | default(omit) }}"
+    max_deletes: "{{ item.max_deletes | default(omit) }}"
+    max_deletes_percent: "{{ item.max_deletes_percent | default(omit) }}"
+    max_changes: "{{ item.max_changes | default(omit) }}"
+    max_changes_percent: "{{ item.max_changes_percent | default(omit) }}"
     match_on: "{{ item.match_on | default(omit) }}"
     initial_direction: "{{ item.initial_direction | default(omit) }}"
-    store: /tmp/test-store.sqlite
   loop: "{{ exported.mappings }}"
   loop_control:
     label: "{{ item.name }}"
@@ -77,7 +88,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 mappings:
-  description: The declarations, each valid input for M(tablesync.integration.table_mapping).
+  description:
+    - The declarations, each valid input for M(tablesync.integration.table_mapping) as it is, in dependency order.
   returned: always
   type: list
   elements: dict
@@ -100,6 +112,7 @@ couplings:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import exported
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
 
 
@@ -109,14 +122,16 @@ def main() -> None:
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     names = module.params["names"]
     with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
-        declared = store.list_mappings()
+        from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import export_order
+
+        declared = export_order(store.list_mappings())
         known = {d["name"] for d in declared}
         unknown = [n for n in names or () if n not in known]
         if unknown:
             module.fail_json(msg="mapping %s not declared in the store %s (declared: %s)"
                              % (", ".join(unknown), store.address, ", ".join(sorted(known)) or "none"))
         # why: unset options are left out, so each entry can be passed to table_mapping as it is
-        selected = [{k: v for k, v in d.items() if v is not None} for d in declared if not names or d["name"] in names]
+        selected = [exported(d) for d in declared if not names or d["name"] in names]
         couplings = {d["name"]: store.count_couplings(d["name"]) for d in selected}
     module.exit_json(changed=False, mappings=selected, couplings=couplings)
 

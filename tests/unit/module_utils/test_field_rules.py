@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import dependencies_of, order_mappings
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
-from ansible_collections.tablesync.integration.plugins.module_utils.runner import dependencies_of, order_mappings
 from tests.support.fixtures import customer_account_mapping, default_mapping_set, execute, rows
 
 ORDER = ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"]

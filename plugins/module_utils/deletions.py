@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import RecordError
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE, Flow
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import stamp_or_none
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change
 from ansible_collections.tablesync.integration.plugins.module_utils.store import BatchCommit, Coupling

@@ -20,6 +20,7 @@ from typing import Any
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
 
 SIDES = ("local", "integration")
+OTHER_SIDE = {"local": "integration", "integration": "local"}
 SQL_TYPES = ("sqlite", "postgresql", "mysql")
 WEB_TYPES = ("dataverse", "business_central", "odata")
 ENDPOINT_TYPES = SQL_TYPES + WEB_TYPES

@@ -28,6 +28,7 @@ class JobOptions:
     create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
     read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
     skip_after_failures: int = 2  # a record failing with the same error this many runs in a row is skipped (0: never)
+    records: dict[str, list[str]] | None = None  # chosen records only, by source side (chosen.py): read by id, written even unchanged
 
 
 @dataclass

@@ -27,6 +27,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.declaration_
     MERGE_FALLBACKS,
     UPDATE_CONFLICT_RESOLUTIONS,
 )
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
@@ -45,7 +46,6 @@ except ImportError:  # pragma: no cover - reported by the modules
     JSONSCHEMA_IMPORT_ERROR = traceback.format_exc()
 
 KEY_KINDS = ("text", "integer", "uuid")
-OTHER_SIDE = {"local": "integration", "integration": "local"}
 FLOW_DIRECTION = {("local", "integration"): "to_integration", ("integration", "local"): "from_integration"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 GUARDS = ("max_deletes", "max_deletes_percent", "max_changes", "max_changes_percent")

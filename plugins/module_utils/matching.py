@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import SIDES
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, SIDES
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.store import HELD, Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, id_text
@@ -140,6 +140,13 @@ class MatchResult:
             "unmatched_local": self.unmatched["local"],
             "unmatched_integration": self.unmatched["integration"],
         }
+
+    def logged(self) -> list[tuple[str, str, str]]:
+        """What the job log keeps of it, as failed records (side, id, why): every held record, and the unmatched ones reported."""
+        out = [(side, rid, why) for side in SIDES for rid, why in sorted(self.held[side].items())]
+        out.extend((r["side"], r["id"], "unmatched in mapping %s: no uncoupled %s record has its match key; it stays uncoupled"
+                    % (self.mapping, OTHER_SIDE[r["side"]])) for r in self.unmatched_records)
+        return out
 
     def report(self, cap: int) -> dict[str, Any]:
         return {

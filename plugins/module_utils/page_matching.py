@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import INITIAL_SOURCE
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import combine, value_in
-from ansible_collections.tablesync.integration.plugins.module_utils.mapping import OTHER_SIDE
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, ambiguous_message, match_keys, plan_lookups
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.chosen import source_ids
 from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import order_mappings, with_dependencies
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
@@ -99,9 +100,12 @@ class SyncRunner:
         needed = with_dependencies(names, list(definitions), lambda name: Mapping.from_definition(definitions[name]))
         return [m for m in order_mappings(needed) if m.name in set(names)]
 
-    def run(self, mode: str, names: Sequence[str] | None = None, after_full_sync: str = "restore") -> RunResult:
+    def run(self, mode: str, names: Sequence[str] | None = None, after_full_sync: str = "restore",
+            records: Sequence[str] | None = None) -> RunResult:
         # Validate every mapping against the real tables, and the endpoint pair against the
         # store, before waiting for locks and before the first job writes anything.
+        if records is not None and len(names or ()) != 1:
+            raise MappingError(None, "records are the records of one mapping: name it alone in mappings")
         locked = [entry[0].name for entry in self._bind(names)]
         self.store.check_binding(self.endpoints, rebind=self.rebind, record=False)
         run_id = str(uuid.uuid4())
@@ -112,11 +116,12 @@ class SyncRunner:
             if [entry[0].name for entry in bound] != locked:
                 raise MappingError(", ".join(sorted(set(locked) ^ {entry[0].name for entry in bound})),
                                    "declared or removed while this run waited for its locks; run it again")
+            chosen = None if records is None else source_ids(bound[0][0], bound[0][1], self.store, [str(r) for r in records])
             if not self.dry_run:
                 self.store.check_binding(self.endpoints, rebind=self.rebind, record=True)
                 self.store.mark_interrupted(locked)  # why: a run killed earlier stays "running" in the log otherwise
                 self.store.start_run(mode, locked, run_id=run_id)
-            return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.dry_run else run_id)
+            return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.dry_run else run_id, chosen)
 
     def _bind(self, names: Sequence[str] | None) -> list[tuple[Mapping, dict, dict]]:
         bound = []
@@ -125,14 +130,17 @@ class SyncRunner:
             bound.append((m, tables, m.bind(tables)))
         return bound
 
-    def _run_jobs(self, mode: str, bound: list, selected: list[Mapping], after_full_sync: str, run_id: str | None) -> RunResult:
+    def _run_jobs(self, mode: str, bound: list, selected: list[Mapping], after_full_sync: str, run_id: str | None,
+                  chosen: dict[str, list[str]] | None = None) -> RunResult:
+        """The jobs of a run in order; ``chosen``: the records of its one mapping to synchronise now (chosen.py)."""
         result = RunResult(run_id, mode)
         planned: dict = {}  # check mode: couplings the run would create, for the lookups of later mappings
         try:
             for mapping, tables, flows in bound:
                 opts = JobOptions(
                     mode=mode,
-                    create_uncoupled=(mode == "full"),
+                    create_uncoupled=(mode == "full" or chosen is not None),
+                    records=chosen,
                     dry_run=self.dry_run,
                     batch_size=self.batch_size,
                     max_records=self.max_records,
@@ -142,10 +150,10 @@ class SyncRunner:
                     planned=planned if self.dry_run else None,
                 )
                 job = MappingSync(mapping, tables, flows, self.store, run_id, opts)
-                if mode == "full":
+                if mode == "full" and chosen is None:
                     couple_before_full_sync(job)  # couple matching records before anything is created
                 result.jobs.append(job.run())
-            if mode == "full":
+            if mode == "full" and chosen is None:
                 self._after_full_sync(selected, after_full_sync, result)
             else:
                 result.synch_only_coupled_records = {m.name: m.synch_only_coupled_records for m in selected}

@@ -640,6 +640,21 @@ class Store:
                 conn.execute(sa.update(j).where(j.c.run_id.in_(gone), j.c.status == "running").values(status="interrupted", ended_at=utcnow()))
         return gone
 
+    def record_job(self, mapping: str, mode: str, direction: str, counts: dict[str, int], errors: Sequence[tuple[str, str, str]]) -> int:
+        """A job done outside a sync (coupling by match) written to the job log at once, with a run of its own: its row
+        and its records' errors (side, id, why), in the log only (they join no retry list); the job's id."""
+        run_id = self.start_run(mode, [mapping])
+        job_id = self.start_job(run_id, mapping, mode, direction)
+        status = "partial" if errors else "success"
+        now = utcnow()
+        with self._write() as conn:
+            if errors:
+                conn.execute(self.t["errors"].insert(), [{"job_id": job_id, "run_id": run_id, "mapping": mapping, "side": side,
+                                                          "record_id": rid, "message": why, "created_at": now} for side, rid, why in errors])
+        self.end_job(job_id, status, {c: counts.get(c, 0) for c in COUNTERS})
+        self.end_run(run_id, status)
+        return job_id
+
     def end_run(self, run_id: str, status: str) -> None:
         r = self.t["runs"]
         with self._write() as conn:

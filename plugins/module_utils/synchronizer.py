@@ -107,7 +107,7 @@ class MappingSync:
                 # why: the guard must stop the job before its first write, so the plan comes first
                 plan_opts = dataclasses.replace(self.opts, dry_run=True, planned={})
                 MappingSync(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
-            if self.opts.mode == "full" and self.store.exists and not deletions_in_flow(self):
+            if self.opts.mode == "full" and self.store.exists and not deletions_in_flow(self) and self.opts.records is None:
                 detect_deletions(self, )
             for index, flow in enumerate(flows):
                 if index:
@@ -115,6 +115,9 @@ class MappingSync:
                     self._open_direction(flow)
                 if not dry:
                     self._recover_pending(flow)
+                if self.opts.records is not None:
+                    self._run_chosen(flow, self.opts.records[flow.src])
+                    continue
                 with unread_couplings_checked(self):
                     self._run_flow(flow)
             if self.mapping.guards and dry:
@@ -211,6 +214,19 @@ class MappingSync:
         if changes is not None and changes[1].delta_link and not self.opts.dry_run:
             # why: saved only after every page of the job is committed, so a failed run reads the same changes again
             self.store.set_setting(self._delta_key(src), changes[1].delta_link)
+
+    def _run_chosen(self, flow: Flow, ids: list[str]) -> None:
+        """Synchronise chosen source records now: read by id, written even when unchanged (as retried records are);
+        no watermark moves and no other record is read."""
+        table = self.tables[flow.src]
+        fields = self.mapping.read_fields(flow.src)
+        where = self.mapping.filters.get(flow.src)
+        for start in range(0, len(ids), self.opts.batch_size):
+            chunk = ids[start:start + self.opts.batch_size]
+            rows = table.read_by_ids(chunk, fields)
+            kept = [r for r in rows if where is None or where.matches(dict(zip(fields, r)))]
+            self.result.counts["skipped"] += len(rows) - len(kept)  # why: outside the mapping's filter, as a scan would leave them
+            self._process_page(flow, fields, kept, set(chunk))
 
     def _delta_key(self, side: str) -> str:
         return "delta.%s.%s" % (self.mapping.name, side)

@@ -83,7 +83,10 @@ options:
     type: bool
     default: false
   match:
-    description: Couple the mapping's uncoupled records by their match fields instead of given records.
+    description:
+      - Couple the mapping's uncoupled records by their match fields instead of given records.
+      - The job log keeps the matching as a job of mode C(match) (M(tablesync.integration.sync_job_info)): the pairs
+        coupled, and each ambiguous record and each unmatched one reported as a failed record with its reason.
     type: bool
     default: false
   match_on:
@@ -274,8 +277,11 @@ def matched(module: AnsibleModule, store, mapping, tables, flows) -> dict:
     p = module.params
     cap = p["max_reported_pairs"]
     found = match_mapping(mapping, tables, store, match_on=p["match_on"], batch_size=p["batch_size"], max_reported=cap)
-    if found.pairs and not module.check_mode:
-        couple_matches(store, mapping.name, found.pairs, p["batch_size"])
+    if not module.check_mode:
+        if found.pairs:
+            couple_matches(store, mapping.name, found.pairs, p["batch_size"])
+        logged = found.logged()
+        store.record_job(mapping.name, "match", mapping.direction, {"coupled": len(found.pairs), "failed": len(logged)}, logged)
     result = dict(found.report(cap))
     result.update(coupled=len(found.pairs), uncoupled=0, resynced=0, couplings=[])
     result["counts"]["created"] = 0

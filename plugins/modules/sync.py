@@ -50,6 +50,17 @@ options:
     description: Names of the mappings to run. All declared mappings when omitted.
     type: list
     elements: str
+  records:
+    description:
+      - Synchronise these records of the one mapping named in O(mappings) now, and nothing else (Business Central's
+        "Synchronize Now" on chosen records). Each is a key or id of the local or the integration side.
+      - A record is read from the side the mapping synchronises from and written even when it did not change; an
+        uncoupled one is matched (the mapping's C(match_on)) or created and coupled. A record of the other side is
+        synchronised through its coupled partner; an uncoupled one is refused, naming it, since the mapping's direction
+        never reads that side. A bidirectional mapping synchronises each record from the side it is on.
+      - The mapping's watermark does not move and no other record is read, whatever O(mode) says; dependencies are not run.
+    type: list
+    elements: str
   after_full_sync:
     description:
       - With O(mode=full), what the mappings' C(synch_only_coupled_records) setting is afterwards.
@@ -301,6 +312,7 @@ def main() -> None:
     spec.update(
         mode={"type": "str", "default": "modified", "choices": ["full", "modified"]},
         mappings={"type": "list", "elements": "str"},
+        records={"type": "list", "elements": "str"},
         after_full_sync={"type": "str", "default": "restore", "choices": ["restore", "create_new_records", "only_coupled_records"]},
         batch_size={"type": "int", "default": 1000},
         read_ahead={"type": "bool", "default": True},
@@ -331,7 +343,7 @@ def main() -> None:
             read_ahead=p["read_ahead"],
             skip_after_failures=p["skip_after_failures"],
         )
-        run = runner.run(p["mode"], p["mappings"], p["after_full_sync"])
+        run = runner.run(p["mode"], p["mappings"], p["after_full_sync"], records=p["records"])
     records, truncated = run.records(p["max_reported_records"])
     jobs = [j.as_dict() for j in run.jobs]
     totals: dict = {}

@@ -95,6 +95,13 @@ def test_match_coupling_and_bidirectional_full_sync_through_playbooks(tmp_path, 
     assert matched["counts"] == dict(planned["counts"])
     assert matched["counts"]["ambiguous"] == 5 and matched["counts"]["unmatched"] == 100
     assert len(_coupled(shared)) == 150
+    # the job log keeps the matching: the pairs, and the ambiguous and unmatched records with their reasons
+    logged = rows(shared.store_path, "select id, status, coupled, failed from tablesync_jobs where mode = 'match'")
+    assert [r[1:3] for r in logged] == [("partial", 150)]
+    reasons = [r[0].split(" in mapping")[0] for r in rows(shared.store_path, "select message from tablesync_job_errors where job_id = ?",
+                                                          logged[0][0])]
+    assert reasons.count("ambiguous match") == matched["counts"]["ambiguous_records"] and reasons.count("unmatched") == 100
+    assert logged[0][3] == len(reasons)
     assert play("coupling.yml", databases=shared, coupling_match=True)["changed"] is False
 
     result = run_sync(sync_mode="full", store_path=shared.store_path, erp=shared.erp, crm=shared.crm, batch_size=40,

@@ -66,3 +66,21 @@ def test_a_record_failing_the_same_way_is_skipped_listed_and_restored(demo, tmp_
     assert owner == "b0000000-0000-0000-0000-0000000000zz"
     _proc, info = _run(demo, tmp_path, "skipped.yml", step="info")
     assert info["skipped_records"] == []
+
+
+def test_sync_of_chosen_records_writes_exactly_those(demo, tmp_path):
+    demo.declare()
+    demo.run("full")
+    numbers = [r[0] for r in rows(demo.erp, "select no from customer order by no limit 4")]
+    for number in numbers:
+        execute(demo.erp, "update customer set city = 'Chosen City', modified_on = strftime('%Y-%m-%d %H:%M:%f', 'now') "
+                          "where no = ?", number)
+    execute(demo.crm, "create table writes (accountnumber text)")
+    execute(demo.crm, "create trigger count_writes after update on account begin insert into writes values (new.accountnumber); end")
+    _proc, result = _run(demo, tmp_path, "sync.yml", sync_mode="modified", sync_mappings=["CUSTOMER"], sync_records=numbers[:2])
+    assert [job["mapping"] for job in result["jobs"]] == ["CUSTOMER"]
+    assert _customer_job(result)["counts"]["modified"] == 2 and result["changed"]
+    assert sorted(r[0] for r in rows(demo.crm, "select distinct accountnumber from writes")) == sorted(numbers[:2])
+    proc, _result = _run(demo, tmp_path, "sync.yml", False, sync_mode="modified", sync_mappings=["CUSTOMER", "CONTACTS"],
+                         sync_records=numbers[:1])
+    assert proc.returncode != 0 and "name it alone in mappings" in proc.stdout

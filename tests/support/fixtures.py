@@ -106,8 +106,9 @@ class Demo:
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 
         after = options.pop("after_full_sync", "restore")
+        records = options.pop("records", None)
         store, endpoints = self.engine(read_only=dry_run)
-        return SyncRunner(store, endpoints, dry_run=dry_run, **options).run(mode, names, after)
+        return SyncRunner(store, endpoints, dry_run=dry_run, **options).run(mode, names, after, records=records)
 
     def change_customers(self, count: int, seed: int = 1) -> list[str]:
         out = subprocess.run([sys.executable, CHANGE, "--erp", self.erp, "--count", str(count), "--seed", str(seed)],

@@ -328,8 +328,8 @@ class MappingSync:
         the records it fails go to the plan's own outcome, added to the job's when applied.
         """
         outer = self.result
-        plan = PagePlan({f: i for i, f in enumerate(fields)}, JobResult(outer.mapping, outer.direction, outer.mode,
-                                                                         counts=dict.fromkeys(outer.counts, 0)))
+        outcome = JobResult(outer.mapping, outer.direction, outer.mode, counts=dict.fromkeys(outer.counts, 0))
+        plan = PagePlan({f: i for i, f in enumerate(fields)}, outcome)
         with self._counting_into(plan):
             self._plan_records(flow, plan, rows, retry, coupled)
         return plan

@@ -85,7 +85,7 @@ options:
   match:
     description:
       - Couple the mapping's uncoupled records by their match fields instead of given records.
-      - The job log keeps the matching as a job of mode C(match) (M(tablesync.integration.sync_job_info)): the pairs
+      - The job log (M(tablesync.integration.sync_job_info)) keeps the matching as a job of mode C(match) with the pairs
         coupled, and each ambiguous record and each unmatched one reported as a failed record with its reason.
     type: bool
     default: false

@@ -77,17 +77,35 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def run_sync(demo, tmp_path):
-    """Run the sync task through ansible-playbook on the demo databases; returns its result."""
+def play(demo, tmp_path):
+    """Run a test playbook on the demo databases (or ``databases``); returns the result it wrote to ``result_file``
+    (an empty dict when it wrote none) with the run's output as ``stdout`` and its exit status as ``rc``.
 
-    def run(*args: str, **variables: object) -> dict:
+    ``check`` False lets the playbook fail (the test looks at ``rc``)."""
+
+    def run(playbook: str, *args: str, check: bool = True, databases=None, **variables: object) -> dict:
+        target = databases or demo
         result_file = str(tmp_path / "result.json")
         if os.path.exists(result_file):
             os.remove(result_file)
-        values = {"store_path": demo.store_path, "erp": demo.erp, "crm": demo.crm, "result_file": result_file}
+        values = {"store_path": target.store_path, "erp": target.erp, "crm": target.crm, "result_file": result_file}
         values.update(variables)
-        ansible_playbook("sync.yml", *extra_vars(**values), *args)
-        with open(result_file) as handle:
-            return json.load(handle)
+        proc = ansible_playbook(playbook, *extra_vars(**values), *args, check=check)
+        result = {}
+        if os.path.exists(result_file):
+            with open(result_file) as handle:
+                result = json.load(handle)
+        result.update(stdout=proc.stdout + proc.stderr, rc=proc.returncode)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def run_sync(play):
+    """Run the sync task through ansible-playbook on the demo databases; returns its result."""
+
+    def run(*args: str, **variables: object) -> dict:
+        return play("sync.yml", *args, **variables)
 
     return run

@@ -3,36 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 
-import pytest
-
-from tests.integration.conftest import ansible_playbook, extra_vars
 from tests.support.fixtures import Demo, execute, rows
 from tests.support.shared_customers import build_shared_customers, email_counts
-
-
-@pytest.fixture
-def play(demo, tmp_path):
-    """Run one of the test playbooks on the demo databases; returns the result it wrote."""
-
-    def run(playbook: str, *args: str, databases: Demo | None = None, **variables: object) -> dict:
-        target = databases or demo
-        result_file = str(tmp_path / "result.json")
-        if os.path.exists(result_file):
-            os.remove(result_file)
-        values = {"store_path": target.store_path, "erp": target.erp, "crm": target.crm, "result_file": result_file}
-        values.update(variables)
-        proc = ansible_playbook(playbook, *extra_vars(**values), *args)
-        if not os.path.exists(result_file):
-            return {"stdout": proc.stdout}
-        with open(result_file) as handle:
-            result = json.load(handle)
-        result["stdout"] = proc.stdout
-        return result
-
-    return run
 
 
 def _coupled(demo: Demo) -> dict[str, str]:

@@ -3,7 +3,6 @@ and an exported mapping declared again in another store is the same mapping."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -12,27 +11,7 @@ import yaml
 from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import DECLARATION_OPTIONS, FIELD_OPTIONS
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import DEFAULTS
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-from tests.integration.conftest import ansible_playbook, extra_vars
 from tests.support.fixtures import ROOT, default_mapping_set, file_digest
-
-
-@pytest.fixture
-def play(demo, tmp_path):
-    """Run a test playbook on the demo databases; returns the result it wrote, and the run's output as ``stdout``."""
-
-    def run(playbook: str, *args: str, **variables: object) -> dict:
-        result_file = str(tmp_path / "result.json")
-        if os.path.exists(result_file):
-            os.remove(result_file)
-        values = {"store_path": demo.store_path, "erp": demo.erp, "crm": demo.crm, "result_file": result_file}
-        values.update(variables)
-        proc = ansible_playbook(playbook, *extra_vars(**values), *args)
-        with open(result_file) as handle:
-            result = json.load(handle)
-        result["stdout"] = proc.stdout + proc.stderr
-        return result
-
-    return run
 
 
 def default(name: str, **changes: object) -> dict:

@@ -88,6 +88,11 @@ class Table(abc.ABC):
         ``where`` is a parsed mapping filter (filters.Filter) or None.
         """
 
+    def count(self, where: Any = None, modified_field: str | None = None, modified_since: datetime.datetime | None = None,
+              modified_format: str = "auto") -> int | None:
+        """How many rows a scan with these arguments would read, or None when the table cannot tell cheaply."""
+        return None
+
     @abc.abstractmethod
     def read_by_ids(self, ids: Sequence[str], fields: Sequence[str]) -> list[tuple]:
         """Rows for the given ids (those that exist), ``fields`` must start with the key."""

@@ -83,3 +83,19 @@ class JobResult:
             "matching": self.matching,
             "directions": {name: {"job_id": entry["job_id"], "counts": dict(entry["counts"])} for name, entry in self.directions.items()},
         }
+
+
+def progress(read: int, total: int | None, started_at: datetime.datetime, now: datetime.datetime) -> dict[str, Any]:
+    """How far a running job is: records read of the total expected, percentage, rate (records a second) and ETA (seconds);
+    the figures that need the total are None when its source could not count it."""
+    elapsed = max((now - started_at).total_seconds(), 1e-6)
+    rate = read / elapsed
+    known = total is not None and total > 0
+    left = max(total - read, 0) if known else None  # type: ignore[operator]
+    return {
+        "read": read,
+        "total": total,
+        "percentage": round(min(100.0, 100.0 * read / total), 1) if known else None,  # type: ignore[operator]
+        "rate": round(rate, 1),
+        "eta_seconds": (round(left / rate) if rate > 0 else None) if left is not None else None,
+    }

@@ -533,17 +533,11 @@ class SqlTable(Table):
         cols = self._cols(fields)
         key = self.key_col
         key_pos = list(fields).index(self.key)
-        mod = None
-        if modified_since is not None and modified_field:
-            if modified_field not in fields:
-                raise EndpointError("scan by modified-on needs %s among the fields read" % modified_field)
-            mod = self._stored(self.table.c[modified_field])
-            since = render(modified_since, self.modified_form(modified_field, modified_format))
-            base = sa.select(*cols, mod.label("_stored_mod")).where(mod >= sa.bindparam("_since", since, type_=mod.type))
-        else:
-            base = sa.select(*cols)
-        if where is not None:
-            base = base.where(where.to_sqlalchemy(self.table.c))
+        if modified_since is not None and modified_field and modified_field not in fields:
+            raise EndpointError("scan by modified-on needs %s among the fields read" % modified_field)
+        conditions, mod, since = self._read_conditions(where, modified_field, modified_since, modified_format)
+        base = sa.select(*cols) if mod is None else sa.select(*cols, mod.label("_stored_mod"))
+        base = base.where(*conditions)
         last_key = sa.bindparam("_last_key", type_=key.type)
         if mod is not None:
             last_mod = sa.bindparam("_last_mod", type_=mod.type)
@@ -574,6 +568,27 @@ class SqlTable(Table):
                 yield [r[:-1] for r in rows] if mod is not None else rows
                 if not more:
                     return
+
+    def _read_conditions(self, where: Any, modified_field: str | None, modified_since: Any,
+                         modified_format: str) -> tuple[list[Any], Any, Any]:
+        """The conditions of a read (the mapping filter, modified-on from ``modified_since`` on, compared as stored),
+        the modified-on column as stored (None without ``modified_since``) and the bound as stored."""
+        conditions: list[Any] = []
+        mod = since = None
+        if modified_since is not None and modified_field:
+            mod = self._stored(self.table.c[modified_field])
+            since = render(modified_since, self.modified_form(modified_field, modified_format))
+            conditions.append(mod >= sa.bindparam("_since", since, type_=mod.type))
+        if where is not None:
+            conditions.append(where.to_sqlalchemy(self.table.c))
+        return conditions, mod, since
+
+    def count(self, where=None, modified_field=None, modified_since=None, modified_format="auto") -> int | None:
+        conditions, _mod, since = self._read_conditions(where, modified_field, modified_since, modified_format)
+        stmt = sa.select(sa.func.count()).select_from(self.table).where(*conditions)
+        with warnings.catch_warnings(), self.endpoint.engine.connect() as conn:
+            warnings.simplefilter("ignore", category=sa_exc.SAWarning)
+            return int(conn.execute(stmt, {} if since is None else {"_since": since}).scalar() or 0)
 
     def _tail(self, row: tuple, key_pos: int, by_modified: bool) -> dict[str, Any]:
         """The keyset parameters after ``row``: its key and, in a modified-on read, its modified-on as stored (last column)."""

@@ -48,8 +48,8 @@ except ImportError:  # pragma: no cover - reported by the modules
 # 1: first release. 2: runs record the process (pid, host) that ran them.
 # 3: pending-create intents are kept one row per page of creates, not one row per record; partial indexes of the
 #    couplings never synchronised.
-# 4: failed records count the runs in a row they failed with the same error and may be skipped; jobs count uncouplings;
-#    runs whose process is gone are marked interrupted.
+# 4: failed records count the runs in a row they failed with the same error and may be skipped; jobs count uncouplings
+#    and the records they expect to read; runs whose process is gone are marked interrupted.
 SCHEMA_VERSION = 4
 COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
@@ -230,6 +230,7 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("ended_at", ts),
         sa.Column("message", sa.Text),
         *[sa.Column(c, sa.Integer, nullable=False, default=0, server_default="0") for c in COUNTERS],
+        sa.Column("total", sa.Integer),  # records the job expects to read, when its source could count them
     )
     t["errors"] = sa.Table(
         "tablesync_job_errors",
@@ -666,6 +667,12 @@ class Store:
         with self._write() as conn:
             return int(conn.execute(self.t["jobs"].insert().values(**row)).inserted_primary_key[0])
 
+    def set_job_total(self, job_id: int, total: int) -> None:
+        """How many records the job expects to read (progress: sync_job_info)."""
+        j = self.t["jobs"]
+        with self._write() as conn:
+            conn.execute(sa.update(j).where(j.c.id == job_id).values(total=total))
+
     def end_job(self, job_id: int, status: str, counts: dict[str, int], message: str | None = None) -> None:
         j = self.t["jobs"]
         with self._write() as conn:
@@ -765,7 +772,7 @@ class Store:
         if not self.exists:
             return []
         j = self.t["jobs"]
-        stmt = sa.select(*[c for c in j.c if c.name != "uncoupled" or self.version >= 4])
+        stmt = sa.select(*[c for c in j.c if c.name not in ("uncoupled", "total") or self.version >= 4])
         if run_id:
             stmt = stmt.where(j.c.run_id == run_id)
         if mappings:
@@ -778,9 +785,22 @@ class Store:
             stmt = stmt.where(j.c.started_at <= until)
         stmt = stmt.order_by(j.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            rows = [dict({"uncoupled": 0}, **r) for r in conn.execute(stmt).mappings()]
+            rows = [dict({"uncoupled": 0, "total": None}, **r) for r in conn.execute(stmt).mappings()]
         rows.reverse()
         return rows
+
+    def waiting_mappings(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
+        """By run, the mappings of the run (in its order) no job of which has started yet."""
+        if not run_ids or not self.exists:
+            return {}
+        r, j = self.t["runs"], self.t["jobs"]
+        with self.engine.connect() as conn:
+            runs = conn.execute(sa.select(r.c.id, r.c.mappings).where(r.c.id.in_(list(run_ids)))).all()
+            started = conn.execute(sa.select(j.c.run_id, j.c.mapping).where(j.c.run_id.in_(list(run_ids))).distinct()).all()
+        begun: dict[str, set[str]] = {}
+        for run_id, mapping in started:
+            begun.setdefault(run_id, set()).add(mapping)
+        return {run_id: [m for m in json.loads(names or "[]") if m not in begun.get(run_id, set())] for run_id, names in runs}
 
     def job_errors(self, job_ids: Sequence[int], limit: int = 1000) -> list[dict[str, Any]]:
         if not job_ids or not self.exists:
@@ -856,15 +876,17 @@ def _migrate_3(conn: Any, tables: dict[str, Any]) -> None:
 
 def _migrate_4(conn: Any, tables: dict[str, Any]) -> None:
     """Failed records count their attempts and may be skipped; jobs count uncouplings."""
-    for table, columns in ((tables["failed"], ("attempts", "skipped")), (tables["jobs"], ("uncoupled",))):
+    for table, columns in ((tables["failed"], ("attempts", "skipped")), (tables["jobs"], ("uncoupled", "total"))):
         existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
         for column in columns:
             if column not in existing:
                 col = table.c[column]
                 ddl = col.type.compile(dialect=conn.dialect)
-                default = col.server_default.arg
-                default = default.compile(dialect=conn.dialect) if hasattr(default, "compile") else "'%s'" % default
-                conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s NOT NULL DEFAULT %s" % (table.name, column, ddl, default)))
+                if col.server_default is not None:
+                    default = col.server_default.arg
+                    default = default.compile(dialect=conn.dialect) if hasattr(default, "compile") else "'%s'" % default
+                    ddl += " NOT NULL DEFAULT %s" % default
+                conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s" % (table.name, column, ddl)))
 
 
 # Schema version -> the step that brings the previous version to it (steps add; 3 replaces a table).

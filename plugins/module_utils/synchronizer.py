@@ -194,6 +194,9 @@ class MappingSync:
         if self.opts.mode == "modified" and modified_field:
             since = self._watermark = self.store.watermark(self.mapping.name, src) if self.store.exists else None
         changes = self._read_changes(src, table, fields, where)
+        if changes is None:
+            self._expect(len(ordered), table.count(where, modified_field, read_from(since, self.opts.watermark_overlap),
+                                                   self.mapping.modified_format(src)))
         pages = changes[0] if changes is not None else table.scan(
             fields, where=where, modified_field=modified_field, modified_since=read_from(since, self.opts.watermark_overlap),
             page_size=self.opts.batch_size, modified_format=self.mapping.modified_format(src))
@@ -221,12 +224,18 @@ class MappingSync:
         table = self.tables[flow.src]
         fields = self.mapping.read_fields(flow.src)
         where = self.mapping.filters.get(flow.src)
+        self._expect(len(ids), 0)
         for start in range(0, len(ids), self.opts.batch_size):
             chunk = ids[start:start + self.opts.batch_size]
             rows = table.read_by_ids(chunk, fields)
             kept = [r for r in rows if where is None or where.matches(dict(zip(fields, r)))]
             self.result.counts["skipped"] += len(rows) - len(kept)  # why: outside the mapping's filter, as a scan would leave them
             self._process_page(flow, fields, kept, set(chunk))
+
+    def _expect(self, retried: int, scanned: int | None) -> None:
+        """Record how many records the current direction's job will read, for progress reports (sync_job_info)."""
+        if scanned is not None and not self.opts.dry_run and self.result.job_id is not None:
+            self.store.set_job_total(self.result.job_id, retried + scanned)
 
     def _delta_key(self, side: str) -> str:
         return "delta.%s.%s" % (self.mapping.name, side)

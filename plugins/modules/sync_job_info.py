@@ -126,6 +126,34 @@ jobs:
         - Records read, inserted, modified, deleted, unchanged, skipped, failed, coupled and uncoupled; for a running job,
           so far.
       type: dict
+    total:
+      description: Records the job expects to read (counted by its source when it started); null when the source cannot count.
+      type: int
+    progress:
+      description:
+        - For a running job, how far it is; the figures that need C(total) are null when it is unknown.
+      type: dict
+      returned: when the job is running
+      contains:
+        read:
+          description: Records read so far (committed batch by batch).
+          type: int
+        total:
+          description: Records it expects to read.
+          type: int
+        percentage:
+          description: C(read) of C(total), in percent.
+          type: float
+        rate:
+          description: Records read a second since the job started.
+          type: float
+        eta_seconds:
+          description: Seconds left at that rate.
+          type: int
+        waiting_mappings:
+          description: Mappings of the job's run that have not started yet, in the order they will run.
+          type: list
+          elements: str
     errors:
       description: One entry per failed record (side, record_id, message), when O(include_errors) is true.
       type: list
@@ -194,9 +222,12 @@ def main() -> None:
     p = module.params
     since, until = parse_time(module, "since"), parse_time(module, "until")
     with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.job import progress
         from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
+        from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 
         rows = store.jobs(run_id=p["run_id"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
+        waiting = store.waiting_mappings(sorted({r["run_id"] for r in rows if r["status"] == "running"}))
         errors = store.job_errors([r["id"] for r in rows]) if p["include_errors"] else []
         skipped = store.skipped_records(p["mappings"]) if p["include_skipped"] and store.exists else []
     by_job: dict = {}
@@ -210,6 +241,8 @@ def main() -> None:
         for key in ("started_at", "ended_at"):
             job[key] = job[key].isoformat(sep=" ") if job[key] else None
         job["counts"] = {c: r[c] for c in COUNTERS}
+        if r["status"] == "running":
+            job["progress"] = dict(progress(r["read"], r["total"], r["started_at"], utcnow()), waiting_mappings=waiting.get(r["run_id"], []))
         if p["include_errors"]:
             job["errors"] = by_job.get(r["id"], [])
         jobs.append(job)

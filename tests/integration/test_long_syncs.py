@@ -84,6 +84,11 @@ def test_job_log_shows_progress_while_a_sync_runs(tmp_path):
         assert [(j["id"], j["mapping"], j["status"]) for j in running] == [(job_id, "CUSTOMER", "running")]
         assert running[0]["counts"]["read"] == processed
         assert running[0]["counts"]["inserted"] == processed
+        progress = running[0]["progress"]
+        assert running[0]["total"] == progress["total"] == customers, "counted by the source when the job started"
+        assert progress["read"] == processed and progress["percentage"] == round(100.0 * processed / customers, 1)
+        assert progress["rate"] > 0 and progress["eta_seconds"] is not None and progress["eta_seconds"] >= 0
+        assert "CONTACTS" in progress["waiting_mappings"] and not {"CURRENCY", "CUSTOMER"} & set(progress["waiting_mappings"])
     finally:
         if gate is not None:
             gate.execute("rollback")

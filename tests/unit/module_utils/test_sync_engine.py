@@ -24,6 +24,8 @@ def test_full_sync_creates_and_couples_every_record_in_reference_order(demo):
     customers = rows(demo.erp, "select count(*) from customer")[0][0]
     assert counts(run, "CUSTOMER")["inserted"] == customers
     assert rows(demo.crm, "select count(*), count(distinct accountnumber) from account")[0] == (customers, customers)
+    # the job log knew how many records each job would read (progress of running jobs: sync_job_info)
+    assert rows(demo.store_path, "select total, read from tablesync_jobs where mapping = 'CUSTOMER'") == [(customers, customers)]
     # every account is coupled to the customer it was made from
     store = demo.engine()[0]
     couplings = {c.local_id: c.integration_id for page in store.iter_couplings("CUSTOMER") for c in page}
@@ -198,3 +200,15 @@ def test_a_value_sqlite_stored_against_its_column_type_fails_only_its_record(dem
     assert job.counts["failed"] == 1 and job.counts["inserted"] == customers - 1
     assert job.errors[0]["record_id"] == bad and "creditlimit" in job.errors[0]["message"] and "lots" in job.errors[0]["message"]
     assert rows(demo.crm, "select count(*) from account where accountnumber = ?", bad)[0][0] == 0
+
+
+def test_progress_of_a_running_job():
+    from datetime import datetime, timedelta
+
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import progress
+
+    started = datetime(2026, 1, 1, 12, 0, 0)
+    now = started + timedelta(seconds=40)
+    assert progress(1000, 4000, started, now) == {"read": 1000, "total": 4000, "percentage": 25.0, "rate": 25.0, "eta_seconds": 120}
+    assert progress(1000, None, started, now) == {"read": 1000, "total": None, "percentage": None, "rate": 25.0, "eta_seconds": None}
+    assert progress(0, 10, started, started)["eta_seconds"] is None, "no rate yet: no ETA"

@@ -29,6 +29,7 @@ class JobOptions:
     read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
     skip_after_failures: int = 2  # a record failing with the same error this many runs in a row is skipped (0: never)
     records: dict[str, list[str]] | None = None  # chosen records only, by source side (chosen.py): read by id, written even unchanged
+    field_diff: bool = False  # --diff: the reported records carry the values they change, before and after
 
 
 @dataclass

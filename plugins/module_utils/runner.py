@@ -67,8 +67,9 @@ class SyncRunner:
 
     def __init__(self, store: Store, endpoints: dict[str, Endpoint], dry_run: bool = False, batch_size: int = 1000,
                  max_records: int = 100, watermark_overlap: float = 60.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 rebind: bool = False, read_ahead: bool = True, skip_after_failures: int = 2):
+                 rebind: bool = False, read_ahead: bool = True, skip_after_failures: int = 2, field_diff: bool = False):
         self.store = store
+        self.field_diff = field_diff
         self.skip_after_failures = skip_after_failures
         self.read_ahead = read_ahead
         self.lock_timeout = lock_timeout
@@ -147,6 +148,7 @@ class SyncRunner:
                     watermark_overlap=self.watermark_overlap,
                     read_ahead=self.read_ahead,
                     skip_after_failures=self.skip_after_failures,
+                    field_diff=self.field_diff,
                     planned=planned if self.dry_run else None,
                 )
                 job = MappingSync(mapping, tables, flows, self.store, run_id, opts)

@@ -92,6 +92,7 @@ class MappingSync:
         self.planned = options.planned if options.planned is not None else {}
         self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
         self._direction, self._counted = "", dict(self.result.counts)  # the direction counting and its counts when it began
+        self._changes: dict[tuple[str | None, str | None], dict[str, Any]] = {}  # --diff: by coupled pair, the values an update changes
         self._watermark: datetime.datetime | None = None  # the flow's watermark when this run read (records up to it are re-reads)
         self._not_after: datetime.datetime | None = None  # the latest modified-on that may become the watermark
 
@@ -628,6 +629,8 @@ class MappingSync:
             if not todo:
                 continue
             ids = [ch.coupling.side_id(side) for ch in todo]  # type: ignore[union-attr]
+            if self.opts.field_diff:
+                self._note_changes(side, attr, todo, ids)
             if self.opts.dry_run:
                 # why: check mode plans a deleted destination the way the real run handles it
                 found = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [self.mapping.key(side)])}
@@ -715,6 +718,8 @@ class MappingSync:
                     if self.mapping.bidirectional:
                         self.handled[dst].add(ch.dst_id)
                 self.result.counts["inserted"] += 1
+                if self.opts.field_diff:
+                    self._note_created(flow, ch.src_id, ch.dst_id, ch.values)
                 self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
             return
         batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
@@ -748,6 +753,8 @@ class MappingSync:
             if self.mapping.bidirectional:
                 self.handled[dst].add(res.record_id)  # type: ignore[arg-type]
             self.result.counts["inserted"] += 1
+            if self.opts.field_diff:
+                self._note_created(flow, ch.src_id, res.record_id, ch.values)
             self._log_pair("inserted", flow, ch.src_id, res.record_id)
 
     # -- crash repair -------------------------------------------------------------------------------------
@@ -836,11 +843,47 @@ class MappingSync:
         else:
             self._log(action, dst_id, src_id)
 
+    def _note_created(self, flow: Flow, src_id: str, dst_id: str | None, values: dict[str, Any]) -> None:
+        """For --diff: the values a created record gets."""
+        if len(self.result.records) >= self.opts.max_records:
+            return
+        pair = (src_id, dst_id) if flow.src == "local" else (dst_id, src_id)
+        self._changes[pair] = {"%s.%s" % (flow.dst, name): {"before": None, "after": _shown(value)} for name, value in values.items()}
+
+    def _note_changes(self, side: str, attr: str, todo: list[Change], ids: list[str]) -> None:
+        """For --diff: the values each of the first reported updates changes on ``side``, as they are before and after."""
+        room = self.opts.max_records - len(self.result.records)
+        if room <= 0:
+            return
+        shown = todo[:room]
+        names = list(dict.fromkeys(name for ch in shown for name in getattr(ch, attr)))
+        fields = [self.mapping.key(side)] + [n for n in names if n != self.mapping.key(side)]
+        now = {id_text(r[0]): dict(zip(fields, r)) for r in self.tables[side].read_by_ids(ids[:room], fields)}
+        for ch, rid in zip(shown, ids):
+            before = now.get(rid, {})
+            pair = (ch.coupling.local_id, ch.coupling.integration_id)  # type: ignore[union-attr]
+            changes = self._changes.setdefault(pair, {})
+            for name, value in getattr(ch, attr).items():
+                if canonical(before.get(name)) != canonical(value):
+                    changes["%s.%s" % (side, name)] = {"before": _shown(before.get(name)), "after": _shown(value)}
+
     def _log(self, action: str, local_id: str | None, integration_id: str | None) -> None:
+        changes = self._changes.pop((local_id, integration_id), None) if self._changes else None
         if len(self.result.records) >= self.opts.max_records:
             self.result.records_truncated = True
             return
-        self.result.records.append({"mapping": self.mapping.name, "action": action, "local_id": local_id, "integration_id": integration_id})
+        record = {"mapping": self.mapping.name, "action": action, "local_id": local_id, "integration_id": integration_id}
+        if changes:
+            record["changes"] = changes
+        self.result.records.append(record)
+
+
+def _shown(value: Any, limit: int = 120) -> Any:
+    """A value as --diff shows it: its canonical form, long text cut."""
+    out = canonical(value)
+    if isinstance(out, str) and len(out) > limit:
+        return out[:limit] + "..."
+    return out
 
 
 def _checked(values: Any) -> dict[str, Any]:

@@ -31,7 +31,9 @@ attributes:
     details: Returns the same counts, records and errors as a plan and writes nothing to the endpoints or the store.
   diff_mode:
     support: full
-    details: Lists per mapping what changed (or would change) and the changed records.
+    details:
+      - Lists per mapping what changed (or would change) and the changed records, each with the values of the fields
+        it changes before and after (at most O(max_reported_records) records; long text is cut).
   platform:
     platforms: posix
   async:
@@ -258,6 +260,13 @@ records:
     integration_id:
       description: Id of the record on the integration side.
       type: str
+    changes:
+      description:
+        - With C(--diff), the fields an update or create writes, as C(side.field), each with its value C(before) (null for
+          a created record) and C(after).
+      type: dict
+      returned: with --diff, for inserted and modified records
+      sample: {"integration.address1_city": {"before": "Oslo", "after": "Bergen"}}
 records_truncated:
   description: Whether more records changed than RV(records) lists.
   returned: always
@@ -287,6 +296,8 @@ synch_only_coupled_records:
   sample: {"CUSTOMER": true}
 """
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
@@ -302,6 +313,8 @@ def diff_text(jobs: list, records: list, truncated: bool) -> str:
             lines.append("%s (%s): %s" % (job["mapping"], job["direction"], changes))
     for rec in records:
         lines.append("  %s %s: local %s, integration %s" % (rec["action"], rec["mapping"], rec.get("local_id"), rec.get("integration_id")))
+        for name, change in sorted((rec.get("changes") or {}).items()):
+            lines.append("      %s: %s -> %s" % (name, json.dumps(change["before"]), json.dumps(change["after"])))
     if truncated:
         lines.append("  ... and more (raise max_reported_records to list them)")
     return "\n".join(lines) + "\n"
@@ -342,6 +355,7 @@ def main() -> None:
             rebind=p["rebind"],
             read_ahead=p["read_ahead"],
             skip_after_failures=p["skip_after_failures"],
+            field_diff=module._diff,
         )
         run = runner.run(p["mode"], p["mappings"], p["after_full_sync"], records=p["records"])
     records, truncated = run.records(p["max_reported_records"])

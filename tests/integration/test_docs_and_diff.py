@@ -57,6 +57,21 @@ def test_sync_diff_lists_what_changes(demo, run_sync):
     assert all("modified CUSTOMER: local %s," % number in prepared for number in changed)
     assert "CURRENCY" not in prepared
     assert rows(demo.crm, "select accountnumber, name from account order by 1") == before
+    # field by field: what each record's update changes, before and after
+    crm = {r[0]: r for r in rows(demo.crm, "select accountnumber, name, address1_city, telephone1, emailaddress1 from account")}
+    erp = {r[0]: r for r in rows(demo.erp, "select no, name, city, phone, email from customer")}
+    columns = ("name", "address1_city", "telephone1", "emailaddress1")
+    records = {r["local_id"]: r for r in plan["records"] if r["mapping"] == "CUSTOMER"}
+    for number in changed:
+        changes = records[number]["changes"]
+        expected = {"integration." + column: {"before": crm[number][i + 1], "after": erp[number][i + 1]}
+                    for i, column in enumerate(columns) if crm[number][i + 1] != erp[number][i + 1]}
+        assert expected and {k: v for k, v in changes.items() if k in expected} == expected
+        assert all(k in expected for k in changes if k.split(".")[1] in columns)
+        name = next(iter(expected))
+        assert "%s: %s -> %s" % (name, json.dumps(expected[name]["before"]), json.dumps(expected[name]["after"])) in prepared
+    created = next(r for r in first["records"] if r["mapping"] == "CUSTOMER" and r["action"] == "inserted")
+    assert created["changes"]["integration.accountnumber"] == {"before": None, "after": created["local_id"]}
     assert "diff" not in run_sync(sync_mode="modified")
     assert "diff" not in run_sync("--diff", sync_mode="modified")
 

@@ -58,3 +58,12 @@ def test_playbooks_name_what_is_missing(demo, tmp_path):
     assert "Set tablesync_mappings" in no_mapping.stdout + no_mapping.stderr
     # nothing was written
     assert rows(demo.crm, "select count(*) from account")[0][0] == 0
+
+
+def test_full_sync_role_runs_as_an_async_task(demo, tmp_path):
+    connections = _connections(demo, tmp_path)
+    run = ansible_playbook(os.path.join(PLAYBOOKS, "full_sync.yml"), *connections,
+                           *extra_vars(tablesync_declare_default_mappings=True, tablesync_async=600, tablesync_poll=1))
+    assert _table(run.stdout, "CUSTOMER")[2] == "200"
+    assert "ASYNC OK on localhost" in run.stdout, run.stdout[-3000:]
+    assert rows(demo.crm, "select count(*) from account")[0][0] == 200

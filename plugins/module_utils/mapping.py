@@ -173,10 +173,6 @@ class Flow:
     converters: list[Callable[[Any], Any]] = field(default_factory=list)
     transforms: list[Callable[[Any], Any] | None] = field(default_factory=list)
 
-    @property
-    def dst_fields(self) -> list[str]:
-        return [f.field_on(self.dst) for f in self.fields]  # type: ignore[misc]
-
 
 @dataclass
 class Mapping:
@@ -205,7 +201,6 @@ class Mapping:
     definition: dict[str, Any] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
     restore_flows: dict[tuple[str, str], Flow] = field(default_factory=dict)
-    bound: bool = False
     _side_fields: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
     _fingerprint_parts: dict[str, list[list[str]]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -441,7 +436,6 @@ class Mapping:
                                                       and (fm.field_on(src) is not None or fm.is_constant)])
             for src, dst in (("local", "integration"), ("integration", "local"))
         }
-        self.bound = True
         return flows
 
     def _flow(self, tables: TMapping[str, Any], src: str, dst: str, flow_fields: list[FieldMapping]) -> Flow:
@@ -492,10 +486,6 @@ def normalize(definition: TMapping[str, Any]) -> dict[str, Any]:
             fields.append(raw)
         clean["fields"] = fields
     return clean
-
-
-def load_mappings(definitions: Sequence[TMapping[str, Any]]) -> list[Mapping]:
-    return [Mapping.from_definition(d) for d in definitions]
 
 
 def open_tables(mapping: Mapping, endpoints: TMapping[str, Any]) -> dict[str, Any]:

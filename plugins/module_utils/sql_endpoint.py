@@ -434,7 +434,6 @@ class SqlTable(Table):
         )
         self.key_kind = self.info.columns[key].kind
         self._selects_by_ids: dict[tuple[str, ...], Select] = {}
-        self._write_batches = 0
         # why: drivers bind native UUID columns from uuid.UUID, the engine passes ids and values as text
         self._uuid_cols = {c.name for c in table.columns if self.info.columns[c.name].kind == "uuid" and getattr(c.type, "as_uuid", False)}
 

@@ -94,11 +94,6 @@ def _number_format(arg: Any) -> Callable[[Any], Any]:
     return run
 
 
-def check_transforms(spec: Sequence[Any] | None) -> None:
-    """Validate a transform list without a destination (at declaration time)."""
-    build_transforms(spec, None)
-
-
 def build_transforms(spec: Sequence[Any] | None, max_length: int | None) -> Callable[[Any], Any] | None:
     """One function applying the declared transforms in order; None when there are none."""
     if not spec:

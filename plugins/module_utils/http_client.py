@@ -34,12 +34,15 @@ except ImportError:  # pragma: no cover - reported by the modules
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+# why: a 429 is refused by service protection before any work; a 5xx may come from a gateway after the service committed
+REFUSED_UNDONE = frozenset((429,))
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
 
 class ConnectionLost(EndpointError):
-    """The connection dropped after a request that must not be resent blindly was sent."""
+    """The outcome of a request that must not be resent blindly is unknown: the connection dropped,
+    or a server or gateway error (500, 502, 503, 504) came back, possibly after the service carried it out."""
 
 
 @dataclass
@@ -202,9 +205,10 @@ class HttpClient:
                 data: Any = None, resend: bool = True) -> Response:
         """Send an API request with retries; a 401 renews the token once.
 
-        ``resend=False`` is for requests that must not be sent twice (creates whose ids the service
-        assigns): a dropped connection then raises ConnectionLost instead of resending, since the
-        service may have carried the request out before the answer was lost.
+        ``resend=False`` is for requests that must not be sent twice (creates, updates bound to an
+        ETag): a dropped connection or a 5xx then raises ConnectionLost instead of resending, since
+        the service may have carried the request out before the answer was lost. A 429 is resent:
+        service protection refuses a request before doing any of it.
         """
         url = self.absolute(url)
         hdrs = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
@@ -239,6 +243,8 @@ class HttpClient:
                 if response.status not in RETRY_STATUSES:
                     return response
                 problem = response.error_message()
+                if not resend and response.status not in REFUSED_UNDONE:
+                    raise ConnectionLost("%s %s: %s" % (method, _path(url), problem))
                 wait = _retry_after(response.header("Retry-After"))
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = "connection failed: %s" % type(exc).__name__
@@ -274,7 +280,7 @@ class HttpClient:
             next_url = document.get("@odata.nextLink")
 
     # -- $batch -------------------------------------------------------------------------------------
-    def batch_multipart(self, parts: Sequence[BatchPart], continue_on_error: bool = True) -> list[Response]:
+    def batch_multipart(self, parts: Sequence[BatchPart], continue_on_error: bool = True, resend: bool = True) -> list[Response]:
         """A multipart/mixed ``$batch`` (Dataverse); one response per part, in order."""
         boundary = "batch_%s" % uuid.uuid4()
         out = bytearray()
@@ -292,7 +298,7 @@ class HttpClient:
         headers = {"Content-Type": "multipart/mixed; boundary=%s" % boundary}
         if continue_on_error:
             headers["Prefer"] = "odata.continue-on-error"
-        response = self.request("POST", "$batch", data=bytes(out), headers=headers)
+        response = self.request("POST", "$batch", data=bytes(out), headers=headers, resend=resend)
         if response.status != 200:
             return [response] * len(parts)
         answers = parse_multipart(response.header("Content-Type") or "", response.body)

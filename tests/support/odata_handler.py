@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .faults import LOST_AFTER_COMMIT
 from .odata_model import DATAVERSE
 from .odata_protocol import ApiRequest, ApiResponse, Headers
 
@@ -176,11 +177,11 @@ def fault_response(svc: ODataService, kind: str) -> ApiResponse:
             if retry_after and plan is not None and plan.bc_429_retry_after:
                 headers["Retry-After"] = retry_after
         return ApiResponse(429, headers, json.dumps({"error": {"code": code, "message": message}}).encode())
-    if kind in ("503", "502"):
+    if kind in ("503", "502", "504"):
         if retry_after:
             headers["Retry-After"] = retry_after
         status = int(kind)
-        message = "Service Unavailable" if status == 503 else "Bad Gateway"
+        message = {503: "Service Unavailable", 502: "Bad Gateway", 504: "Gateway Timeout"}[status]
         return ApiResponse(status, headers, json.dumps({"error": {"code": "" if dataverse else "Unavailable", "message": message}}).encode())
     return ApiResponse(500, headers, json.dumps({"error": {"code": "" if dataverse else "Internal_ServerError", "message": "Internal Server Error"}}).encode())
 
@@ -261,12 +262,12 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
             kind = KIND_BY_ROUTE.get(route.kind, "other")
             response = check_auth(svc, headers)
             if response is None:
-                fault = svc.faults.next_fault() if svc.faults is not None else None
+                fault = svc.faults.next_fault(method) if svc.faults is not None else None
                 if fault == "reset":
                     svc._record(method, kind, path, None, fault)
                     self._reset()
                     return
-                if fault is not None and fault != "reset_after":
+                if fault is not None and fault not in LOST_AFTER_COMMIT:
                     response = fault_response(svc, fault)
                 else:
                     request = ApiRequest(method, path, query, headers, body)
@@ -276,6 +277,8 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                         svc._record(method, kind, path, None, fault)
                         self._reset()
                         return
+                    if fault is not None:  # committed, then a gateway answers instead of the service
+                        response = fault_response(svc, fault.split("_")[0])
         svc._record(method, kind, path, response.status, fault)
         self._send(response)
 

@@ -37,8 +37,13 @@ class _Provider(CsdlAbstractEdmProvider):
             CsdlProperty(name="Blocked", type="Edm.Boolean"),
             CsdlProperty(name="ModifiedAt", type="Edm.DateTimeOffset"),
         ])
-        container = CsdlEntityContainer(name="Container", entity_sets=[CsdlEntitySet(name="Customers", type=NAMESPACE + ".Customer")])
-        return [CsdlSchema(namespace=NAMESPACE, entity_types=[customer], entity_container=container)]
+        # a text key, as SAP CAP and many ERPs use (a code such as C#0005)
+        code = CsdlEntityType(name="Code", key=[CsdlPropertyRef(name="Code")],
+                              properties=[CsdlProperty(name="Code", type="Edm.String", nullable=False, max_length=20),
+                                          CsdlProperty(name="Name", type="Edm.String", max_length=100)])
+        container = CsdlEntityContainer(name="Container", entity_sets=[CsdlEntitySet(name="Customers", type=NAMESPACE + ".Customer"),
+                                                                       CsdlEntitySet(name="Codes", type=NAMESPACE + ".Code")])
+        return [CsdlSchema(namespace=NAMESPACE, entity_types=[customer, code], entity_container=container)]
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -49,6 +54,12 @@ class _QuietHandler(WSGIRequestHandler):
     def log_message(self, *args) -> None:  # noqa: D102 - keep test output clean
         pass
 
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        # why: odatapy reads the still-encoded path from REQUEST_URI; without it, it decodes wsgiref's decoded PATH_INFO again
+        environ["REQUEST_URI"] = self.path
+        return environ
+
 
 class ODataV4Server:
     """``with ODataV4Server() as srv: srv.url`` -> ``http://127.0.0.1:<port>/odata/``."""
@@ -58,6 +69,7 @@ class ODataV4Server:
         handler = odata.create_handler(odata.create_service_metadata(_Provider()))
         self.store = InMemoryDataStore()
         self.store.set_entities("Customers", [])
+        self.store.set_entities("Codes", [])
         handler.register(InMemoryProcessor(self.store))
         self.app = ODataWSGIApp(handler)
         self._server = None

@@ -60,10 +60,15 @@ options:
         description: Database name.
         type: str
       user:
-        description: Database user.
+        description:
+          - Database user.
+          - For a web endpoint, the user of HTTP Basic authentication (SAP CAP and many OData v4 services, Business
+            Central on-premises with a web service access key). Exclusive with O(local.token) and O(local.client_id).
         type: str
       password:
-        description: Database password. Never written to the store, the job log or any output.
+        description:
+          - Database password, or the HTTP Basic password of a web endpoint with O(local.user).
+          - Never written to the store, the job log, any output or error message.
         type: str
       schema:
         description: Database schema for table names given without one.
@@ -103,6 +108,9 @@ options:
       token:
         description:
           - A static bearer token used instead of client credentials (tests, authenticating proxies). It is not renewed.
+          - A web endpoint authenticates with one of O(local.token), OAuth2 client credentials (O(local.client_id)) or
+            HTTP Basic (O(local.user)); an O(local.type=odata) endpoint with none of them sends no credentials
+            (except O(local.api_key)).
         type: str
       scope:
         description:
@@ -117,6 +125,17 @@ options:
         type: str
       token_url:
         description: Full token endpoint URL, overriding O(local.authority) and O(local.tenant_id).
+        type: str
+      api_key:
+        description:
+          - An API key sent in the O(local.api_key_header) header of every API request of a web endpoint (API gateways,
+            SAP API Business Hub). It can be combined with any other authentication, or used alone.
+          - Never written to the store, the job log, any output or error message.
+        type: str
+      api_key_header:
+        description:
+          - The header that carries O(local.api_key), for example V(APIKey) or V(Ocp-Apim-Subscription-Key).
+          - Defaults to V(X-API-Key).
         type: str
       company:
         description:

@@ -12,6 +12,7 @@ no message built here contains them.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import re
@@ -95,6 +96,9 @@ class BatchPart:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+AUTH_KINDS = ("oauth2", "bearer", "basic", "none")  # how a client authenticates its API requests
+
+
 @dataclass
 class ClientSettings:
     url: str
@@ -105,21 +109,30 @@ class ClientSettings:
     scope: str | None = None
     authority: str | None = None
     token_url: str | None = None
+    user: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    api_key_header: str = "X-API-Key"
     verify: Any = True
-    anonymous: bool = False
+    ca_bundle: str | None = None
+    auth: str = "oauth2"
     timeout: float = 60.0
     max_retry_seconds: float = 300.0
 
+    @property
+    def anonymous(self) -> bool:
+        """No bearer token to renew (HTTP Basic, an API key alone, or nothing)."""
+        return self.auth in ("basic", "none")
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.client_secret, self.token, self.password, self.api_key) if s]
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any], default_scope: str) -> ClientSettings:
+        kind = options.get("type")
         url = options.get("url")
         if not url:
-            raise ConfigurationError("a %s endpoint needs 'url' (the service root)" % options.get("type"))
-        verify: Any = options.get("validate_certs", True)
-        if verify is None:
-            verify = True
-        if options.get("ca_bundle"):
-            verify = options["ca_bundle"]
+            raise ConfigurationError("a %s endpoint needs 'url' (the service root)" % kind)
         settings = cls(
             url=url.rstrip("/") + "/",
             token=options.get("token"),
@@ -129,22 +142,39 @@ class ClientSettings:
             scope=options.get("scope") or default_scope,
             authority=options.get("authority"),
             token_url=options.get("token_url"),
-            verify=verify,
+            user=options.get("user"),
+            password=options.get("password"),
+            api_key=options.get("api_key"),
+            api_key_header=options.get("api_key_header") or "X-API-Key",
+            verify=options.get("validate_certs") is not False,
+            ca_bundle=options.get("ca_bundle") if options.get("validate_certs") is not False else None,
             timeout=float(options.get("timeout") or 60),
             max_retry_seconds=float(options["max_retry_seconds"]) if options.get("max_retry_seconds") is not None else 300.0,
         )
-        anonymous = options.get("type") == "odata" and not settings.client_id and not settings.token
-        if not settings.token and not anonymous:
-            missing = [n for n in ("client_id", "client_secret") if not getattr(settings, n)]
-            if not settings.token_url and not settings.tenant_id:
-                missing.insert(0, "tenant_id")
-            if missing:
-                raise ConfigurationError(
-                    "a %s endpoint needs either 'token' or OAuth2 client credentials; missing: %s"
-                    % (options.get("type"), ", ".join(missing))
-                )
-        settings.anonymous = anonymous
+        settings.auth = _auth_kind(settings, kind)
         return settings
+
+
+def _auth_kind(s: ClientSettings, kind: Any) -> str:
+    """Which authentication the options ask for; a clear error when they ask for two or for half of one."""
+    chosen = [name for name, given in (("token", s.token), ("client_id", s.client_id), ("user", s.user)) if given]
+    if len(chosen) > 1:
+        raise ConfigurationError("a %s endpoint authenticates with one of 'token', OAuth2 client credentials ('client_id') or "
+                                 "HTTP Basic ('user' and 'password'); %s are all set" % (kind, " and ".join(chosen)))
+    if s.password and not s.user:
+        raise ConfigurationError("a %s endpoint with 'password' needs 'user' (HTTP Basic authentication)" % kind)
+    if s.token:
+        return "bearer"
+    if s.user:
+        return "basic"
+    if kind == "odata" and not s.client_id:
+        return "none"
+    missing = [n for n in ("client_id", "client_secret") if not getattr(s, n)]
+    if not s.token_url and not s.tenant_id:
+        missing.insert(0, "tenant_id")
+    if missing:
+        raise ConfigurationError("a %s endpoint needs either 'token' or OAuth2 client credentials; missing: %s" % (kind, ", ".join(missing)))
+    return "oauth2"
 
 
 class HttpClient:
@@ -155,7 +185,7 @@ class HttpClient:
             raise ConfigurationError("the python library requests is required: %s" % REQUESTS_IMPORT_ERROR)
         self.settings = settings
         self.session = requests.Session()
-        self.session.verify = settings.verify
+        self.session.verify = settings.ca_bundle or settings.verify
         self._inherited: Any = None  # a forked child's copy of its parent's session (renew_session)
         self._sleep = sleep
         self._token: str | None = settings.token
@@ -170,7 +200,7 @@ class HttpClient:
         """In a forked child: a session of its own (the parent's pooled connections stay the parent's)."""
         self._inherited = self.session  # why: left open; closing it here could disturb connections the parent still uses
         self.session = requests.Session()
-        self.session.verify = self.settings.verify
+        self.session.verify = self.settings.ca_bundle or self.settings.verify
 
     # -- auth ------------------------------------------------------------------------------------
     def token_endpoint(self) -> str:
@@ -200,6 +230,17 @@ class HttpClient:
         self._token_expires = time.monotonic() + max(0.0, float(document.get("expires_in", 3599)) - 60)
         return self._token  # type: ignore[return-value]
 
+    def _credentials(self) -> dict[str, str]:
+        """The headers that authenticate an API request."""
+        s = self.settings
+        out = {s.api_key_header: s.api_key} if s.api_key else {}
+        if s.auth == "basic":
+            pair = "%s:%s" % (s.user, s.password or "")
+            out["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        elif s.auth in ("oauth2", "bearer"):
+            out["Authorization"] = "Bearer " + self._bearer()
+        return out
+
     # -- requests ---------------------------------------------------------------------------------
     def request(self, method: str, url: str, json_body: Any = None, headers: Mapping[str, str] | None = None,
                 data: Any = None, resend: bool = True) -> Response:
@@ -220,7 +261,7 @@ class HttpClient:
         renewed = False
         while True:
             response = self._send(method, url, data=body, headers=hdrs, auth=True, resend=resend)
-            if response.status == 401 and not renewed and not self.settings.token and not self.settings.anonymous:
+            if response.status == 401 and not renewed and self.settings.auth == "oauth2":
                 renewed = True
                 self._bearer(renew=True)
                 continue
@@ -233,8 +274,8 @@ class HttpClient:
         waited = 0.0
         while True:
             hdrs = dict(headers or {})
-            if auth and not self.settings.anonymous:
-                hdrs["Authorization"] = "Bearer " + self._bearer()
+            if auth:
+                hdrs.update(self._credentials())
             wait: float | None = None
             try:
                 self.requests_sent += 1
@@ -397,7 +438,6 @@ def _path(url: str) -> str:
 
 
 def _scrub(text: str, settings: ClientSettings) -> str:
-    for secret in (settings.client_secret, settings.token):
-        if secret:
-            text = text.replace(secret, "********")
+    for secret in settings.secrets():
+        text = text.replace(secret, "********")
     return text

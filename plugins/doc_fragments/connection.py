@@ -142,10 +142,20 @@ options:
           - Business Central company name or id. Needed when the environment has more than one company.
         type: str
       validate_certs:
-        description: Verify the service's TLS certificate. On unless set to V(false).
+        description:
+          - Verify the service's TLS certificate. On unless set to V(false).
+          - This option decides whatever C(REQUESTS_CA_BUNDLE) or C(CURL_CA_BUNDLE) say in the environment; without
+            O(local.ca_bundle), a certificate is verified against the trust store of the Python C(requests) library
+            (C(certifi)), or the bundle C(REQUESTS_CA_BUNDLE) names when it is set.
+          - A certificate that is not accepted fails the request at once, with a message that says so; it is not retried.
         type: bool
       ca_bundle:
-        description: A CA bundle file to verify the service's TLS certificate with.
+        description:
+          - A PEM file of CA certificates that signed the service's TLS certificate (a private or corporate CA).
+          - It extends the trust store, it does not replace it. The system trust store and the one of the Python
+            C(requests) library stay trusted, so a public token endpoint (V(https://login.microsoftonline.com)) is still
+            reachable. C(REQUESTS_CA_BUNDLE) in the environment does not override it.
+          - Ignored with O(local.validate_certs=false).
         type: path
       page_size:
         description:

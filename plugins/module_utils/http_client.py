@@ -16,6 +16,7 @@ import base64
 import json
 import random
 import re
+import ssl
 import time
 import traceback
 import uuid
@@ -27,6 +28,8 @@ from ansible_collections.tablesync.integration.plugins.module_utils.errors impor
 
 try:
     import requests
+    import requests.adapters
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
@@ -184,8 +187,10 @@ class HttpClient:
         if not HAS_REQUESTS:
             raise ConfigurationError("the python library requests is required: %s" % REQUESTS_IMPORT_ERROR)
         self.settings = settings
-        self.session = requests.Session()
-        self.session.verify = settings.ca_bundle or settings.verify
+        # why: passed with every request; a Session's own verify is overridden by REQUESTS_CA_BUNDLE in requests' environment merge
+        self.verify: Any = (settings.ca_bundle or True) if settings.verify else False
+        self._trust = _trust_adapter(settings.ca_bundle) if settings.ca_bundle else None
+        self.session = self._new_session()
         self._inherited: Any = None  # a forked child's copy of its parent's session (renew_session)
         self._sleep = sleep
         self._token: str | None = settings.token
@@ -199,8 +204,13 @@ class HttpClient:
     def renew_session(self) -> None:
         """In a forked child: a session of its own (the parent's pooled connections stay the parent's)."""
         self._inherited = self.session  # why: left open; closing it here could disturb connections the parent still uses
-        self.session = requests.Session()
-        self.session.verify = self.settings.ca_bundle or self.settings.verify
+        self.session = self._new_session()
+
+    def _new_session(self) -> Any:
+        session = requests.Session()
+        if self._trust is not None:
+            session.mount("https://", self._trust)
+        return session
 
     # -- auth ------------------------------------------------------------------------------------
     def token_endpoint(self) -> str:
@@ -279,7 +289,7 @@ class HttpClient:
             wait: float | None = None
             try:
                 self.requests_sent += 1
-                raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout)
+                raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout, verify=self.verify)
                 response = Response(raw.status_code, dict(raw.headers), raw.content)
                 if response.status not in RETRY_STATUSES:
                     return response
@@ -287,6 +297,16 @@ class HttpClient:
                 if not resend and response.status not in REFUSED_UNDONE:
                     raise ConnectionLost("%s %s: %s" % (method, _path(url), problem))
                 wait = _retry_after(response.header("Retry-After"))
+            except requests.exceptions.SSLError as exc:
+                if _certificate_problem(str(exc)):
+                    # why: an untrusted or mismatched certificate stays so; retrying it for minutes helps nobody
+                    raise EndpointError("%s %s: the TLS certificate of %s was not accepted (%s); set ca_bundle to the file of the "
+                                        "CA that signed it, or validate_certs: false" % (method, _path(url), _host(url),
+                                                                                         _certificate_problem(str(exc)))) from None
+                problem = "TLS connection failed: %s" % type(exc).__name__
+                if not resend:
+                    raise ConnectionLost("%s %s: %s" % (method, _path(url), problem)) from None
+                response = None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = "connection failed: %s" % type(exc).__name__
                 if not resend:
@@ -430,6 +450,43 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: fall back to the back-off
+
+
+def _trust_adapter(ca_bundle: str) -> Any:
+    """An adapter whose TLS context trusts the system store, requests' own bundle and ``ca_bundle`` (which extends them:
+    the token endpoint of a service behind a private CA still needs the public roots)."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=DEFAULT_CA_BUNDLE_PATH)
+    except OSError:
+        pass  # why: a system without requests' bundle (distribution packages) still has the system store
+    try:
+        context.load_verify_locations(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError("ca_bundle %s cannot be read as PEM CA certificates: %s" % (ca_bundle, exc)) from None
+
+    class TrustAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs["ssl_context"] = context
+            return super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+            kwargs["ssl_context"] = context
+            return super().proxy_manager_for(proxy, **kwargs)
+
+    return TrustAdapter()
+
+
+def _certificate_problem(text: str) -> str | None:
+    """What OpenSSL or the host name check said about a refused certificate, or None for another TLS failure."""
+    match = re.search(r"certificate verify failed: ([^(]+?)\s*\(|(hostname '[^']*' doesn't match[^\"']*)|(Hostname mismatch[^\"']*)", text)
+    if not match:
+        return None
+    return next(g for g in match.groups() if g).strip()
+
+
+def _host(url: str) -> str:
+    return re.sub(r"^(https?://[^/]+).*$", r"\1", url)
 
 
 def _path(url: str) -> str:

@@ -342,12 +342,18 @@ class ODataTable(Table):
         documents = self.client.pages(self._query(names, filters, orderby), self._page_headers(page_size))
         if server_where:
             documents = self._or_without_filter(documents, names, filters[1:], orderby, page_size)
+        # why: pages of the size asked for whatever the service's page size, so that writes to the other side go in full batches
+        held: list[tuple] = []
         for document in documents:
             rows = [self._row(item, names) for item in document.get("value", [])]
             if where is not None:
                 rows = [r for r in rows if where.matches(dict(zip(names, r)))]
-            if rows:
-                yield [r[:width] for r in rows]
+            held.extend(r[:width] for r in rows)
+            while len(held) >= page_size:
+                yield held[:page_size]
+                held = held[page_size:]
+        if held:
+            yield held
 
     def _or_without_filter(self, documents: Iterator[dict], names: list[str], filters: list[str], orderby: str,
                            page_size: int) -> Iterator[dict]:
@@ -388,13 +394,31 @@ class ODataTable(Table):
         return ChangeRead(self, list(fields), delta_link, where, page_size)
 
     def read_by_ids(self, ids, fields) -> list[tuple]:
-        out: list[tuple] = []
+        return [self._row(item, fields) for item in self._by_ids(ids, fields)]
+
+    def _by_ids(self, ids: Sequence[str], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The service's items of the records ``ids`` (those that exist), ``fields`` selected."""
         key = self._prop(self.key)
-        for chunk in _chunks([i for i in ids if self._valid_id(i)], 50):
-            condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
-            for document in self.client.pages(self._query(fields, [condition]), self._page_headers(len(chunk))):
-                out.extend(self._row(item, fields) for item in document.get("value", []))
-        return out
+        conditions = [" or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
+                      for chunk in _chunks([i for i in ids if self._valid_id(i)], self.filter_values_per_query)]
+        urls = [self._query(fields, [condition]) for condition in conditions]
+        headers = self._page_headers(self.filter_values_per_query)
+        if self.kind != BUSINESS_CENTRAL or len(urls) < 2:
+            for url in urls:
+                for document in self.client.pages(url, headers):
+                    yield from document.get("value", [])
+            return
+        # why: the GETs of a thousand ids go in one $batch: one round trip instead of twenty (ETags before updates)
+        for chunk in _chunks(urls, self.endpoint.batch_size):
+            answers = self.client.batch_json([BatchPart("GET", self.client.absolute(u), None, headers) for u in chunk])
+            for answer in answers:
+                if answer.status != 200:
+                    raise EndpointError("GET %s: %s" % (self.set_name, answer.error_message()))
+                document = answer.json() or {}
+                yield from document.get("value", [])
+                if document.get("@odata.nextLink"):
+                    for rest in self.client.pages(document["@odata.nextLink"], headers):
+                        yield from rest.get("value", [])
 
     def find(self, values, fields, limit=10) -> list[tuple]:
         conditions = []
@@ -694,13 +718,10 @@ class ODataTable(Table):
         key = self._prop(self.key)
         entity_keys = [k for k in self.etype.key if k != key]
         fields = list(dict.fromkeys([self.key, *[k for k in entity_keys if k in self.props.values()], *columns]))
-        for chunk in _chunks([i for i in ids if self._valid_id(i)], self.filter_values_per_query):
-            condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
-            for document in self.client.pages(self._query(fields, [condition]), self._page_headers(len(chunk))):
-                for item in document.get("value", []):
-                    entity = item.get(entity_keys[0]) if len(entity_keys) == 1 else None
-                    out[str(item.get(key)).lower()] = Current(item.get("@odata.etag") or "*", None if entity is None else str(entity),
-                                                              dict(zip(fields, self._row(item, fields))))
+        for item in self._by_ids(ids, fields):
+            entity = item.get(entity_keys[0]) if len(entity_keys) == 1 else None
+            out[str(item.get(key)).lower()] = Current(item.get("@odata.etag") or "*", None if entity is None else str(entity),
+                                                      dict(zip(fields, self._row(item, fields))))
         return {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
 
     def _batch(self, parts: list[BatchPart], resend: bool = True) -> list[Response]:

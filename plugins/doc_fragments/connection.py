@@ -179,6 +179,17 @@ options:
           - Longest time one web request is retried after throttling (429, honouring C(Retry-After)), 5xx or a
             dropped connection (default 300).
         type: float
+      max_parallel_requests:
+        description:
+          - Web endpoints. The most write requests (batches) in flight at once; the pages of a sync are written with up to
+            this many concurrent requests, and their results are committed as with one.
+          - Defaults to the number Dataverse asks for in its C(x-ms-dop-hint) response header (at most 52, its limit of
+            concurrent requests per user), 5 for Business Central (its limit per user) and 1 for other OData services.
+          - A 429 answer pauses every request of the endpoint for the whole C(Retry-After) (seconds or an HTTP date) and
+            halves the number in flight, which grows back by one at a time; Dataverse's
+            C(x-ms-ratelimit-burst-remaining-xrm-requests) header lowers it when the service protection window runs low.
+            Each job reports its 429 answers (C(throttled)) and the seconds waited (C(throttle_wait)).
+        type: int
       lookups:
         description:
           - "Dataverse lookup columns, by C(<entity set>.<lookup attribute>), mapped to the navigation property and

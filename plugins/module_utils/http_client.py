@@ -13,10 +13,13 @@ no message built here contains them.
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import json
 import random
 import re
 import ssl
+import threading
 import time
 import traceback
 import uuid
@@ -25,6 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
+from ansible_collections.tablesync.integration.plugins.module_utils.service_protection import (
+    BUSINESS_CENTRAL_MAX_PARALLEL,
+    DATAVERSE_MAX_PARALLEL,
+    Pacer,
+)
 
 try:
     import requests
@@ -121,6 +129,8 @@ class ClientSettings:
     auth: str = "oauth2"
     timeout: float = 60.0
     max_retry_seconds: float = 300.0
+    kind: str = "odata"
+    max_parallel: int | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -153,7 +163,11 @@ class ClientSettings:
             ca_bundle=options.get("ca_bundle") if options.get("validate_certs") is not False else None,
             timeout=float(options.get("timeout") or 60),
             max_retry_seconds=float(options["max_retry_seconds"]) if options.get("max_retry_seconds") is not None else 300.0,
+            kind=str(kind),
+            max_parallel=options.get("max_parallel_requests"),
         )
+        if settings.max_parallel is not None and int(settings.max_parallel) < 1:
+            raise ConfigurationError("max_parallel_requests of a %s endpoint must be 1 or more, not %s" % (kind, settings.max_parallel))
         settings.auth = _auth_kind(settings, kind)
         return settings
 
@@ -190,6 +204,8 @@ class HttpClient:
         # why: passed with every request; a Session's own verify is overridden by REQUESTS_CA_BUNDLE in requests' environment merge
         self.verify: Any = (settings.ca_bundle or True) if settings.verify else False
         self._trust = _trust_adapter(settings.ca_bundle) if settings.ca_bundle else None
+        self.pacer = _pacer(settings)
+        self._token_lock = threading.Lock()
         self.session = self._new_session()
         self._inherited: Any = None  # a forked child's copy of its parent's session (renew_session)
         self._sleep = sleep
@@ -208,8 +224,10 @@ class HttpClient:
 
     def _new_session(self) -> Any:
         session = requests.Session()
-        if self._trust is not None:
-            session.mount("https://", self._trust)
+        # why: a pooled connection per request in flight; requests keeps 10 per host by default
+        size = max(10, self.pacer.cap)
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size))
+        session.mount("https://", self._trust or requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size))
         return session
 
     # -- auth ------------------------------------------------------------------------------------
@@ -220,6 +238,12 @@ class HttpClient:
         return "%s/%s/oauth2/v2.0/token" % ((s.authority or DEFAULT_AUTHORITY).rstrip("/"), s.tenant_id)
 
     def _bearer(self, renew: bool = False) -> str:
+        if self._token and not renew and time.monotonic() < self._token_expires:
+            return self._token
+        with self._token_lock:  # why: requests in flight together need one token, not one each
+            return self._renewed_bearer(renew)
+
+    def _renewed_bearer(self, renew: bool) -> str:
         if self._token and not renew and time.monotonic() < self._token_expires:
             return self._token
         if self.settings.token:
@@ -282,15 +306,20 @@ class HttpClient:
         started = time.monotonic()
         attempt = 0
         waited = 0.0
+        covered = 0.0  # the end of the pause this request's own 429 asked for (and slept)
         while True:
+            self.pacer.hold_back(self._sleep, covered)
             hdrs = dict(headers or {})
             if auth:
                 hdrs.update(self._credentials())
             wait: float | None = None
             try:
                 self.requests_sent += 1
-                raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout, verify=self.verify)
+                with self.pacer.slot():
+                    raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout, verify=self.verify)
                 response = Response(raw.status_code, dict(raw.headers), raw.content)
+                if response.status != 429:
+                    self.pacer.answered(response.headers)
                 if response.status not in RETRY_STATUSES:
                     return response
                 problem = response.error_message()
@@ -321,6 +350,9 @@ class HttpClient:
                 raise EndpointError("%s %s: %s; gave up after %d attempts" % (method, _path(url), problem, attempt))
             self.retries += 1
             waited += wait
+            if response is not None and response.status == 429:
+                # why: service protection counts the user's requests, so every request of this client waits, and fewer go at once
+                covered = self.pacer.throttled_for(wait)
             self._sleep(wait)
 
     def absolute(self, url: str) -> str:
@@ -444,12 +476,31 @@ def _not_run() -> Response:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait: ``Retry-After`` is delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: fall back to the back-off
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+def _pacer(settings: ClientSettings) -> Pacer:
+    """N requests in flight: the option, else Dataverse's x-ms-dop-hint, 5 for Business Central, 1 for other OData services."""
+    if settings.max_parallel is not None:
+        return Pacer(int(settings.max_parallel), cap=int(settings.max_parallel))
+    if settings.kind == "dataverse":
+        return Pacer(1, follow_hint=True, cap=DATAVERSE_MAX_PARALLEL)
+    if settings.kind == "business_central":
+        return Pacer(BUSINESS_CENTRAL_MAX_PARALLEL, cap=BUSINESS_CENTRAL_MAX_PARALLEL)
+    return Pacer(1, cap=1)
 
 
 def _trust_adapter(ca_bundle: str) -> Any:
@@ -474,7 +525,7 @@ def _trust_adapter(ca_bundle: str) -> Any:
             kwargs["ssl_context"] = context
             return super().proxy_manager_for(proxy, **kwargs)
 
-    return TrustAdapter()
+    return TrustAdapter(pool_connections=4, pool_maxsize=DATAVERSE_MAX_PARALLEL)
 
 
 def _certificate_problem(text: str) -> str | None:

@@ -48,6 +48,8 @@ class JobResult:
     uncoupled: int = 0
     matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
     couplings_checked: int = 0  # couplings whose destination record a full sync's pages read (convergence.py)
+    throttled: int = 0  # requests a web service refused with 429 during the job
+    throttle_wait: float = 0.0  # seconds the job's requests waited for the services' Retry-After
 
     def absorb(self, part: JobResult, cap: int) -> None:
         """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
@@ -79,4 +81,6 @@ class JobResult:
             "changed": self.changed,
             "message": self.message,
             "matching": self.matching,
+            "throttled": self.throttled,
+            "throttle_wait": round(self.throttle_wait, 3),
         }

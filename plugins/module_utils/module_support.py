@@ -53,6 +53,7 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "bulk_operations": {"type": "bool"},
     "timeout": {"type": "float"},
     "max_retry_seconds": {"type": "float"},
+    "max_parallel_requests": {"type": "int"},
     "lookups": {"type": "dict"},
 }
 

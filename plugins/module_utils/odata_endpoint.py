@@ -23,7 +23,8 @@ import decimal
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -114,6 +115,7 @@ class ODataEndpoint(Endpoint):
         self._metadata: Metadata | None = None
         self._prefix: str | None = None
         self._tables: dict[tuple[str, str], ODataTable] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def type(self) -> str:
@@ -126,11 +128,26 @@ class ODataEndpoint(Endpoint):
             " company %s" % company if company else "")
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.client.close()
 
     def renew_after_fork(self) -> None:
         # why: a read-ahead process planning a full sync reads coupled records here (convergence.py)
         self.client.renew_session()
+        self._pool = None  # why: a forked child has none of its parent's threads
+
+    def throttling(self) -> tuple[int, float]:
+        return self.client.pacer.throttled, self.client.pacer.waited
+
+    def each(self, function: Callable[[Any], Any], items: list) -> list:
+        """``function`` of every item, in order, up to the client's number of requests in flight at once."""
+        pacer = self.client.pacer
+        if len(items) < 2 or pacer.cap < 2:
+            return [function(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=pacer.cap, thread_name_prefix="tablesync-web")
+        return list(self._pool.map(function, items))
 
     @property
     def metadata(self) -> Metadata:
@@ -498,8 +515,8 @@ class ODataTable(Table):
         bodies = self._bodies(rows, with_key=not self.info.columns[self.key].server_generated)
         results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
         todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
-        for chunk in _chunks(todo, self.endpoint.batch_size):
-            for i, res in self._create_chunk(chunk, rows, bodies).items():
+        for done in self.endpoint.each(lambda chunk: self._create_chunk(chunk, rows, bodies), list(_chunks(todo, self.endpoint.batch_size))):
+            for i, res in done.items():
                 results[i] = res
         return [r for r in results if r is not None]
 
@@ -617,8 +634,9 @@ class ODataTable(Table):
                 results[index] = WriteResult(False, record_id=rid, error=str(exc))
                 continue
             todo.append(index)
-        for chunk in _chunks(todo, self.endpoint.batch_size):
-            done = self._update_chunk([changes[i] for i in chunk], [bodies[i] for i in chunk], current)
+        chunks = list(_chunks(todo, self.endpoint.batch_size))
+        answers = self.endpoint.each(lambda chunk: self._update_chunk([changes[i] for i in chunk], [bodies[i] for i in chunk], current), chunks)
+        for chunk, done in zip(chunks, answers):
             for i, res in zip(chunk, done):
                 results[i] = res
         return [r for r in results if r is not None]
@@ -695,12 +713,15 @@ class ODataTable(Table):
                 results[rid] = _missing(rid)
             else:
                 todo.append(rid)
-        for chunk in _chunks(todo, self.endpoint.batch_size):
+        def send(chunk: list[str]) -> list[WriteResult]:
             parts = [BatchPart("DELETE", self._entity(rid, current), None, {"If-Match": current[rid].etag if rid in current else "*"})
                      for rid in chunk]
             # why: a delete sent again after a lost answer finds the record gone (404), which is what was asked
-            for rid, resp in zip(chunk, self._batch(parts)):
-                results[rid] = self._written(rid, resp)
+            return [self._written(rid, resp) for rid, resp in zip(chunk, self._batch(parts))]
+
+        chunks = list(_chunks(todo, self.endpoint.batch_size))
+        for chunk, done in zip(chunks, self.endpoint.each(send, chunks)):
+            results.update(zip(chunk, done))
         return [results[rid] for rid in ids]
 
     def _written(self, rid: str, response: Response) -> WriteResult:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import socket
 import struct
@@ -186,6 +187,14 @@ def fault_response(svc: ODataService, kind: str) -> ApiResponse:
     return ApiResponse(500, headers, json.dumps({"error": {"code": "" if dataverse else "Internal_ServerError", "message": "Internal Server Error"}}).encode())
 
 
+def throttled_response(svc: ODataService, code: str, message: str, retry_after: float) -> ApiResponse:
+    """Service protection's 429 (api-limits: Retry-After in seconds; Business Central has its own code)."""
+    headers = {"Content-Type": "application/json; odata.metadata=minimal", "OData-Version": "4.0", "Retry-After": str(max(1, math.ceil(retry_after)))}
+    if svc.flavour != DATAVERSE:
+        code, message = "Application_TooManyRequests", "Too many requests. " + message
+    return ApiResponse(429, headers, json.dumps({"error": {"code": code, "message": message}}).encode())
+
+
 # --------------------------------------------------------------------------------------------
 # http.server glue
 # --------------------------------------------------------------------------------------------
@@ -267,18 +276,28 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                     svc._record(method, kind, path, None, fault)
                     self._reset()
                     return
+                model = svc.service_time
+                refusal = model.admit() if model is not None and (fault is None or fault in LOST_AFTER_COMMIT) else None
                 if fault is not None and fault not in LOST_AFTER_COMMIT:
                     response = fault_response(svc, fault)
+                elif refusal is not None:
+                    response = throttled_response(svc, *refusal)
                 else:
                     request = ApiRequest(method, path, query, headers, body)
                     with svc._lock:
+                        before = sum(svc.row_writes.values())
                         response = svc._dispatcher.handle(request)
+                        written = sum(svc.row_writes.values()) - before
+                    if model is not None:
+                        model.work(written)
                     if fault == "reset_after":
                         svc._record(method, kind, path, None, fault)
                         self._reset()
                         return
                     if fault is not None:  # committed, then a gateway answers instead of the service
                         response = fault_response(svc, fault.split("_")[0])
+        if svc.service_time is not None and kind != "token":
+            response.headers.update(svc.service_time.headers())
         svc._record(method, kind, path, response.status, fault)
         self._send(response)
 

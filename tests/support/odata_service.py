@@ -50,6 +50,7 @@ from .odata_model import (
     normalize_guid,
     parse_column_type,
 )
+from .service_time import ServiceTime
 
 __all__ = ["ODataService", "FaultPlan", "RequestRecord"]
 
@@ -126,6 +127,7 @@ class ODataService:
         self.verbose = verbose
         self.tls = tls  # (certificate file, key file): serve HTTPS
         self.faults: FaultPlan | None = None
+        self.service_time: ServiceTime | None = None  # latency, server time and service protection (service_time.py)
 
         dataverse = flavour == DATAVERSE
         # Dataverse: default and maximum page size 5000 (webapi/query/page-results).

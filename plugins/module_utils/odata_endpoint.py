@@ -203,6 +203,8 @@ class Lookup:
 
 class ODataTable(Table):
     filter_values_per_query = 50  # as many as read_by_ids lists in one URL
+    # why: a forked process reads and plans the next pages on a session of its own (renew_after_fork) while this one writes
+    supports_read_ahead = True
 
     def __init__(self, endpoint: ODataEndpoint, set_name: str, etype: EntityType, key: str):
         self.endpoint = endpoint
@@ -415,9 +417,13 @@ class ODataTable(Table):
 
     def _by_ids(self, ids: Sequence[str], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
         """The service's items of the records ``ids`` (those that exist), ``fields`` selected."""
-        key = self._prop(self.key)
-        conditions = [" or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
-                      for chunk in _chunks([i for i in ids if self._valid_id(i)], self.filter_values_per_query)]
+        return self._by_values(self.key, [i for i in ids if self._valid_id(i)], fields)
+
+    def _by_values(self, column: str, values: Sequence[Any], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The service's items whose ``column`` holds one of ``values``, ``fields`` selected."""
+        prop = self._prop(column)
+        conditions = [" or ".join("%s eq %s" % (prop, self._literal(column, v)) for v in chunk)
+                      for chunk in _chunks(list(values), self.filter_values_per_query)]
         urls = [self._query(fields, [condition]) for condition in conditions]
         headers = self._page_headers(self.filter_values_per_query)
         if self.kind != BUSINESS_CENTRAL or len(urls) < 2:
@@ -574,14 +580,35 @@ class ODataTable(Table):
         found: dict[int, WriteResult] = {}
         existing = self._existing([own[i] for i in pending if i in own])
         for i in pending:
-            if i in own:
-                if own[i].lower() in existing:
-                    found[i] = WriteResult(True, record_id=own[i])
-                continue
-            match = self.find(rows[i], [self.key], limit=1)
-            if match:
-                found[i] = WriteResult(True, record_id=self._id_text(match[0][0]))
+            if i in own and own[i].lower() in existing:
+                found[i] = WriteResult(True, record_id=own[i])
+        by_values = [i for i in pending if i not in own]
+        for i, rid in self._found_by_values(by_values, rows).items():
+            found[i] = WriteResult(True, record_id=rid)
         return found
+
+    def _found_by_values(self, pending: list[int], rows: list) -> dict[int, str]:
+        """Ids of records holding exactly the values of ``rows[i]``; each record answers for one row only."""
+        if not pending:
+            return {}
+        columns = [c for c in rows[pending[0]] if c != self.key and c not in self.lookups and self.kinds.get(c) == "text"]
+        # why: a text column every row fills tells the records apart: a look-up per 50 records, not one per record
+        column = next((c for c in columns if all(rows[i].get(c) not in (None, "") for i in pending)), None)
+        if column is None:
+            matches = {i: self.find(rows[i], [self.key], limit=1) for i in pending}
+            return {i: self._id_text(m[0][0]) for i, m in matches.items() if m}
+        names = list(dict.fromkeys([self.key, *[c for i in pending for c in rows[i]]]))
+        candidates = [dict(zip(names, self._row(item, names))) for item in self._by_values(column, [rows[i][column] for i in pending], names)]
+        out: dict[int, str] = {}
+        taken: set[str] = set()
+        for i in pending:
+            for record in candidates:
+                rid = self._id_text(record[self.key])
+                if rid not in taken and all(_same(record.get(c), v) for c, v in rows[i].items() if c != self.key):
+                    out[i] = rid
+                    taken.add(rid)
+                    break
+        return out
 
     def _existing(self, ids: list[str]) -> set[str]:
         return {str(r[0]).lower() for r in self.read_by_ids(ids, [self.key])} if ids else set()

@@ -21,6 +21,7 @@ import math
 import secrets
 import socket
 import struct
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -284,12 +285,14 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                     response = throttled_response(svc, *refusal)
                 else:
                     request = ApiRequest(method, path, query, headers, body)
+                    started = time.monotonic()
                     with svc._lock:
                         before = sum(svc.row_writes.values())
                         response = svc._dispatcher.handle(request)
                         written = sum(svc.row_writes.values()) - before
                     if model is not None:
-                        model.work(written)
+                        # why: the double's own work is part of the service time the model gives the request
+                        model.work(written, time.monotonic() - started)
                     if fault == "reset_after":
                         svc._record(method, kind, path, None, fault)
                         self._reset()

@@ -81,11 +81,11 @@ class ServiceTime:
             self.peak = max(self.peak, self._active)
             return None
 
-    def work(self, records: int) -> None:
-        """The time one admitted request takes, then its end."""
+    def work(self, records: int, elapsed: float = 0.0) -> None:
+        """The time one admitted request takes (of which ``elapsed`` the double already spent doing it), then its end."""
         spent = records * self.per_record
         try:
-            time.sleep(self.latency + spent)
+            time.sleep(max(0.0, self.latency + spent - elapsed))
         finally:
             with self._cond:
                 self._active -= 1

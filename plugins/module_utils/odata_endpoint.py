@@ -740,6 +740,7 @@ class ODataTable(Table):
                 results[rid] = _missing(rid)
             else:
                 todo.append(rid)
+
         def send(chunk: list[str]) -> list[WriteResult]:
             parts = [BatchPart("DELETE", self._entity(rid, current), None, {"If-Match": current[rid].etag if rid in current else "*"})
                      for rid in chunk]

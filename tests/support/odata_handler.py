@@ -322,6 +322,12 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
         try:
+            # why: a process forked from this one (the engine's read-ahead) holds a copy of the descriptor, so close()
+            # alone would leave the connection open and the client waiting for its read timeout
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self.connection.close()
         except OSError:
             pass

@@ -60,10 +60,15 @@ options:
         description: Database name.
         type: str
       user:
-        description: Database user.
+        description:
+          - Database user.
+          - For a web endpoint, the user of HTTP Basic authentication (SAP CAP and many OData v4 services, Business
+            Central on-premises with a web service access key). Exclusive with O(local.token) and O(local.client_id).
         type: str
       password:
-        description: Database password. Never written to the store, the job log or any output.
+        description:
+          - Database password, or the HTTP Basic password of a web endpoint with O(local.user).
+          - Never written to the store, the job log, any output or error message.
         type: str
       schema:
         description: Database schema for table names given without one.
@@ -103,6 +108,9 @@ options:
       token:
         description:
           - A static bearer token used instead of client credentials (tests, authenticating proxies). It is not renewed.
+          - A web endpoint authenticates with one of O(local.token), OAuth2 client credentials (O(local.client_id)) or
+            HTTP Basic (O(local.user)); an O(local.type=odata) endpoint with none of them sends no credentials
+            (except O(local.api_key)).
         type: str
       scope:
         description:
@@ -118,15 +126,36 @@ options:
       token_url:
         description: Full token endpoint URL, overriding O(local.authority) and O(local.tenant_id).
         type: str
+      api_key:
+        description:
+          - An API key sent in the O(local.api_key_header) header of every API request of a web endpoint (API gateways,
+            SAP API Business Hub). It can be combined with any other authentication, or used alone.
+          - Never written to the store, the job log, any output or error message.
+        type: str
+      api_key_header:
+        description:
+          - The header that carries O(local.api_key), for example V(APIKey) or V(Ocp-Apim-Subscription-Key).
+          - Defaults to V(X-API-Key).
+        type: str
       company:
         description:
           - Business Central company name or id. Needed when the environment has more than one company.
         type: str
       validate_certs:
-        description: Verify the service's TLS certificate. On unless set to V(false).
+        description:
+          - Verify the service's TLS certificate. On unless set to V(false).
+          - This option decides whatever C(REQUESTS_CA_BUNDLE) or C(CURL_CA_BUNDLE) say in the environment; without
+            O(local.ca_bundle), a certificate is verified against the trust store of the Python C(requests) library
+            (C(certifi)), or the bundle C(REQUESTS_CA_BUNDLE) names when it is set.
+          - A certificate that is not accepted fails the request at once, with a message that says so; it is not retried.
         type: bool
       ca_bundle:
-        description: A CA bundle file to verify the service's TLS certificate with.
+        description:
+          - A PEM file of CA certificates that signed the service's TLS certificate (a private or corporate CA).
+          - It extends the trust store, it does not replace it. The system trust store and the one of the Python
+            C(requests) library stay trusted, so a public token endpoint (V(https://login.microsoftonline.com)) is still
+            reachable. C(REQUESTS_CA_BUNDLE) in the environment does not override it.
+          - Ignored with O(local.validate_certs=false).
         type: path
       page_size:
         description:
@@ -150,6 +179,17 @@ options:
           - Longest time one web request is retried after throttling (429, honouring C(Retry-After)), 5xx or a
             dropped connection (default 300).
         type: float
+      max_parallel_requests:
+        description:
+          - Web endpoints. The most write requests (batches) in flight at once; the pages of a sync are written with up to
+            this many concurrent requests, and their results are committed as with one.
+          - Defaults to the number Dataverse asks for in its C(x-ms-dop-hint) response header (at most 52, its limit of
+            concurrent requests per user), 5 for Business Central (its limit per user) and 1 for other OData services.
+          - A 429 answer pauses every request of the endpoint for the whole C(Retry-After) (seconds or an HTTP date) and
+            halves the number in flight, which grows back by one at a time; Dataverse's
+            C(x-ms-ratelimit-burst-remaining-xrm-requests) header lowers it when the service protection window runs low.
+            Each job reports its 429 answers (C(throttled)) and the seconds waited (C(throttle_wait)).
+        type: int
       lookups:
         description:
           - "Dataverse lookup columns, by C(<entity set>.<lookup attribute>), mapped to the navigation property and

@@ -165,6 +165,10 @@ class Endpoint(abc.ABC):
     def renew_after_fork(self) -> None:  # noqa: B027 - most endpoints hold nothing a child must renew
         """In a forked child: open connections of its own from now on."""
 
+    def throttling(self) -> tuple[int, float]:
+        """Answers the service refused by service protection (429) so far, and the seconds spent waiting them out."""
+        return 0, 0.0
+
     def describe(self) -> dict[str, str]:
         return {"side": self.side, "type": self.type, "address": self.address()}
 

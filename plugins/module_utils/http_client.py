@@ -12,9 +12,14 @@ no message built here contains them.
 
 from __future__ import annotations
 
+import base64
+import datetime
+import email.utils
 import json
 import random
 import re
+import ssl
+import threading
 import time
 import traceback
 import uuid
@@ -23,9 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
+from ansible_collections.tablesync.integration.plugins.module_utils.service_protection import (
+    BUSINESS_CENTRAL_MAX_PARALLEL,
+    DATAVERSE_MAX_PARALLEL,
+    Pacer,
+)
 
 try:
     import requests
+    import requests.adapters
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
@@ -34,12 +46,15 @@ except ImportError:  # pragma: no cover - reported by the modules
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+# why: a 429 is refused by service protection before any work; a 5xx may come from a gateway after the service committed
+REFUSED_UNDONE = frozenset((429,))
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
 
 class ConnectionLost(EndpointError):
-    """The connection dropped after a request that must not be resent blindly was sent."""
+    """The outcome of a request that must not be resent blindly is unknown: the connection dropped,
+    or a server or gateway error (500, 502, 503, 504) came back, possibly after the service carried it out."""
 
 
 @dataclass
@@ -92,6 +107,9 @@ class BatchPart:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+AUTH_KINDS = ("oauth2", "bearer", "basic", "none")  # how a client authenticates its API requests
+
+
 @dataclass
 class ClientSettings:
     url: str
@@ -102,21 +120,32 @@ class ClientSettings:
     scope: str | None = None
     authority: str | None = None
     token_url: str | None = None
+    user: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    api_key_header: str = "X-API-Key"
     verify: Any = True
-    anonymous: bool = False
+    ca_bundle: str | None = None
+    auth: str = "oauth2"
     timeout: float = 60.0
     max_retry_seconds: float = 300.0
+    kind: str = "odata"
+    max_parallel: int | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        """No bearer token to renew (HTTP Basic, an API key alone, or nothing)."""
+        return self.auth in ("basic", "none")
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.client_secret, self.token, self.password, self.api_key) if s]
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], default_scope: str) -> ClientSettings:
+        kind = options.get("type")
         url = options.get("url")
         if not url:
-            raise ConfigurationError("a %s endpoint needs 'url' (the service root)" % options.get("type"))
-        verify: Any = options.get("validate_certs", True)
-        if verify is None:
-            verify = True
-        if options.get("ca_bundle"):
-            verify = options["ca_bundle"]
+            raise ConfigurationError("a %s endpoint needs 'url' (the service root)" % kind)
         settings = cls(
             url=url.rstrip("/") + "/",
             token=options.get("token"),
@@ -126,22 +155,43 @@ class ClientSettings:
             scope=options.get("scope") or default_scope,
             authority=options.get("authority"),
             token_url=options.get("token_url"),
-            verify=verify,
+            user=options.get("user"),
+            password=options.get("password"),
+            api_key=options.get("api_key"),
+            api_key_header=options.get("api_key_header") or "X-API-Key",
+            verify=options.get("validate_certs") is not False,
+            ca_bundle=options.get("ca_bundle") if options.get("validate_certs") is not False else None,
             timeout=float(options.get("timeout") or 60),
             max_retry_seconds=float(options["max_retry_seconds"]) if options.get("max_retry_seconds") is not None else 300.0,
+            kind=str(kind),
+            max_parallel=options.get("max_parallel_requests"),
         )
-        anonymous = options.get("type") == "odata" and not settings.client_id and not settings.token
-        if not settings.token and not anonymous:
-            missing = [n for n in ("client_id", "client_secret") if not getattr(settings, n)]
-            if not settings.token_url and not settings.tenant_id:
-                missing.insert(0, "tenant_id")
-            if missing:
-                raise ConfigurationError(
-                    "a %s endpoint needs either 'token' or OAuth2 client credentials; missing: %s"
-                    % (options.get("type"), ", ".join(missing))
-                )
-        settings.anonymous = anonymous
+        if settings.max_parallel is not None and int(settings.max_parallel) < 1:
+            raise ConfigurationError("max_parallel_requests of a %s endpoint must be 1 or more, not %s" % (kind, settings.max_parallel))
+        settings.auth = _auth_kind(settings, kind)
         return settings
+
+
+def _auth_kind(s: ClientSettings, kind: Any) -> str:
+    """Which authentication the options ask for; a clear error when they ask for two or for half of one."""
+    chosen = [name for name, given in (("token", s.token), ("client_id", s.client_id), ("user", s.user)) if given]
+    if len(chosen) > 1:
+        raise ConfigurationError("a %s endpoint authenticates with one of 'token', OAuth2 client credentials ('client_id') or "
+                                 "HTTP Basic ('user' and 'password'); %s are all set" % (kind, " and ".join(chosen)))
+    if s.password and not s.user:
+        raise ConfigurationError("a %s endpoint with 'password' needs 'user' (HTTP Basic authentication)" % kind)
+    if s.token:
+        return "bearer"
+    if s.user:
+        return "basic"
+    if kind == "odata" and not s.client_id:
+        return "none"
+    missing = [n for n in ("client_id", "client_secret") if not getattr(s, n)]
+    if not s.token_url and not s.tenant_id:
+        missing.insert(0, "tenant_id")
+    if missing:
+        raise ConfigurationError("a %s endpoint needs either 'token' or OAuth2 client credentials; missing: %s" % (kind, ", ".join(missing)))
+    return "oauth2"
 
 
 class HttpClient:
@@ -151,8 +201,12 @@ class HttpClient:
         if not HAS_REQUESTS:
             raise ConfigurationError("the python library requests is required: %s" % REQUESTS_IMPORT_ERROR)
         self.settings = settings
-        self.session = requests.Session()
-        self.session.verify = settings.verify
+        # why: passed with every request; a Session's own verify is overridden by REQUESTS_CA_BUNDLE in requests' environment merge
+        self.verify: Any = (settings.ca_bundle or True) if settings.verify else False
+        self._trust = _trust_adapter(settings.ca_bundle) if settings.ca_bundle else None
+        self.pacer = _pacer(settings)
+        self._token_lock = threading.Lock()
+        self.session = self._new_session()
         self._inherited: Any = None  # a forked child's copy of its parent's session (renew_session)
         self._sleep = sleep
         self._token: str | None = settings.token
@@ -166,8 +220,15 @@ class HttpClient:
     def renew_session(self) -> None:
         """In a forked child: a session of its own (the parent's pooled connections stay the parent's)."""
         self._inherited = self.session  # why: left open; closing it here could disturb connections the parent still uses
-        self.session = requests.Session()
-        self.session.verify = self.settings.verify
+        self.session = self._new_session()
+
+    def _new_session(self) -> Any:
+        session = requests.Session()
+        # why: a pooled connection per request in flight; requests keeps 10 per host by default
+        size = max(10, self.pacer.cap)
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size))
+        session.mount("https://", self._trust or requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size))
+        return session
 
     # -- auth ------------------------------------------------------------------------------------
     def token_endpoint(self) -> str:
@@ -177,6 +238,12 @@ class HttpClient:
         return "%s/%s/oauth2/v2.0/token" % ((s.authority or DEFAULT_AUTHORITY).rstrip("/"), s.tenant_id)
 
     def _bearer(self, renew: bool = False) -> str:
+        if self._token and not renew and time.monotonic() < self._token_expires:
+            return self._token
+        with self._token_lock:  # why: requests in flight together need one token, not one each
+            return self._renewed_bearer(renew)
+
+    def _renewed_bearer(self, renew: bool) -> str:
         if self._token and not renew and time.monotonic() < self._token_expires:
             return self._token
         if self.settings.token:
@@ -197,14 +264,26 @@ class HttpClient:
         self._token_expires = time.monotonic() + max(0.0, float(document.get("expires_in", 3599)) - 60)
         return self._token  # type: ignore[return-value]
 
+    def _credentials(self) -> dict[str, str]:
+        """The headers that authenticate an API request."""
+        s = self.settings
+        out = {s.api_key_header: s.api_key} if s.api_key else {}
+        if s.auth == "basic":
+            pair = "%s:%s" % (s.user, s.password or "")
+            out["Authorization"] = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        elif s.auth in ("oauth2", "bearer"):
+            out["Authorization"] = "Bearer " + self._bearer()
+        return out
+
     # -- requests ---------------------------------------------------------------------------------
     def request(self, method: str, url: str, json_body: Any = None, headers: Mapping[str, str] | None = None,
                 data: Any = None, resend: bool = True) -> Response:
         """Send an API request with retries; a 401 renews the token once.
 
-        ``resend=False`` is for requests that must not be sent twice (creates whose ids the service
-        assigns): a dropped connection then raises ConnectionLost instead of resending, since the
-        service may have carried the request out before the answer was lost.
+        ``resend=False`` is for requests that must not be sent twice (creates, updates bound to an
+        ETag): a dropped connection or a 5xx then raises ConnectionLost instead of resending, since
+        the service may have carried the request out before the answer was lost. A 429 is resent:
+        service protection refuses a request before doing any of it.
         """
         url = self.absolute(url)
         hdrs = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
@@ -216,7 +295,7 @@ class HttpClient:
         renewed = False
         while True:
             response = self._send(method, url, data=body, headers=hdrs, auth=True, resend=resend)
-            if response.status == 401 and not renewed and not self.settings.token and not self.settings.anonymous:
+            if response.status == 401 and not renewed and self.settings.auth == "oauth2":
                 renewed = True
                 self._bearer(renew=True)
                 continue
@@ -227,19 +306,36 @@ class HttpClient:
         started = time.monotonic()
         attempt = 0
         waited = 0.0
+        covered = 0.0  # the end of the pause this request's own 429 asked for (and slept)
         while True:
+            self.pacer.hold_back(self._sleep, covered)
             hdrs = dict(headers or {})
-            if auth and not self.settings.anonymous:
-                hdrs["Authorization"] = "Bearer " + self._bearer()
+            if auth:
+                hdrs.update(self._credentials())
             wait: float | None = None
             try:
                 self.requests_sent += 1
-                raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout)
+                with self.pacer.slot():
+                    raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout, verify=self.verify)
                 response = Response(raw.status_code, dict(raw.headers), raw.content)
+                if response.status != 429:
+                    self.pacer.answered(response.headers)
                 if response.status not in RETRY_STATUSES:
                     return response
                 problem = response.error_message()
+                if not resend and response.status not in REFUSED_UNDONE:
+                    raise ConnectionLost("%s %s: %s" % (method, _path(url), problem))
                 wait = _retry_after(response.header("Retry-After"))
+            except requests.exceptions.SSLError as exc:
+                if _certificate_problem(str(exc)):
+                    # why: an untrusted or mismatched certificate stays so; retrying it for minutes helps nobody
+                    raise EndpointError("%s %s: the TLS certificate of %s was not accepted (%s); set ca_bundle to the file of the "
+                                        "CA that signed it, or validate_certs: false" % (method, _path(url), _host(url),
+                                                                                         _certificate_problem(str(exc)))) from None
+                problem = "TLS connection failed: %s" % type(exc).__name__
+                if not resend:
+                    raise ConnectionLost("%s %s: %s" % (method, _path(url), problem)) from None
+                response = None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = "connection failed: %s" % type(exc).__name__
                 if not resend:
@@ -254,6 +350,9 @@ class HttpClient:
                 raise EndpointError("%s %s: %s; gave up after %d attempts" % (method, _path(url), problem, attempt))
             self.retries += 1
             waited += wait
+            if response is not None and response.status == 429:
+                # why: service protection counts the user's requests, so every request of this client waits, and fewer go at once
+                covered = self.pacer.throttled_for(wait)
             self._sleep(wait)
 
     def absolute(self, url: str) -> str:
@@ -274,7 +373,7 @@ class HttpClient:
             next_url = document.get("@odata.nextLink")
 
     # -- $batch -------------------------------------------------------------------------------------
-    def batch_multipart(self, parts: Sequence[BatchPart], continue_on_error: bool = True) -> list[Response]:
+    def batch_multipart(self, parts: Sequence[BatchPart], continue_on_error: bool = True, resend: bool = True) -> list[Response]:
         """A multipart/mixed ``$batch`` (Dataverse); one response per part, in order."""
         boundary = "batch_%s" % uuid.uuid4()
         out = bytearray()
@@ -292,7 +391,7 @@ class HttpClient:
         headers = {"Content-Type": "multipart/mixed; boundary=%s" % boundary}
         if continue_on_error:
             headers["Prefer"] = "odata.continue-on-error"
-        response = self.request("POST", "$batch", data=bytes(out), headers=headers)
+        response = self.request("POST", "$batch", data=bytes(out), headers=headers, resend=resend)
         if response.status != 200:
             return [response] * len(parts)
         answers = parse_multipart(response.header("Content-Type") or "", response.body)
@@ -377,12 +476,68 @@ def _not_run() -> Response:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait: ``Retry-After`` is delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: fall back to the back-off
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+def _pacer(settings: ClientSettings) -> Pacer:
+    """N requests in flight: the option, else Dataverse's x-ms-dop-hint, 5 for Business Central, 1 for other OData services."""
+    if settings.max_parallel is not None:
+        return Pacer(int(settings.max_parallel), cap=int(settings.max_parallel))
+    if settings.kind == "dataverse":
+        return Pacer(1, follow_hint=True, cap=DATAVERSE_MAX_PARALLEL)
+    if settings.kind == "business_central":
+        return Pacer(BUSINESS_CENTRAL_MAX_PARALLEL, cap=BUSINESS_CENTRAL_MAX_PARALLEL)
+    return Pacer(1, cap=1)
+
+
+def _trust_adapter(ca_bundle: str) -> Any:
+    """An adapter whose TLS context trusts the system store, requests' own bundle and ``ca_bundle`` (which extends them:
+    the token endpoint of a service behind a private CA still needs the public roots)."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=DEFAULT_CA_BUNDLE_PATH)
+    except OSError:
+        pass  # why: a system without requests' bundle (distribution packages) still has the system store
+    try:
+        context.load_verify_locations(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError("ca_bundle %s cannot be read as PEM CA certificates: %s" % (ca_bundle, exc)) from None
+
+    class TrustAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs["ssl_context"] = context
+            return super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+            kwargs["ssl_context"] = context
+            return super().proxy_manager_for(proxy, **kwargs)
+
+    return TrustAdapter(pool_connections=4, pool_maxsize=DATAVERSE_MAX_PARALLEL)
+
+
+def _certificate_problem(text: str) -> str | None:
+    """What OpenSSL or the host name check said about a refused certificate, or None for another TLS failure."""
+    match = re.search(r"certificate verify failed: ([^(]+?)\s*\(|(hostname '[^']*' doesn't match[^\"']*)|(Hostname mismatch[^\"']*)", text)
+    if not match:
+        return None
+    return next(g for g in match.groups() if g).strip()
+
+
+def _host(url: str) -> str:
+    return re.sub(r"^(https?://[^/]+).*$", r"\1", url)
 
 
 def _path(url: str) -> str:
@@ -391,7 +546,6 @@ def _path(url: str) -> str:
 
 
 def _scrub(text: str, settings: ClientSettings) -> str:
-    for secret in (settings.client_secret, settings.token):
-        if secret:
-            text = text.replace(secret, "********")
+    for secret in settings.secrets():
+        text = text.replace(secret, "********")
     return text

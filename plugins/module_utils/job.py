@@ -52,6 +52,8 @@ class JobResult:
     couplings_checked: int = 0  # couplings whose destination record a full sync's pages read (convergence.py)
     # direction -> {"job_id": its job row, "counts": what it counted}: one per flow (two for a bidirectional mapping)
     directions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    throttled: int = 0  # requests a web service refused with 429 during the job
+    throttle_wait: float = 0.0  # seconds the job's requests waited for the services' Retry-After
 
     def absorb(self, part: JobResult, cap: int) -> None:
         """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
@@ -83,6 +85,8 @@ class JobResult:
             "message": self.message,
             "matching": self.matching,
             "directions": {name: {"job_id": entry["job_id"], "counts": dict(entry["counts"])} for name, entry in self.directions.items()},
+            "throttled": self.throttled,
+            "throttle_wait": round(self.throttle_wait, 3),
         }
 
 

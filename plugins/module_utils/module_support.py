@@ -43,6 +43,8 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "scope": {"type": "str"},
     "authority": {"type": "str"},
     "token_url": {"type": "str", "no_log": False},
+    "api_key": {"type": "str", "no_log": True},
+    "api_key_header": {"type": "str", "no_log": False},
     "company": {"type": "str"},
     "validate_certs": {"type": "bool"},
     "ca_bundle": {"type": "path"},
@@ -51,6 +53,7 @@ ENDPOINT_SPEC: dict[str, Any] = {
     "bulk_operations": {"type": "bool"},
     "timeout": {"type": "float"},
     "max_retry_seconds": {"type": "float"},
+    "max_parallel_requests": {"type": "int"},
     "lookups": {"type": "dict"},
 }
 

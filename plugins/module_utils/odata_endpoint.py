@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -74,6 +76,8 @@ LIMITS = {  # (maximum page size, maximum operations per $batch)
 }
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 DUPLICATE_RECORD = "0x80040237"
+WRITE_ATTEMPTS = 5  # sends of one write request whose answers keep being lost
+OUTCOME_UNKNOWN = -1  # the status of a batch part whose answer was lost after it was sent
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
@@ -111,6 +115,7 @@ class ODataEndpoint(Endpoint):
         self._metadata: Metadata | None = None
         self._prefix: str | None = None
         self._tables: dict[tuple[str, str], ODataTable] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def type(self) -> str:
@@ -123,11 +128,26 @@ class ODataEndpoint(Endpoint):
             " company %s" % company if company else "")
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.client.close()
 
     def renew_after_fork(self) -> None:
         # why: a read-ahead process planning a full sync reads coupled records here (convergence.py)
         self.client.renew_session()
+        self._pool = None  # why: a forked child has none of its parent's threads
+
+    def throttling(self) -> tuple[int, float]:
+        return self.client.pacer.throttled, self.client.pacer.waited
+
+    def each(self, function: Callable[[Any], Any], items: list) -> list:
+        """``function`` of every item, in order, up to the client's number of requests in flight at once."""
+        pacer = self.client.pacer
+        if len(items) < 2 or pacer.cap < 2:
+            return [function(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=pacer.cap, thread_name_prefix="tablesync-web")
+        return list(self._pool.map(function, items))
 
     @property
     def metadata(self) -> Metadata:
@@ -183,6 +203,8 @@ class Lookup:
 
 class ODataTable(Table):
     filter_values_per_query = 50  # as many as read_by_ids lists in one URL
+    # why: a forked process reads and plans the next pages on a session of its own (renew_after_fork) while this one writes
+    supports_read_ahead = True
 
     def __init__(self, endpoint: ODataEndpoint, set_name: str, etype: EntityType, key: str):
         self.endpoint = endpoint
@@ -339,12 +361,18 @@ class ODataTable(Table):
         documents = self.client.pages(self._query(names, filters, orderby), self._page_headers(page_size))
         if server_where:
             documents = self._or_without_filter(documents, names, filters[1:], orderby, page_size)
+        # why: pages of the size asked for whatever the service's page size, so that writes to the other side go in full batches
+        held: list[tuple] = []
         for document in documents:
             rows = [self._row(item, names) for item in document.get("value", [])]
             if where is not None:
                 rows = [r for r in rows if where.matches(dict(zip(names, r)))]
-            if rows:
-                yield [r[:width] for r in rows]
+            held.extend(r[:width] for r in rows)
+            while len(held) >= page_size:
+                yield held[:page_size]
+                held = held[page_size:]
+        if held:
+            yield held
 
     def _or_without_filter(self, documents: Iterator[dict], names: list[str], filters: list[str], orderby: str,
                            page_size: int) -> Iterator[dict]:
@@ -385,13 +413,35 @@ class ODataTable(Table):
         return ChangeRead(self, list(fields), delta_link, where, page_size)
 
     def read_by_ids(self, ids, fields) -> list[tuple]:
-        out: list[tuple] = []
-        key = self._prop(self.key)
-        for chunk in _chunks([i for i in ids if self._valid_id(i)], 50):
-            condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
-            for document in self.client.pages(self._query(fields, [condition]), self._page_headers(len(chunk))):
-                out.extend(self._row(item, fields) for item in document.get("value", []))
-        return out
+        return [self._row(item, fields) for item in self._by_ids(ids, fields)]
+
+    def _by_ids(self, ids: Sequence[str], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The service's items of the records ``ids`` (those that exist), ``fields`` selected."""
+        return self._by_values(self.key, [i for i in ids if self._valid_id(i)], fields)
+
+    def _by_values(self, column: str, values: Sequence[Any], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The service's items whose ``column`` holds one of ``values``, ``fields`` selected."""
+        prop = self._prop(column)
+        conditions = [" or ".join("%s eq %s" % (prop, self._literal(column, v)) for v in chunk)
+                      for chunk in _chunks(list(values), self.filter_values_per_query)]
+        urls = [self._query(fields, [condition]) for condition in conditions]
+        headers = self._page_headers(self.filter_values_per_query)
+        if self.kind != BUSINESS_CENTRAL or len(urls) < 2:
+            for url in urls:
+                for document in self.client.pages(url, headers):
+                    yield from document.get("value", [])
+            return
+        # why: the GETs of a thousand ids go in one $batch: one round trip instead of twenty (ETags before updates)
+        for chunk in _chunks(urls, self.endpoint.batch_size):
+            answers = self.client.batch_json([BatchPart("GET", self.client.absolute(u), None, headers) for u in chunk])
+            for answer in answers:
+                if answer.status != 200:
+                    raise EndpointError("GET %s: %s" % (self.set_name, answer.error_message()))
+                document = answer.json() or {}
+                yield from document.get("value", [])
+                if document.get("@odata.nextLink"):
+                    for rest in self.client.pages(document["@odata.nextLink"], headers):
+                        yield from rest.get("value", [])
 
     def find(self, values, fields, limit=10) -> list[tuple]:
         conditions = []
@@ -446,11 +496,13 @@ class ODataTable(Table):
             body[self._prop(column)] = self._to_wire(column, value)
         return body
 
-    def _entity(self, record_id: str, entities: Mapping[str, str] | None = None) -> str:
-        """The record's address; ``entities`` holds the entity ids of records keyed by another column."""
-        if entities and record_id in entities:
-            return "%s(%s)" % (self.url, entities[record_id])
-        return "%s(%s)" % (self.url, self._literal(self.key, record_id))
+    def _entity(self, record_id: str, current: Mapping[str, Current] | None = None) -> str:
+        """The record's address; ``current`` holds the entity ids of records keyed by another column."""
+        entity = current[record_id].entity if current and record_id in current else None
+        if entity is not None:
+            return "%s(%s)" % (self.url, entity)
+        # why: a text key such as C#0005 or C%0009 would be cut or garbled in the path without percent-encoding
+        return "%s(%s)" % (self.url, quote(self._literal(self.key, record_id), safe="'"))
 
     def _bodies(self, rows: Sequence[Mapping[str, Any]], with_key: bool) -> list[dict[str, Any] | WriteResult]:
         out: list[dict[str, Any] | WriteResult] = []
@@ -469,58 +521,105 @@ class ODataTable(Table):
         bodies = self._bodies(rows, with_key=not self.info.columns[self.key].server_generated)
         results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
         todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
-        for chunk in _chunks(todo, self.endpoint.batch_size):
-            bulk = self.bulk and len(chunk) > 1
-            done = self._create_multiple([bodies[i] for i in chunk], [rows[i] for i in chunk]) if bulk else None
-            if done is not None:
-                for i, res in zip(chunk, done):
-                    results[i] = res
-                continue
-            for i, res in self._create_batch(chunk, rows, bodies, check_existing=bulk).items():
+        for done in self.endpoint.each(lambda chunk: self._create_chunk(chunk, rows, bodies), list(_chunks(todo, self.endpoint.batch_size))):
+            for i, res in done.items():
                 results[i] = res
         return [r for r in results if r is not None]
 
-    def _create_batch(self, chunk: list[int], rows: list, bodies: list, check_existing: bool) -> dict[int, WriteResult]:
-        """Creates in a $batch, never making a record twice when an answer was lost on the way."""
+    def _create_chunk(self, chunk: list[int], rows: list, bodies: list) -> dict[int, WriteResult]:
+        """Creates of one write request, never making a record twice when an answer was lost on the way."""
         done: dict[int, WriteResult] = {}
         # why: only an entity key makes a resent create fail as a duplicate; another key (a code) may not be unique there
         own = {i: str(rows[i][self.key]) for i in chunk if rows[i].get(self.key) is not None} if self.key in self.etype.key else {}
-        if own and check_existing:
-            # why: a refused CreateMultiple may be a resent one whose first answer was lost: those records exist under our ids
-            existing = {str(r[0]).lower() for r in self.read_by_ids(list(own.values()), [self.key])}
-            done.update({i: WriteResult(True, record_id=rid) for i, rid in own.items() if rid.lower() in existing})
-        pending = [i for i in chunk if i not in done]
-        for attempt in range(5):
+        pending = list(chunk)
+        lost = ""
+        bulk = self.bulk and len(chunk) > 1
+        for attempt in range(WRITE_ATTEMPTS):
+            if attempt:
+                # why: the last answer was lost, the service may have made the records: look them up before sending again
+                done.update(self._already_created(pending, rows, own))
+                pending = [i for i in pending if i not in done]
             if not pending:
                 break
-            parts = [BatchPart("POST", self.url, bodies[i]) for i in pending]
-            try:
-                answers = self._batch(parts, resend=bool(own))
-            except ConnectionLost:
-                if attempt == 4:
-                    raise
-                # why: server-assigned ids: look the records up by their values before sending them again
-                for i in pending:
-                    found = self.find(rows[i], [self.key], limit=1)
-                    if found:
-                        done[i] = WriteResult(True, record_id=str(found[0][0]))
+            if bulk and self.bulk:
+                try:
+                    made = self._create_multiple([bodies[i] for i in pending], [rows[i] for i in pending])
+                except ConnectionLost as exc:
+                    lost = str(exc)
+                    continue
+                if made is not None:
+                    done.update(zip(pending, made))
+                    return done
+                # why: a refused CreateMultiple may be a resent one whose first answer was lost: those records exist under our ids
+                done.update(self._already_created([i for i in pending if i in own], rows, own))
                 pending = [i for i in pending if i not in done]
-                continue
+                bulk = False
+                if not pending:
+                    break
+            answers = self._batch([BatchPart("POST", self.url, bodies[i]) for i in pending], resend=False)
             duplicates = [i for i, resp in zip(pending, answers) if i in own and resp.error_code() == DUPLICATE_RECORD]
-            existing = {str(r[0]).lower() for r in self.read_by_ids([own[i] for i in duplicates], [self.key])} if duplicates else set()
+            existing = self._existing([own[i] for i in duplicates])
+            unknown = []
             for i, resp in zip(pending, answers):
-                if i in duplicates and own[i].lower() in existing:
+                if resp.status == OUTCOME_UNKNOWN:
+                    unknown.append(i)
+                    lost = resp.error_message()
+                elif i in duplicates and own[i].lower() in existing:
                     done[i] = WriteResult(True, record_id=own[i])
                 else:
                     done[i] = self._created(rows[i], resp)
-            pending = []
+            pending = unknown
+        for i in pending:
+            done[i] = WriteResult(False, record_id=own.get(i), error="the outcome of the create is unknown after %d attempts (%s)"
+                                  % (WRITE_ATTEMPTS, lost))
         return done
 
+    def _already_created(self, pending: list[int], rows: list, own: Mapping[int, str]) -> dict[int, WriteResult]:
+        """Of records whose create may have been carried out, those the service has: by their client-chosen
+        id, else (the service assigns ids) by the values they were created with."""
+        found: dict[int, WriteResult] = {}
+        existing = self._existing([own[i] for i in pending if i in own])
+        for i in pending:
+            if i in own and own[i].lower() in existing:
+                found[i] = WriteResult(True, record_id=own[i])
+        by_values = [i for i in pending if i not in own]
+        for i, rid in self._found_by_values(by_values, rows).items():
+            found[i] = WriteResult(True, record_id=rid)
+        return found
+
+    def _found_by_values(self, pending: list[int], rows: list) -> dict[int, str]:
+        """Ids of records holding exactly the values of ``rows[i]``; each record answers for one row only."""
+        if not pending:
+            return {}
+        columns = [c for c in rows[pending[0]] if c != self.key and c not in self.lookups and self.kinds.get(c) == "text"]
+        # why: a text column every row fills tells the records apart: a look-up per 50 records, not one per record
+        column = next((c for c in columns if all(rows[i].get(c) not in (None, "") for i in pending)), None)
+        if column is None:
+            matches = {i: self.find(rows[i], [self.key], limit=1) for i in pending}
+            return {i: self._id_text(m[0][0]) for i, m in matches.items() if m}
+        names = list(dict.fromkeys([self.key, *[c for i in pending for c in rows[i]]]))
+        candidates = [dict(zip(names, self._row(item, names))) for item in self._by_values(column, [rows[i][column] for i in pending], names)]
+        out: dict[int, str] = {}
+        taken: set[str] = set()
+        for i in pending:
+            for record in candidates:
+                rid = self._id_text(record[self.key])
+                if rid not in taken and all(_same(record.get(c), v) for c, v in rows[i].items() if c != self.key):
+                    out[i] = rid
+                    taken.add(rid)
+                    break
+        return out
+
+    def _existing(self, ids: list[str]) -> set[str]:
+        return {str(r[0]).lower() for r in self.read_by_ids(ids, [self.key])} if ids else set()
+
     def _create_multiple(self, bodies: list, rows: list) -> list[WriteResult] | None:
-        """Dataverse CreateMultiple: all or nothing, so any refusal falls back to a $batch that isolates it."""
+        """Dataverse CreateMultiple: all or nothing, so any refusal falls back to a $batch that isolates it.
+        Raises ConnectionLost when the answer was lost."""
         odata_type = "Microsoft.Dynamics.CRM.%s" % self.etype.name
         targets = [dict(b, **{"@odata.type": odata_type}) for b in bodies]
-        response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.CreateMultiple" % self.url, json_body={"Targets": targets})
+        response = self.client.request("POST", "%s/Microsoft.Dynamics.CRM.CreateMultiple" % self.url, json_body={"Targets": targets},
+                                       resend=False)
         self._note_bulk_support(response)
         if response.status != 200:
             return None
@@ -535,7 +634,7 @@ class ODataTable(Table):
             if response.status != 204 and response.body.strip():
                 rid = (response.json() or {}).get(self._prop(self.key))
                 if rid is not None:
-                    return WriteResult(True, record_id=str(rid).lower() if self.kinds[self.key] == "uuid" else str(rid))
+                    return WriteResult(True, record_id=self._id_text(rid))
             match = _ENTITY_ID.search(response.header("OData-EntityId") or response.header("Location") or "")
             if match:
                 return WriteResult(True, record_id=match.group(1).lower())
@@ -545,36 +644,76 @@ class ODataTable(Table):
         return WriteResult(False, record_id=None if own is None else str(own), error=response.error_message())
 
     def update(self, changes) -> list[WriteResult]:
-        changes = [(rid, dict(values)) for rid, values in changes]
+        changes = [(rid, {k: v for k, v in dict(values).items() if k != self.key}) for rid, values in changes]
         results: list[WriteResult | None] = [None] * len(changes)
-        etags: dict[str, str] = {}
-        entities: dict[str, str] = {}
+        current: dict[str, Current] = {}
         if self.kind == BUSINESS_CENTRAL:
-            etags, entities = self._etags([change[0] for change in changes])
+            current = self._current([change[0] for change in changes])
         todo = []
         bodies: dict[int, dict] = {}
         for index, (rid, values) in enumerate(changes):
-            if self.kind == BUSINESS_CENTRAL and rid not in etags:
+            if self.kind == BUSINESS_CENTRAL and rid not in current:
                 results[index] = _missing(rid)
                 continue
             try:
-                bodies[index] = self._body({k: v for k, v in values.items() if k != self.key}, with_key=False)
+                bodies[index] = self._body(values, with_key=False)
             except _Refused as exc:
                 results[index] = WriteResult(False, record_id=rid, error=str(exc))
                 continue
             todo.append(index)
-        for chunk in _chunks(todo, self.endpoint.batch_size):
-            done = self._update_multiple([(changes[i][0], bodies[i]) for i in chunk]) if self.bulk and len(chunk) > 1 else None
-            if done is None:
-                parts = []
-                for i in chunk:
-                    rid = changes[i][0]
-                    # why: Dataverse PATCH is an upsert; If-Match: * makes it fail on a vanished record instead
-                    parts.append(BatchPart("PATCH", self._entity(rid, entities), bodies[i], {"If-Match": etags.get(rid, "*")}))
-                done = [self._written(changes[i][0], resp) for i, resp in zip(chunk, self._batch(parts))]
+        chunks = list(_chunks(todo, self.endpoint.batch_size))
+        answers = self.endpoint.each(lambda chunk: self._update_chunk([changes[i] for i in chunk], [bodies[i] for i in chunk], current), chunks)
+        for chunk, done in zip(chunks, answers):
             for i, res in zip(chunk, done):
                 results[i] = res
         return [r for r in results if r is not None]
+
+    def _update_chunk(self, changes: list[tuple[str, dict]], bodies: list[dict], current: dict[str, Current]) -> list[WriteResult]:
+        """Updates of one write request. A Business Central update carries the record's ETag: once carried out,
+        the same request fails with 412, so an update whose answer was lost is read back, done when the record
+        holds its values, else sent again with the record's new ETag."""
+        results: dict[int, WriteResult] = {}
+        pending = list(range(len(changes)))
+        lost = ""
+        if self.bulk and len(changes) > 1:
+            # why: UpdateMultiple sets values without an ETag; sending it again after a lost answer changes nothing more
+            done = self._update_multiple([(changes[j][0], bodies[j]) for j in pending])
+            if done is not None:
+                return done
+        bound = self.kind == BUSINESS_CENTRAL
+        for attempt in range(WRITE_ATTEMPTS):
+            if attempt:
+                again = self._current([changes[j][0] for j in pending], sorted({c for j in pending for c in changes[j][1]}))
+                for j in pending:
+                    rid, values = changes[j]
+                    now = again.get(rid)
+                    if now is None:
+                        results[j] = _missing(rid)
+                    elif all(_same(now.values.get(c), v) for c, v in values.items()):
+                        results[j] = WriteResult(True, record_id=rid)
+                    else:
+                        current[rid] = now
+                pending = [j for j in pending if j not in results]
+            if not pending:
+                break
+            parts = []
+            for j in pending:
+                rid = changes[j][0]
+                # why: Dataverse PATCH is an upsert; If-Match: * makes it fail on a vanished record instead
+                etag = current[rid].etag if rid in current else "*"
+                parts.append(BatchPart("PATCH", self._entity(rid, current), bodies[j], {"If-Match": etag}))
+            unknown = []
+            for j, resp in zip(pending, self._batch(parts, resend=not bound)):
+                if resp.status == OUTCOME_UNKNOWN:
+                    unknown.append(j)
+                    lost = resp.error_message()
+                else:
+                    results[j] = self._written(changes[j][0], resp)
+            pending = unknown
+        for j in pending:
+            results[j] = WriteResult(False, record_id=changes[j][0], error="the outcome of the update is unknown after %d attempts (%s)"
+                                     % (WRITE_ATTEMPTS, lost))
+        return [results[j] for j in range(len(changes))]
 
     def _update_multiple(self, items: list[tuple[str, dict]]) -> list[WriteResult] | None:
         odata_type = "Microsoft.Dynamics.CRM.%s" % self.etype.name
@@ -593,50 +732,64 @@ class ODataTable(Table):
 
     def delete(self, ids) -> list[WriteResult]:
         ids = list(ids)
-        etags, entities = self._etags(ids) if self.kind == BUSINESS_CENTRAL else ({}, {})
+        current = self._current(ids) if self.kind == BUSINESS_CENTRAL else {}
         results: dict[str, WriteResult] = {}
         todo = []
         for rid in ids:
-            if self.kind == BUSINESS_CENTRAL and rid not in etags:
+            if self.kind == BUSINESS_CENTRAL and rid not in current:
                 results[rid] = _missing(rid)
             else:
                 todo.append(rid)
-        for chunk in _chunks(todo, self.endpoint.batch_size):
-            parts = [BatchPart("DELETE", self._entity(rid, entities), None, {"If-Match": etags.get(rid, "*")}) for rid in chunk]
-            for rid, resp in zip(chunk, self._batch(parts)):
-                results[rid] = self._written(rid, resp)
+
+        def send(chunk: list[str]) -> list[WriteResult]:
+            parts = [BatchPart("DELETE", self._entity(rid, current), None, {"If-Match": current[rid].etag if rid in current else "*"})
+                     for rid in chunk]
+            # why: a delete sent again after a lost answer finds the record gone (404), which is what was asked
+            return [self._written(rid, resp) for rid, resp in zip(chunk, self._batch(parts))]
+
+        chunks = list(_chunks(todo, self.endpoint.batch_size))
+        for chunk, done in zip(chunks, self.endpoint.each(send, chunks)):
+            results.update(zip(chunk, done))
         return [results[rid] for rid in ids]
 
     def _written(self, rid: str, response: Response) -> WriteResult:
         if 200 <= response.status < 300:
             return WriteResult(True, record_id=rid)
-        if response.status == 404:
+        if response.status == 404 and not self._existing([rid]):
+            # why: a 404 may come from a wrong address or a proxy; only a read saying the record is gone makes it a deletion
             return _missing(rid)
         return WriteResult(False, record_id=rid, error=response.error_message())
 
-    def _etags(self, ids: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
-        """Current ETags (Business Central requires the record's own on PATCH and DELETE) and, for a
-        table keyed by another column than the entity key (a code), each record's entity id."""
-        out: dict[str, tuple[str, str | None]] = {}
+    def _current(self, ids: Sequence[str], columns: Sequence[str] = ()) -> dict[str, Current]:
+        """The records as they are now: ETag (Business Central requires the record's own on PATCH and DELETE),
+        the entity id of a table keyed by another column than the entity key (a code), and ``columns``."""
+        out: dict[str, Current] = {}
         key = self._prop(self.key)
         entity_keys = [k for k in self.etype.key if k != key]
-        fields = [self.key] + [k for k in entity_keys if k in self.props.values()]
-        for chunk in _chunks([i for i in ids if self._valid_id(i)], 50):
-            condition = " or ".join("%s eq %s" % (key, self._literal(self.key, i)) for i in chunk)
-            for document in self.client.pages(self._query(fields, [condition])):
-                for item in document.get("value", []):
-                    entity = item.get(entity_keys[0]) if len(entity_keys) == 1 else None
-                    out[str(item.get(key)).lower()] = (item.get("@odata.etag") or "*", None if entity is None else str(entity))
-        found = {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
-        return {rid: v[0] for rid, v in found.items()}, {rid: v[1] for rid, v in found.items() if v[1] is not None}
+        fields = list(dict.fromkeys([self.key, *[k for k in entity_keys if k in self.props.values()], *columns]))
+        for item in self._by_ids(ids, fields):
+            entity = item.get(entity_keys[0]) if len(entity_keys) == 1 else None
+            out[str(item.get(key)).lower()] = Current(item.get("@odata.etag") or "*", None if entity is None else str(entity),
+                                                      dict(zip(fields, self._row(item, fields))))
+        return {rid: out[str(rid).lower()] for rid in ids if str(rid).lower() in out}
 
     def _batch(self, parts: list[BatchPart], resend: bool = True) -> list[Response]:
-        if self.kind == BUSINESS_CENTRAL:
-            return self.client.batch_json([BatchPart(p.method, self.client.absolute(p.url), p.body, p.headers) for p in parts], resend=resend)
-        if self.kind == DATAVERSE:
-            return self.client.batch_multipart(parts)
+        """One answer per part; a part whose outcome is unknown (``resend=False`` and the answer lost) answers OUTCOME_UNKNOWN."""
+        try:
+            if self.kind == BUSINESS_CENTRAL:
+                return self.client.batch_json([BatchPart(p.method, self.client.absolute(p.url), p.body, p.headers) for p in parts], resend=resend)
+            if self.kind == DATAVERSE:
+                return self.client.batch_multipart(parts, resend=resend)
+        except ConnectionLost as exc:
+            return [_unknown(exc)] * len(parts)
         # why: $batch support and its continue-on-error behaviour vary between generic OData services
-        return [self.client.request(p.method, p.url, json_body=p.body, headers=p.headers, resend=resend) for p in parts]
+        answers = []
+        for p in parts:
+            try:
+                answers.append(self.client.request(p.method, p.url, json_body=p.body, headers=p.headers, resend=resend))
+            except ConnectionLost as exc:
+                answers.append(_unknown(exc))
+        return answers
 
 
 class ChangeRead:
@@ -694,6 +847,19 @@ class ChangeRead:
 
 class _Refused(Exception):
     """A record that cannot be written as it is; it fails alone."""
+
+
+@dataclass
+class Current:
+    """A record as the service holds it now."""
+
+    etag: str
+    entity: str | None
+    values: dict[str, Any]
+
+
+def _unknown(exc: Exception) -> Response:
+    return Response(OUTCOME_UNKNOWN, {}, json.dumps({"error": {"code": "OutcomeUnknown", "message": str(exc)}}).encode())
 
 
 def _missing(rid: str) -> WriteResult:

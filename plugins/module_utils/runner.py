@@ -152,9 +152,14 @@ class SyncRunner:
                     planned=planned if self.dry_run else None,
                 )
                 job = MappingSync(mapping, tables, flows, self.store, run_id, opts)
+                before = [e.throttling() for e in self.endpoints.values()]
                 if mode == "full" and chosen is None:
                     couple_before_full_sync(job)  # couple matching records before anything is created
-                result.jobs.append(job.run())
+                done = job.run()
+                after = [e.throttling() for e in self.endpoints.values()]
+                done.throttled = sum(a[0] - b[0] for a, b in zip(after, before))
+                done.throttle_wait = sum(a[1] - b[1] for a, b in zip(after, before))
+                result.jobs.append(done)
             if mode == "full" and chosen is None:
                 self._after_full_sync(selected, after_full_sync, result)
             else:

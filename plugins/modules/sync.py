@@ -237,6 +237,12 @@ jobs:
           anything, as the M(tablesync.integration.coupling) module reports it with O(tablesync.integration.coupling#module:match=true)
           (counts, pairs, ambiguous, unmatched); null otherwise.
       type: dict
+    throttled:
+      description: Requests of the job that a web service refused with 429 (service protection); 0 for databases.
+      type: int
+    throttle_wait:
+      description: Seconds the job's requests waited for the C(Retry-After) of those 429 answers.
+      type: float
 totals:
   description: The counts of all jobs added up.
   returned: always

@@ -13,8 +13,14 @@ Kinds:
             (include-http-status-error-codes.md), so it is sent for both flavours.
 ``"500"``/``"502"``  plain server errors (502 carries ``Retry-After`` on Business Central).
 ``"reset"`` the connection is closed without any response (the client sees a connection error).
+``"504"``   gateway timeout (with ``Retry-After`` like 502).
 ``"reset_after"`` the request IS processed, then the connection is closed without the response:
             a lost answer, so a client that simply resends a create makes a second record.
+``"502_after"``/``"504_after"`` the request IS processed, then a gateway answers 502/504 instead of
+            the service's response (a gateway that gave up waiting, or lost the service's answer).
+
+``writes_only=True`` applies the plan to write requests only (POST, PATCH, PUT, DELETE): reads are
+never faulted nor counted, so ``rate=0.1`` loses a tenth of the write answers.
 
 Two modes, which can be combined (the sequence is consumed first):
 
@@ -31,7 +37,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-FAULT_KINDS = ("429", "503", "500", "502", "reset", "reset_after")
+FAULT_KINDS = ("429", "503", "500", "502", "504", "reset", "reset_after", "502_after", "504_after")
+LOST_AFTER_COMMIT = ("reset_after", "502_after", "504_after")
+WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
 
 @dataclass
@@ -43,6 +51,7 @@ class FaultPlan:
     sequence: Sequence[str | None] | None = None
     max_faults: int | None = None
     bc_429_retry_after: bool = False
+    writes_only: bool = False
     injected: list[tuple[int, str]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -56,8 +65,10 @@ class FaultPlan:
         self._position = 0
         self._seen = 0
 
-    def next_fault(self) -> str | None:
+    def next_fault(self, method: str = "GET") -> str | None:
         """Consume one API request and return the fault kind to inject, or None."""
+        if self.writes_only and method.upper() not in WRITE_METHODS:
+            return None
         with self._lock:
             index = self._seen
             self._seen += 1

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import socket
 import struct
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .faults import LOST_AFTER_COMMIT
 from .odata_model import DATAVERSE
 from .odata_protocol import ApiRequest, ApiResponse, Headers
 
@@ -176,13 +179,21 @@ def fault_response(svc: ODataService, kind: str) -> ApiResponse:
             if retry_after and plan is not None and plan.bc_429_retry_after:
                 headers["Retry-After"] = retry_after
         return ApiResponse(429, headers, json.dumps({"error": {"code": code, "message": message}}).encode())
-    if kind in ("503", "502"):
+    if kind in ("503", "502", "504"):
         if retry_after:
             headers["Retry-After"] = retry_after
         status = int(kind)
-        message = "Service Unavailable" if status == 503 else "Bad Gateway"
+        message = {503: "Service Unavailable", 502: "Bad Gateway", 504: "Gateway Timeout"}[status]
         return ApiResponse(status, headers, json.dumps({"error": {"code": "" if dataverse else "Unavailable", "message": message}}).encode())
     return ApiResponse(500, headers, json.dumps({"error": {"code": "" if dataverse else "Internal_ServerError", "message": "Internal Server Error"}}).encode())
+
+
+def throttled_response(svc: ODataService, code: str, message: str, retry_after: float) -> ApiResponse:
+    """Service protection's 429 (api-limits: Retry-After in seconds; Business Central has its own code)."""
+    headers = {"Content-Type": "application/json; odata.metadata=minimal", "OData-Version": "4.0", "Retry-After": str(max(1, math.ceil(retry_after)))}
+    if svc.flavour != DATAVERSE:
+        code, message = "Application_TooManyRequests", "Too many requests. " + message
+    return ApiResponse(429, headers, json.dumps({"error": {"code": code, "message": message}}).encode())
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,21 +272,35 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
             kind = KIND_BY_ROUTE.get(route.kind, "other")
             response = check_auth(svc, headers)
             if response is None:
-                fault = svc.faults.next_fault() if svc.faults is not None else None
+                fault = svc.faults.next_fault(method) if svc.faults is not None else None
                 if fault == "reset":
                     svc._record(method, kind, path, None, fault)
                     self._reset()
                     return
-                if fault is not None and fault != "reset_after":
+                model = svc.service_time
+                refusal = model.admit() if model is not None and (fault is None or fault in LOST_AFTER_COMMIT) else None
+                if fault is not None and fault not in LOST_AFTER_COMMIT:
                     response = fault_response(svc, fault)
+                elif refusal is not None:
+                    response = throttled_response(svc, *refusal)
                 else:
                     request = ApiRequest(method, path, query, headers, body)
+                    started = time.monotonic()
                     with svc._lock:
+                        before = sum(svc.row_writes.values())
                         response = svc._dispatcher.handle(request)
+                        written = sum(svc.row_writes.values()) - before
+                    if model is not None:
+                        # why: the double's own work is part of the service time the model gives the request
+                        model.work(written, time.monotonic() - started)
                     if fault == "reset_after":
                         svc._record(method, kind, path, None, fault)
                         self._reset()
                         return
+                    if fault is not None:  # committed, then a gateway answers instead of the service
+                        response = fault_response(svc, fault.split("_")[0])
+        if svc.service_time is not None and kind != "token":
+            response.headers.update(svc.service_time.headers())
         svc._record(method, kind, path, response.status, fault)
         self._send(response)
 
@@ -294,6 +319,12 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            # why: a process forked from this one (the engine's read-ahead) holds a copy of the descriptor, so close()
+            # alone would leave the connection open and the client waiting for its read timeout
+            self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         try:

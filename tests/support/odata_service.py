@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ssl
 import threading
 import time
 import uuid
@@ -49,6 +50,7 @@ from .odata_model import (
     normalize_guid,
     parse_column_type,
 )
+from .service_time import ServiceTime
 
 __all__ = ["ODataService", "FaultPlan", "RequestRecord"]
 
@@ -107,6 +109,7 @@ class ODataService:
         company_name: str = "CRONUS USA, Inc.",
         company_id: str | None = None,
         verbose: bool = False,
+        tls: tuple[str, str] | None = None,
     ):
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
@@ -122,7 +125,9 @@ class ODataService:
         self.token_lifetime = token_lifetime
         self.require_auth = require_auth
         self.verbose = verbose
+        self.tls = tls  # (certificate file, key file): serve HTTPS
         self.faults: FaultPlan | None = None
+        self.service_time: ServiceTime | None = None  # latency, server time and service protection (service_time.py)
 
         dataverse = flavour == DATAVERSE
         # Dataverse: default and maximum page size 5000 (webapi/query/page-results).
@@ -169,6 +174,10 @@ class ODataService:
         if self._server is not None:
             return self
         self._server = ODataHTTPServer((self.host, self.port), self)
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=f"odata-{self.flavour}-{self.port}", daemon=True)
         self._thread.start()
@@ -197,7 +206,7 @@ class ODataService:
         """``http://127.0.0.1:<port>`` (the server root; also the token authority host)."""
         if self._server is None:
             raise RuntimeError("the service is not started; use it as a context manager or call start()")
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def api_root_path(self) -> str:

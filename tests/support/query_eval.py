@@ -111,6 +111,29 @@ class FilterEvaluator:
 
         return predicate
 
+    @staticmethod
+    def equality_values(text: str) -> tuple[str, set[str]] | None:
+        """``(column, values)`` when the filter only lists values of one text or GUID column (``a eq 'x' or a eq 'y'``):
+        the rows it can match hold one of ``values`` (lower case), as an index would find them."""
+        found: dict[str, set[str]] = {}
+
+        def walk(node: ast._Node) -> bool:
+            if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+                return walk(node.left) and walk(node.right)
+            if (isinstance(node, ast.Compare) and isinstance(node.comparator, ast.Eq) and isinstance(node.left, ast.Identifier)
+                    and isinstance(node.right, (ast.String, ast.GUID))):
+                found.setdefault(node.left.name, set()).add(str(node.right.val).lower())
+                return True
+            return False
+
+        try:
+            tree = parse_filter(text)
+        except QueryError:
+            return None
+        if not walk(tree) or len(found) != 1:
+            return None
+        return next(iter(found.items()))
+
     # -- static checks -----------------------------------------------------------------------
     def _column(self, name: str) -> ColumnType:
         if name not in self.columns:

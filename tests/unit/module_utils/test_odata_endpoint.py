@@ -464,14 +464,14 @@ def test_a_stale_business_central_etag_fails_the_record_alone(services, monkeypa
     endpoint = open_endpoint("local", endpoint_options(bc))
     try:
         table = endpoint.table("customers", "id")
-        original = table._etags
+        original = table._current
 
-        def etags_then_someone_edits(record_ids):
-            found = original(record_ids)
+        def etags_then_someone_edits(record_ids, columns=()):
+            found = original(record_ids, columns)
             bc.update("customers", ids[1], {"displayName": "edited elsewhere"})
             return found
 
-        monkeypatch.setattr(table, "_etags", etags_then_someone_edits)
+        monkeypatch.setattr(table, "_current", etags_then_someone_edits)
         results = table.update([(i, {"displayName": "ours"}) for i in ids])
         assert [r.ok for r in results] == [True, False, True]
         assert "Another user has already changed the record" in results[1].error

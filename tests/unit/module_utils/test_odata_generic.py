@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -38,9 +39,10 @@ def server():
         yield srv
 
 
-def run(demo, server, mode):
+def run(demo, server, mode, options=None):
     store = Store(demo.store_path)
-    endpoints = {"local": open_endpoint("local", demo.local), "integration": open_endpoint("integration", {"type": "odata", "url": server.url})}
+    endpoints = {"local": open_endpoint("local", demo.local),
+                 "integration": open_endpoint("integration", options or {"type": "odata", "url": server.url})}
     try:
         if not store.list_mappings():
             clean = normalize(MAPPING)
@@ -52,8 +54,8 @@ def run(demo, server, mode):
             item.close()
 
 
-def odata_rows(server):
-    endpoint = open_endpoint("integration", {"type": "odata", "url": server.url})
+def odata_rows(server, options=None):
+    endpoint = open_endpoint("integration", options or {"type": "odata", "url": server.url})
     try:
         table = endpoint.table("Customers", "ID")
         fields = ["ID", "Number", "Name", "City", "CreditLimit", "Blocked"]
@@ -104,3 +106,64 @@ def test_reads_filter_and_page_on_a_real_odata_v4_service(demo, server):
         assert table.delete(ids[:1])[0].ok and table.update([(ids[0], {"Name": "gone"})])[0].missing
     finally:
         endpoint.close()
+
+
+# -- authentication ---------------------------------------------------------------------------------------
+
+BASIC_PASSWORD = "b4sic-Pa55-never-shown"
+API_KEY = "k3y-never-shown-0123456789"
+
+
+def test_a_source_behind_http_basic_synchronises(demo):
+    with ODataV4Server(basic=("sync-user", BASIC_PASSWORD)) as srv:
+        options = {"type": "odata", "url": srv.url, "user": "sync-user", "password": BASIC_PASSWORD}
+        counts = run(demo, srv, "full", options)
+        local = {r[0]: r[1] for r in rows(demo.erp, "SELECT no, name FROM customer")}
+        assert counts["inserted"] == len(local) and counts["failed"] == 0
+        assert {no: r["Name"] for no, r in odata_rows(srv, options).items()} == local
+        assert srv.refused == 0
+        for wrong in ({"type": "odata", "url": srv.url, "user": "sync-user", "password": "wrong-" + BASIC_PASSWORD},
+                      {"type": "odata", "url": srv.url}):
+            endpoint = open_endpoint("integration", wrong)
+            try:
+                with pytest.raises(EndpointError, match="HTTP 401") as raised:
+                    endpoint.table("Customers", "ID")
+                assert BASIC_PASSWORD not in str(raised.value)
+            finally:
+                endpoint.close()
+        assert srv.refused == 2
+
+
+def test_an_api_key_header_authenticates_alone_or_with_basic():
+    with ODataV4Server(api_key=("APIKey", API_KEY)) as srv:
+        options = {"type": "odata", "url": srv.url, "api_key": API_KEY, "api_key_header": "APIKey"}
+        endpoint = open_endpoint("integration", options)
+        try:
+            table = endpoint.table("Codes", "Code")
+            assert table.insert([{"Code": "K1", "Name": "one"}])[0].ok
+        finally:
+            endpoint.close()
+        endpoint = open_endpoint("integration", dict(options, api_key="wrong"))
+        try:
+            with pytest.raises(EndpointError, match="HTTP 401") as raised:
+                endpoint.table("Codes", "Code")
+            assert API_KEY not in str(raised.value)
+        finally:
+            endpoint.close()
+    with ODataV4Server(basic=("u", BASIC_PASSWORD), api_key=("X-API-Key", API_KEY)) as srv:
+        endpoint = open_endpoint("integration", {"type": "odata", "url": srv.url, "user": "u", "password": BASIC_PASSWORD, "api_key": API_KEY})
+        try:
+            assert endpoint.table("Codes", "Code").read_by_ids(["none"], ["Code"]) == []
+        finally:
+            endpoint.close()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"user": "u", "password": "p", "token": "t"}, "token and user are all set"),
+    ({"password": "p"}, "with 'password' needs 'user'"),
+    ({"user": "u", "client_id": "c", "scope": "s/.default"}, "client_id and user are all set"),
+])
+def test_conflicting_credentials_are_refused_before_any_request(options, message):
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        open_endpoint("integration", dict({"type": "odata", "url": "http://127.0.0.1:9/odata/"}, **options))
+    assert "'p'" not in str(raised.value)

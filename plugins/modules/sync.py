@@ -287,9 +287,8 @@ synch_only_coupled_records:
   sample: {"CUSTOMER": true}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def diff_text(jobs: list, records: list, truncated: bool) -> str:
@@ -322,7 +321,7 @@ def main() -> None:
         watermark_overlap={"type": "int", "default": 60},
         rebind={"type": "bool", "default": False},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
+    module = IntegrationModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
     p = module.params
     if p["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")

@@ -140,16 +140,14 @@ EXAMPLES = r"""
     mode: modified
     mappings: [CUSTOMER]
 
-- name: Set the connections once for the whole play
-  hosts: localhost
-  module_defaults:
-    group/tablesync.integration.integration:
-      store: /var/lib/tablesync/store.sqlite
-      local: {type: sqlite, path: /srv/erp.sqlite}
-      integration: {type: sqlite, path: /srv/crm.sqlite}
-  tasks:
-    - name: Synchronise modified records
-      tablesync.integration.sync:
+# The connections can be set once for a whole play, in the play's module_defaults:
+#   module_defaults:
+#     group/tablesync.integration.integration: {store: ..., local: ..., integration: ...}
+- name: Synchronise modified records, with the connections given in the task
+  tablesync.integration.sync:
+    store: /var/lib/tablesync/store.sqlite
+    local: {type: sqlite, path: /srv/erp.sqlite}
+    integration: {type: sqlite, path: /srv/crm.sqlite}
 
 - name: A long full synchronisation as an async task
   tablesync.integration.sync:

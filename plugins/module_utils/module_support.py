@@ -69,8 +69,8 @@ def common_argument_spec() -> dict[str, Any]:
 
 def url_passwords(params: dict[str, Any]) -> set[str]:
     """The passwords written inside the store URL and the endpoints' ``url`` options."""
-    urls = [params.get("store")] + [(params.get(side) or {}).get("url") for side in ("local", "integration")
-                                     if isinstance(params.get(side), dict)]
+    endpoints = [params.get(side) for side in ("local", "integration")]
+    urls = [params.get("store")] + [endpoint.get("url") for endpoint in endpoints if isinstance(endpoint, dict)]
     found: set[str] = set()
     for url in urls:
         if not isinstance(url, str) or "://" not in url:

@@ -134,4 +134,3 @@ def test_info_modules_read_a_store_once_a_task_has_used_it(tmp_path, demo, run_s
         result = task_result(tmp_path, module, {"store": demo.store_path})
         assert not result.get("failed"), result
         assert result["mappings" if module == "table_mapping_info" else "jobs"] == []
-

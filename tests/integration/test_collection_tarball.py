@@ -13,7 +13,7 @@ from tests.integration.conftest import ROOT
 from tests.support.fixtures import rows
 
 BIN = os.path.dirname(sys.executable)
-USER_FILES = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "requirements.txt", "bindep.txt",
+USER_FILES = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "CHANGELOG.rst", "requirements.txt", "bindep.txt",
               "meta", "plugins", "roles", "playbooks", "docs", "changelogs"}
 
 

@@ -1,10 +1,11 @@
 # Build and test entry points for the tablesync.integration collection.
 #
-#   make test         services + lint + sanity + ansible-lint + unit + integration + molecule (what CI runs)
+#   make test         services + lint + docs + sanity + ansible-lint + unit + integration + molecule (what CI runs)
 #   make venv         create .venv and install requirements-dev.txt (only when needed)
 #   make collection   link the checkout as collections/ansible_collections/tablesync/integration
 #   make demo         run playbooks/demo.yml (embedded SQLite ERP and CRM)
 #   make sanity       ansible-test sanity in a copy of the checkout
+#   make docs         lint and build the collection docsite (antsibull-docs + Sphinx, warnings fail)
 #   make molecule     molecule test (converge, idempotence, verify on localhost)
 #   make bench        side-by-side sync benchmark (BENCH_ARGS="--rows 1000000" for the large one)
 #   make help         list all targets
@@ -45,7 +46,7 @@ SHELL_SCRIPTS := $(wildcard tests/ci/*.sh .ci/run)
 ANSIBLE_ENV := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" ANSIBLE_CONFIG="$(CURDIR)/ansible.cfg"
 
 .PHONY: help venv collection demo services lint fix unit integration test sanity \
-        molecule build changelog-lint ansible-lint clean distclean bench
+        molecule build changelog-lint ansible-lint docs clean distclean bench
 
 help:
 	@echo "Targets:"
@@ -56,7 +57,8 @@ help:
 	@echo "  fix             ruff check --fix (safe auto-fixes)"
 	@echo "  unit            pytest -n $(PYTEST_WORKERS) tests/unit"
 	@echo "  integration     pytest tests/integration (runs ansible-playbook)"
-	@echo "  test            services + lint + sanity + ansible-lint + unit + integration + molecule (CI entry point)"
+	@echo "  test            services + lint + docs + sanity + ansible-lint + unit + integration + molecule (CI entry point)"
+	@echo "  docs            lint and build the collection docsite into $(DOCSITE)/build/html (any warning fails)"
 	@echo "  demo            ansible-playbook playbooks/demo.yml"
 	@echo "  sanity          ansible-test sanity --local --python $(SANITY_PYTHON) in a copy under tests/output/"
 	@echo "  ansible-lint    ansible-lint (profile in .ansible-lint)"
@@ -119,7 +121,7 @@ integration: $(STAMP) collection services
 	fi
 
 # Make stops at the first failing step, so a failure anywhere fails `make test`.
-test: services lint sanity ansible-lint unit integration molecule
+test: services lint docs sanity ansible-lint unit integration molecule
 
 # Side-by-side benchmark; results (table, JSON, PNG) in benchmarks/results/.
 #   make bench BENCH_ARGS="--rows 1000000"
@@ -151,6 +153,22 @@ sanity: $(STAMP)
 	@[ -d $(SANITY_DIR)/.git ] || git -C $(SANITY_DIR) init --quiet
 	cd $(SANITY_DIR) && env -u ANSIBLE_CONFIG PATH="$(BIN):$$PATH" \
 	    $(BIN)/ansible-test sanity --local --python $(SANITY_PYTHON) $(SANITY_ARGS)
+
+# The collection docsite as antsibull-docs makes it: the plugin pages and the guides of
+# docs/docsite/ (links.yml, extra-docs.yml, rst/). Built offline (tests/ci/docsite_offline.py)
+# by Sphinx with warnings as errors.
+DOCSITE := tests/output/docsite
+
+docs: $(STAMP) collection
+	cd $(COLLECTION_LINK) && $(ANSIBLE_ENV) $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+	@rm -rf $(DOCSITE) && mkdir -p $(DOCSITE)/rst && chmod og-w $(DOCSITE)/rst
+	$(ANSIBLE_ENV) ANSIBLE_COLLECTIONS_PATH="$(CURDIR)/collections" $(BIN)/antsibull-docs sphinx-init --use-current \
+	    --fail-on-error --dest-dir $(DOCSITE) $(NAMESPACE).$(NAME) > /dev/null
+	cd $(DOCSITE) && $(ANSIBLE_ENV) ANSIBLE_COLLECTIONS_PATH="$(CURDIR)/collections" $(BIN)/antsibull-docs \
+	    --config-file antsibull-docs.cfg collection --cleanup everything --fail-on-error --use-current \
+	    --dest-dir rst $(NAMESPACE).$(NAME)
+	$(BIN)/python tests/ci/docsite_offline.py $(DOCSITE)
+	cd $(DOCSITE) && $(BIN)/sphinx-build -M html rst build -c . -W --keep-going -q
 
 ansible-lint: $(STAMP) collection
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint

@@ -10,8 +10,12 @@ class ModuleDocFragment(object):
 
     DOCUMENTATION = r"""
 requirements:
+  - SQLAlchemy >= 2.0
+  - jsonschema >= 4.17
+  - odata-query >= 0.10 (with sly and python-dateutil, which it brings)
   - psycopg >= 3.1 (PostgreSQL endpoints and stores)
   - PyMySQL >= 1.1 (MySQL/MariaDB endpoints)
+  - requests >= 2.31 (Dataverse, Business Central and OData endpoints)
 options:
   store:
     description:
@@ -27,8 +31,8 @@ options:
     default: ~/.tablesync/store.sqlite
   store_password:
     description:
-      - Password of a PostgreSQL store, so that it stays out of O(store) (a password written in the URL works
-        too, but then the URL is not hidden in Ansible's logs).
+      - Password of a PostgreSQL store, so that it stays out of O(store). A password written in the URL works
+        too; it is masked (V(********)) wherever Ansible shows the URL, but it is still in the playbook.
     type: str
   local:
     description:
@@ -49,6 +53,7 @@ options:
           - Database URL (SQLAlchemy form, for example V(postgresql://user@host/db)) or the service root of a web endpoint,
             V(https://<org>.crm.dynamics.com/api/data/v9.2/) for Dataverse,
             V(https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>/api/v2.0/) for Business Central.
+          - A password written in the URL is masked (V(********)) wherever Ansible shows the URL; prefer C(password).
         type: str
       host:
         description: Database server host name.
@@ -80,7 +85,7 @@ options:
         type: dict
       sslmode:
         description:
-          - TLS for O(local.type=postgresql) and O(local.type=mysql) endpoints, with libpq's meaning.
+          - TLS for endpoints whose C(type) is V(postgresql) or V(mysql), with libpq's meaning.
           - For MySQL/MariaDB, V(require), V(verify-ca) and V(verify-full) make a connection that did not
             negotiate TLS fail; V(allow) and V(prefer) connect without TLS.
         type: str
@@ -114,9 +119,9 @@ options:
         type: str
       scope:
         description:
-          - OAuth2 scope. Derived by default, V(https://<org>.crm.dynamics.com/.default) from O(local.url) for
-            O(local.type=dataverse) and V(https://api.businesscentral.dynamics.com/.default) for O(local.type=business_central).
-          - Required for O(local.type=odata) with client credentials.
+          - OAuth2 scope. Derived by default, V(https://<org>.crm.dynamics.com/.default) from the endpoint's C(url) when its
+            C(type) is V(dataverse), V(https://api.businesscentral.dynamics.com/.default) when it is V(business_central).
+          - Required for an endpoint of C(type) V(odata) with client credentials.
         type: str
       authority:
         description:
@@ -124,7 +129,7 @@ options:
           - Defaults to V(https://login.microsoftonline.com).
         type: str
       token_url:
-        description: Full token endpoint URL, overriding O(local.authority) and O(local.tenant_id).
+        description: Full token endpoint URL, overriding the endpoint's C(authority) and C(tenant_id).
         type: str
       api_key:
         description:

@@ -495,5 +495,5 @@ def open_tables(mapping: Mapping, endpoints: TMapping[str, Any]) -> dict[str, An
         try:
             tables[side] = endpoints[side].table(mapping.table_name(side), mapping.key(side))
         except EndpointError as exc:
-            raise MappingError(mapping.name, str(exc), field=mapping.table_name(side)) from None
+            raise MappingError(mapping.name, str(exc)) from None  # why: the message names the table
     return tables

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -69,6 +70,37 @@ def common_argument_spec() -> dict[str, Any]:
     }
 
 
+def url_passwords(params: dict[str, Any]) -> set[str]:
+    """The passwords written inside the store URL and the endpoints' ``url`` options."""
+    endpoints = [params.get(side) for side in ("local", "integration")]
+    urls = [params.get("store")] + [endpoint.get("url") for endpoint in endpoints if isinstance(endpoint, dict)]
+    found: set[str] = set()
+    for url in urls:
+        if not isinstance(url, str) or "://" not in url:
+            continue
+        try:
+            password = urlsplit(url).password
+        except ValueError:  # why: an unparsable URL is reported later; its text is masked below
+            password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+        if password:
+            found.update({password, unquote(password)})
+    return found
+
+
+class IntegrationModule(AnsibleModule):
+    """``AnsibleModule`` that also hides passwords written inside URLs.
+
+    why: ``no_log`` hides whole option values; a password inside ``store`` or an endpoint's
+    ``url`` is part of one. Ansible masks every no-log value wherever it appears in the
+    result, the invocation and the logged arguments, so the parsed passwords are added as
+    soon as the arguments are loaded, before validation can fail or the invocation is logged.
+    """
+
+    def _load_params(self) -> None:
+        super()._load_params()
+        self.no_log_values.update(url_passwords(self.params))
+
+
 def require_libraries(module: AnsibleModule) -> None:
     """Fail with Ansible's usual message when a Python library the engine needs is missing."""
     from ansible_collections.tablesync.integration.plugins.module_utils import mapping, sql_endpoint
@@ -91,9 +123,35 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# why: SQLite's own words for a file it cannot write or read, said the way a user fixes it
+SQLITE_HINTS = {
+    "readonly database": "the file or its directory is read-only",
+    "file is not a database": "the file is not a SQLite database or is corrupted",
+    "database disk image is malformed": "the file is corrupted",
+    "unable to open database file": "the file or its directory cannot be opened",
+}
+
+
+def database_error(exc: BaseException) -> str:
+    """The message of a database error: which database (store or endpoint), the driver's reason, a hint."""
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import DATABASE_ATTRIBUTE
+
+    reason = _first_line(exc)
+    hints = [hint for words, hint in SQLITE_HINTS.items() if words in reason]
+    database = getattr(exc, DATABASE_ATTRIBUTE, None)
+    if database is None:
+        return "database error (check the store, local and integration options and the servers): %s" % reason
+    return "database error in the %s: %s" % (database, reason) + (" (%s)" % hints[0] if hints else "")
+
+
 @contextlib.contextmanager
-def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "integration"), read_only: bool = False) -> Iterator[Any]:
-    """Open the store and the requested endpoints; engine errors become ``fail_json``."""
+def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "integration"), read_only: bool = False,
+                   existing_store: bool = False) -> Iterator[Any]:
+    """Open the store and the requested endpoints; engine errors become ``fail_json``.
+
+    ``existing_store`` fails when the store has not been created yet (a mistyped path or
+    database), instead of reading it as empty.
+    """
     require_libraries(module)
     from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
     from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import sa_exc
@@ -103,13 +161,15 @@ def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "in
     endpoints: dict[str, Any] = {}
     try:
         store = Store(module.params["store"], read_only=read_only, password=module.params.get("store_password"))
+        if existing_store and not store.exists:
+            module.fail_json(msg="store %s does not exist yet (no task has written to it): check the store option" % store.address)
         for side in sides:
             endpoints[side] = open_endpoint(side, module.params.get(side))
         yield store, endpoints
     except TableSyncError as exc:
         module.fail_json(msg=str(exc))
     except sa_exc.SQLAlchemyError as exc:
-        module.fail_json(msg="database error (check the store, local and integration options and the servers): %s" % _first_line(exc))
+        module.fail_json(msg=database_error(exc))
     finally:
         for endpoint in endpoints.values():
             endpoint.close()

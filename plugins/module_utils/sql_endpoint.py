@@ -362,6 +362,22 @@ def _copy_rows(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequenc
         cursor.close()
 
 
+DATABASE_ATTRIBUTE = "tablesync_database"
+
+
+def name_database_errors(engine: sa.engine.Engine, database: str) -> None:
+    """Mark every error raised on ``engine`` with the database it came from.
+
+    why: a read-only or corrupted SQLite file gives the same driver message whichever of
+    the store and the endpoints it is; the module's message names the one that failed.
+    """
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _name(context: Any) -> None:
+        if context.sqlalchemy_exception is not None:
+            setattr(context.sqlalchemy_exception, DATABASE_ATTRIBUTE, database)
+
+
 def safe_address(url: sa.engine.URL) -> str:
     """The URL without the password, for the store and messages."""
     return url.render_as_string(hide_password=True).replace(":***@", "@")
@@ -773,6 +789,7 @@ class SqlEndpoint(Endpoint):
         if self._type == "sqlite" and not os.path.exists(self.url.database or ""):
             raise EndpointError("%s: sqlite database %s does not exist" % (side, self.url.database))
         self.engine = create_sql_engine(self.url, require_tls=requires_tls(options))
+        name_database_errors(self.engine, "%s database %s" % (side, safe_address(self.url)))
         self.schema = options.get("schema")
         self._tables: dict[tuple[str, str], SqlTable] = {}
 

@@ -33,6 +33,7 @@ try:
         Select,
         bulk_insert,
         create_sql_engine,
+        name_database_errors,
         release_before_fork,
         renew_after_fork,
         safe_address,
@@ -269,6 +270,7 @@ class Store:
             self.url = sa.engine.URL.create("sqlite", database=path)
         self.address = safe_address(self.url)
         self.engine = create_sql_engine(self.url)
+        name_database_errors(self.engine, "store %s" % self.address)
         self.metadata = sa.MetaData()
         self.t = _tables(self.metadata)
         self._selects: dict[str, Select] = {}

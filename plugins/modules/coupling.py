@@ -226,7 +226,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def _text(value: object) -> str | None:
@@ -316,7 +316,7 @@ def main() -> None:
         max_reported_pairs={"type": "int", "default": 100},
         batch_size={"type": "int", "default": 1000},
     )
-    module = AnsibleModule(
+    module = IntegrationModule(
         argument_spec=spec,
         supports_check_mode=True,
         mutually_exclusive=[("records", "local_id"), ("records", "integration_id")],

@@ -99,9 +99,8 @@ uncoupled:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def main() -> None:
@@ -111,9 +110,9 @@ def main() -> None:
         records={"type": "list", "elements": "str"},
         state={"type": "str", "default": "restored", "choices": ["restored", "uncoupled"]},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = IntegrationModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    with engine_session(module, sides=(), read_only=module.check_mode) as (store, _endpoints):
+    with engine_session(module, sides=(), read_only=module.check_mode, existing_store=True) as (store, _endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.skipped import apply_restore, plan_restore
 
         if not store.exists or store.get_mapping(p["mapping"]) is None:

@@ -142,16 +142,14 @@ EXAMPLES = r"""
     mode: modified
     mappings: [CUSTOMER]
 
-- name: Set the connections once for the whole play
-  hosts: localhost
-  module_defaults:
-    group/tablesync.integration.integration:
-      store: /var/lib/tablesync/store.sqlite
-      local: {type: sqlite, path: /srv/erp.sqlite}
-      integration: {type: sqlite, path: /srv/crm.sqlite}
-  tasks:
-    - name: Synchronise modified records
-      tablesync.integration.sync:
+# The connections can be set once for a whole play, in the play's module_defaults:
+#   module_defaults:
+#     group/tablesync.integration.integration: {store: ..., local: ..., integration: ...}
+- name: Synchronise modified records, with the connections given in the task
+  tablesync.integration.sync:
+    store: /var/lib/tablesync/store.sqlite
+    local: {type: sqlite, path: /srv/erp.sqlite}
+    integration: {type: sqlite, path: /srv/crm.sqlite}
 
 - name: A long full synchronisation as an async task
   tablesync.integration.sync:
@@ -304,9 +302,7 @@ synch_only_coupled_records:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def diff_text(jobs: list, records: list, truncated: bool) -> str:
@@ -341,7 +337,7 @@ def main() -> None:
         watermark_overlap={"type": "int", "default": 60},
         rebind={"type": "bool", "default": False},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
+    module = IntegrationModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
     p = module.params
     if p["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")

@@ -14,6 +14,8 @@ description:
     errors of each job (one per failed record).
   - Jobs still running show the records processed so far; the counts are committed batch by batch.
   - Never changes anything.
+  - Fails, naming the store, when O(store) does not exist yet (no task has written to it), so that a mistyped
+    path or URL is not taken for an empty store.
 author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
@@ -190,7 +192,7 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def parse_time(module: AnsibleModule, name: str) -> datetime.datetime | None:
@@ -218,10 +220,10 @@ def main() -> None:
         include_errors={"type": "bool", "default": True},
         include_skipped={"type": "bool", "default": True},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = IntegrationModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     since, until = parse_time(module, "since"), parse_time(module, "until")
-    with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
+    with engine_session(module, sides=(), read_only=True, existing_store=True) as (store, _endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.job import progress
         from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
         from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow

@@ -141,9 +141,8 @@ discrepancies:
   sample: 8
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def main() -> None:
@@ -154,7 +153,7 @@ def main() -> None:
         batch_size={"type": "int", "default": 1000},
         fail_on_discrepancies={"type": "bool", "default": False},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
+    module = IntegrationModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
     p = module.params
     if p["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")

@@ -127,7 +127,7 @@ couplings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import REQUIRED, declaration_argument_spec
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def declaration(params: dict, existing: dict | None) -> dict:
@@ -159,7 +159,7 @@ def main() -> None:
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},
         **declaration_argument_spec(),
     )
-    module = AnsibleModule(
+    module = IntegrationModule(
         argument_spec=spec,
         supports_check_mode=True,
         required_if=[("state", "present", (*REQUIRED, "local", "integration"))],

@@ -16,6 +16,8 @@ description:
     so a mapping set can be exported from one store and declared again in another by passing each option of an
     entry to M(tablesync.integration.table_mapping) (see the examples); the declared mappings are then equal.
   - Reads only the store; never changes anything.
+  - Fails, naming the store, when O(store) does not exist yet (no task has written to it), so that a mistyped
+    path or URL is not taken for an empty store.
 author:
   - tablesync developers (@tablesync)
 extends_documentation_fragment:
@@ -110,18 +112,17 @@ couplings:
   sample: {"CUSTOMER": 2000}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import exported
-from ansible_collections.tablesync.integration.plugins.module_utils.module_support import common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
 def main() -> None:
     spec = common_argument_spec()
     spec.update(names={"type": "list", "elements": "str"})
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = IntegrationModule(argument_spec=spec, supports_check_mode=True)
     names = module.params["names"]
-    with engine_session(module, sides=(), read_only=True) as (store, _endpoints):
+    with engine_session(module, sides=(), read_only=True, existing_store=True) as (store, _endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import export_order
 
         declared = export_order(store.list_mappings())

@@ -13,6 +13,8 @@ from tests.integration.conftest import ROOT
 from tests.support.fixtures import rows
 
 BIN = os.path.dirname(sys.executable)
+USER_FILES = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "CHANGELOG.rst", "requirements.txt", "bindep.txt",
+              "meta", "plugins", "roles", "playbooks", "docs", "changelogs"}
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: str) -> subprocess.CompletedProcess:
@@ -41,7 +43,12 @@ def test_tarball_installs_and_runs_the_demo(tmp_path):
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     assert "plugins/modules/sync.py" in names and "playbooks/demo.yml" in names and "roles/full_sync/meta/argument_specs.yml" in names
-    assert not [n for n in names if n.startswith(("tests/output/", "collections/", ".venv", ".ansible/", ".git/")) or n.endswith(".sqlite")]
+    # only what users need: no development, CI, test or local files
+    assert {n.split("/")[0] for n in names} == USER_FILES
+    for needed in ("meta/runtime.yml", "meta/execution-environment.yml", "changelogs/changelog.yaml",
+                   "docs/docsite/links.yml", "docs/docsite/extra-docs.yml", "docs/docsite/rst/guide_install.rst"):
+        assert needed in names, needed
+    assert not [n for n in names if n.startswith("changelogs/fragments/") or n.endswith((".sqlite", ".pyc")) or "__pycache__" in n]
 
     _run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--collections-path", str(collections), tarball], env, str(tmp_path))
     installed = collections / "ansible_collections" / "tablesync" / "integration"

@@ -142,7 +142,7 @@ def test_validation_errors_name_mapping_and_field_and_write_nothing(demo):
     assert store.list_mappings() == []
     wrong_table = default_mapping_set()[:1]
     wrong_table[0]["integration_table"] = "currencies"
-    with pytest.raises(MappingError, match="CURRENCY.*no table currencies"):
+    with pytest.raises(MappingError, match=r"^mapping CURRENCY: integration endpoint \(.*\) has no table currencies$"):
         demo.declare(wrong_table)
     typo = default_mapping_set()[:1]
     typo[0]["directoin"] = "to_integration"

@@ -36,7 +36,7 @@ def changes_deleted(job: MappingSync, side: str, ids: list[str]) -> None:
         if cp.side_id(keep) not in job.handled[keep]:
             source_deleted(job, cp, side, batch)
     if not job.opts.dry_run:
-        batch.counts = job.progress()
+        batch.counts = job.job_row()
         job.commit(batch)
 
 
@@ -81,7 +81,7 @@ def detect_deletions(job: MappingSync) -> None:
             else:
                 source_deleted(job, cp, sides[0], batch)
         if not job.opts.dry_run:
-            batch.counts = job.progress()
+            batch.counts = job.job_row()
             job.commit(batch)
 
 

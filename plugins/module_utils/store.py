@@ -669,12 +669,6 @@ class Store:
         with self._write() as conn:
             return int(conn.execute(self.t["jobs"].insert().values(**row)).inserted_primary_key[0])
 
-    def set_job_total(self, job_id: int, total: int) -> None:
-        """How many records the job expects to read (progress: sync_job_info)."""
-        j = self.t["jobs"]
-        with self._write() as conn:
-            conn.execute(sa.update(j).where(j.c.id == job_id).values(total=total))
-
     def end_job(self, job_id: int, status: str, counts: dict[str, int], message: str | None = None) -> None:
         j = self.t["jobs"]
         with self._write() as conn:

@@ -92,6 +92,7 @@ class MappingSync:
         self.planned = options.planned if options.planned is not None else {}
         self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
         self._direction, self._counted = "", dict(self.result.counts)  # the direction counting and its counts when it began
+        self._total: int | None = None  # the records the current direction expects to read, when its source can count them
         self._changes: dict[tuple[str | None, str | None], dict[str, Any]] = {}  # --diff: by coupled pair, the values an update changes
         self._watermark: datetime.datetime | None = None  # the flow's watermark when this run read (records up to it are re-reads)
         self._not_after: datetime.datetime | None = None  # the latest modified-on that may become the watermark
@@ -136,7 +137,7 @@ class MappingSync:
     def _open_direction(self, flow: Flow) -> None:
         """Start counting one flow's direction, in a job row of its own."""
         direction = FLOW_DIRECTION[(flow.src, flow.dst)]
-        self._direction, self._counted = direction, dict(self.result.counts)
+        self._direction, self._counted, self._total = direction, dict(self.result.counts), None
         if not self.opts.dry_run:
             self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, direction)
         self.result.directions[direction] = {"job_id": self.result.job_id, "counts": self.progress()}
@@ -149,11 +150,18 @@ class MappingSync:
         if self.opts.dry_run or entry["job_id"] is None:
             return
         status = "failed" if self.result.status == "failed" else "partial" if counts["failed"] else "success"
-        self.store.end_job(entry["job_id"], status, counts, self.result.message if status == "failed" else None)
+        self.store.end_job(entry["job_id"], status, self.job_row(), self.result.message if status == "failed" else None)
 
     def progress(self) -> dict[str, int]:
-        """What the current direction counted so far (what a batch commits as its job row's progress)."""
+        """What the current direction counted so far."""
         return {name: value - self._counted.get(name, 0) for name, value in self.result.counts.items()}
+
+    def job_row(self) -> dict[str, Any]:
+        """What a batch commits as the current direction's job row: its counts so far and the records it expects to read."""
+        row: dict[str, Any] = self.progress()
+        if self._total is not None:
+            row["total"] = self._total  # why: written with the progress, not in a transaction of its own
+        return row
 
     def _check_guard(self, coupled: int) -> None:
         """Fail when the plan deletes or overwrites more of the mapping's records than it allows."""
@@ -234,9 +242,9 @@ class MappingSync:
             self._process_page(flow, fields, kept, set(chunk))
 
     def _expect(self, retried: int, scanned: int | None) -> None:
-        """Record how many records the current direction's job will read, for progress reports (sync_job_info)."""
-        if scanned is not None and not self.opts.dry_run and self.result.job_id is not None:
-            self.store.set_job_total(self.result.job_id, retried + scanned)
+        """Keep how many records the current direction's job will read, for progress reports (sync_job_info)."""
+        if scanned is not None:
+            self._total = retried + scanned
 
     def _delta_key(self, side: str) -> str:
         return "delta.%s.%s" % (self.mapping.name, side)
@@ -480,7 +488,7 @@ class MappingSync:
         self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.prepared)
         self._apply_inserts(flow, plan.restores, batch, plan.positions)
         if not self.opts.dry_run:
-            batch.counts = self.progress()
+            batch.counts = self.job_row()
             self.commit(batch)
 
     # -- field values --------------------------------------------------------------------------------
@@ -793,7 +801,7 @@ class MappingSync:
             batch.new_couplings.append(cp)
             self.result.counts["coupled"] += 1
             self._log("coupled", cp.local_id, cp.integration_id)
-        batch.counts = self.progress()
+        batch.counts = self.job_row()
         self.commit(batch)
 
     def _recover_updates(self, flow: Flow, intents: list[PendingCreate], known: dict[str, Coupling], batch: BatchCommit) -> None:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bidirectional decisions: what a changed, coupled record writes where when both sides may have changed.
 
-Functions of a sync job (synchronizer.MappingSync), kept apart from the per-page flow.
+Functions of a sync job (job.SyncJob), kept apart from the per-page flow.
 
 Only fields mapped both ways can conflict. A one-way field inside a bidirectional mapping flows
 its own way: its change on the side it does not flow from goes nowhere and does not make the pair
@@ -25,7 +25,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.page_plan im
 from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, canonical, fingerprint, fingerprints
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
 
 _MISSING = object()
 PART_SEPARATOR = "+"  # between the parts of a fingerprint made in parts (Mapping.fingerprint_parts)
@@ -64,7 +64,7 @@ def changed_parts(mapping: Mapping, side: str, values: dict[str, Any], stored: s
     return now_both != was_both, now_out != was_out
 
 
-def _refuse_undecodable(job: MappingSync, side: str, record_id: str, values: dict[str, Any]) -> None:
+def _refuse_undecodable(job: SyncJob, side: str, record_id: str, values: dict[str, Any]) -> None:
     """Fail the pair, naming the field, when the other side's record holds text that is not valid UTF-8."""
     for name, value in values.items():
         if value.__class__ is Undecodable:
@@ -75,7 +75,7 @@ def _stored_fp(ch: Change, side: str) -> str | None:
     return ch.coupling.local_fp if side == "local" else ch.coupling.integration_fp  # type: ignore[union-attr]
 
 
-def plan_coupled(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple) -> None:
+def plan_coupled(job: SyncJob, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple) -> None:
     """Decide what a changed, coupled record writes where; raises RecordError for a conflict left unresolved."""
     src, dst = flow.src, flow.dst
     mapping = job.mapping
@@ -100,7 +100,7 @@ def plan_coupled(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, 
     ch.last_values = job._last_values(local, integration)
 
 
-def resolve_conflict(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple, dst_positions: dict[str, int],
+def resolve_conflict(job: SyncJob, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple, dst_positions: dict[str, int],
                      src_now: dict[str, Any], dst_now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both records changed since the last sync: field by field, what goes which way."""
     src, dst = flow.src, flow.dst

@@ -13,7 +13,7 @@ destination: their cost follows the changes.
 The read also tells which coupled destination records still exist, so such a full sync
 checks every coupling for deletions only when the scan did not read the source record of
 every coupling (a source record deleted, or filtered out, since it was coupled).
-Functions of a sync job (synchronizer.MappingSync), kept apart from the per-page flow.
+Functions of a sync job (job.SyncJob), kept apart from the per-page flow.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from ansible_collections.tablesync.integration.plugins.module_utils.page_plan im
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, fingerprints, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
-    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 
 
-def converges(job: MappingSync) -> bool:
+def converges(job: SyncJob) -> bool:
     """Whether this job reads the coupled destination records of every page to repair drift.
 
     Bidirectional mappings already see a changed side as a change; a create-only job leaves
@@ -41,7 +41,7 @@ def converges(job: MappingSync) -> bool:
             and not getattr(job.opts, "create_only", False))
 
 
-def deletions_in_flow(job: MappingSync) -> bool:
+def deletions_in_flow(job: SyncJob) -> bool:
     """Whether the job's flow finds its deleted records itself, instead of a deletion check of every coupling first.
 
     Only over a scan: a keyset scan reads each source record once, so the couplings its pages
@@ -51,7 +51,7 @@ def deletions_in_flow(job: MappingSync) -> bool:
 
 
 @contextlib.contextmanager
-def unread_couplings_checked(job: MappingSync) -> Iterator[None]:
+def unread_couplings_checked(job: SyncJob) -> Iterator[None]:
     """Around a flow whose pages check their coupled destination records: when the flow found fewer
     couplings than the mapping has (their source record was deleted or filtered out), every coupling
     gets the deletion check afterwards (couplings the flow already handled are left to it)."""
@@ -65,7 +65,7 @@ def unread_couplings_checked(job: MappingSync) -> Iterator[None]:
         detect_deletions(job)
 
 
-def converge_page(job: MappingSync, flow: Flow, plan: PagePlan) -> None:
+def converge_page(job: SyncJob, flow: Flow, plan: PagePlan) -> None:
     """Read the destination records coupled to a planned page's source records, in the writing process, and amend the plan.
 
     Deleted destinations are handled as deletions.dst_deleted does (a planned update of one is
@@ -103,7 +103,7 @@ def converge_page(job: MappingSync, flow: Flow, plan: PagePlan) -> None:
         _settle(job, flow, plan, suspect, {sid: found.get(dst_id) for sid, dst_id, _fp in plan.kept}, current, fields)
 
 
-def _settle(job: MappingSync, flow: Flow, plan: PagePlan, suspect: list[str], dst_rows: dict[str, tuple | None],
+def _settle(job: SyncJob, flow: Flow, plan: PagePlan, suspect: list[str], dst_rows: dict[str, tuple | None],
             current: dict[str, str], fields: list[str]) -> None:
     """The kept records whose destination is gone or no longer as last written, read again from the source:
     a deletion, a rewrite, or a renewed fingerprint."""

@@ -161,10 +161,10 @@ def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, stor
 
     Only creates: coupled records are left to the next sync. Ambiguous records (``hold``: side -> id -> why, as
     matching.MatchResult.held) are not created: they fail with their reason, so later syncs retry them.
-    Returns the synchronizer's JobResult.
+    Returns the sync job's JobResult.
     """
-    from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions
-    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
+    from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 
     opts = JobOptions(mode="full", create_uncoupled=True, dry_run=dry_run, batch_size=batch_size, max_records=max_records)
     opts.hold = hold
@@ -173,7 +173,7 @@ def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, stor
     run_id = None if dry_run else store.start_run("full", [mapping.name])
     status = "failed"
     try:
-        job = MappingSync(mapping, tables, flows, store, run_id, opts).run()
+        job = SyncJob(mapping, tables, flows, store, run_id, opts).run()
         status = "partial" if job.counts["failed"] else "success"
         return job
     finally:

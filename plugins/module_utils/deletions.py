@@ -6,7 +6,7 @@
 Full syncs compare couplings with the records that still exist; change-tracking reads report
 deletions; an update can find its destination record gone. The mapping's
 deletion_conflict_resolution and propagate_deletions decide. Functions of a sync job
-(synchronizer.MappingSync), kept apart from the per-page flow.
+(job.SyncJob), kept apart from the per-page flow.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
 
 
-def changes_deleted(job: MappingSync, side: str, ids: list[str]) -> None:
+def changes_deleted(job: SyncJob, side: str, ids: list[str]) -> None:
     """Coupled records the change-tracking read reports deleted are handled as a full sync's deletion check would."""
     couplings = job.store.couplings_for(job.mapping.name, side, ids)
     if not couplings:
@@ -40,7 +40,7 @@ def changes_deleted(job: MappingSync, side: str, ids: list[str]) -> None:
         job.commit(batch)
 
 
-def dst_deleted(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, int], batch: BatchCommit, restores: list[Change]) -> None:
+def dst_deleted(job: SyncJob, flow: Flow, ch: Change, positions: dict[str, int], batch: BatchCommit, restores: list[Change]) -> None:
     """The destination record of a changed, coupled source record is gone: a deletion conflict."""
     cp = ch.coupling
     policy = job.mapping.deletion_conflict_resolution
@@ -59,7 +59,7 @@ def dst_deleted(job: MappingSync, flow: Flow, ch: Change, positions: dict[str, i
         job._fail(batch, flow.src, ch.src_id, "coupled %s record %s no longer exists (deletion_conflict_resolution none)" % (flow.dst, dst_id))
 
 
-def detect_deletions(job: MappingSync) -> None:
+def detect_deletions(job: SyncJob) -> None:
     """Full syncs compare couplings with the records that still exist on both sides."""
     mapping = job.mapping
     for page in job.store.iter_couplings(mapping.name, batch=job.opts.batch_size):
@@ -85,7 +85,7 @@ def detect_deletions(job: MappingSync) -> None:
             job.commit(batch)
 
 
-def source_deleted(job: MappingSync, cp: Coupling, gone: str, batch: BatchCommit) -> None:
+def source_deleted(job: SyncJob, cp: Coupling, gone: str, batch: BatchCommit) -> None:
     """One record of a coupling was deleted on side ``gone``; its partner still exists."""
     mapping = job.mapping
     keep = OTHER_SIDE[gone]
@@ -134,7 +134,7 @@ def source_deleted(job: MappingSync, cp: Coupling, gone: str, batch: BatchCommit
                                         "restore_records or propagate_deletions)" % (gone, gone_id))
 
 
-def uncouple(job: MappingSync, batch: BatchCommit, cp: Coupling, side: str | None, record_id: str | None) -> None:
+def uncouple(job: SyncJob, batch: BatchCommit, cp: Coupling, side: str | None, record_id: str | None) -> None:
     batch.removed_couplings.append((cp.local_id, cp.integration_id))
     if side is not None:
         batch.succeeded.append((side, record_id))  # type: ignore[arg-type]

@@ -1,106 +1,910 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, tablesync developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a sync job is asked to do (JobOptions) and what it reports (JobResult)."""
+"""Per-record synchronisation of one mapping: one sync job.
+
+Source records are streamed page by page. For each page the job fetches the couplings
+of its records, decides per record (unchanged, modified, inserted, skipped, failed) by
+comparing fingerprints with what was last synchronised, writes the destination in
+batches, and commits the page's couplings, retries, errors and progress to the store
+in one transaction. Creates are preceded by a pending-create intent so that a process
+killed between creating a record and storing its coupling is repaired on the next run
+without a duplicate.
+
+A page is first planned (read, converted, fingerprinted, decided: reads only) and then
+applied (every write). From the second page on, planning may run in a second process one
+or two pages ahead of the writes (read_ahead.py; _ahead says when). What a changed pair
+of a bidirectional mapping writes where is decided in bidirectional.py; coupled records
+found deleted are handled in deletions.py.
+"""
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import datetime
-from dataclasses import dataclass, field
+import itertools
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
-from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
+from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint
+from ansible_collections.tablesync.integration.plugins.module_utils.convergence import converge_page, converges, deletions_in_flow, unread_couplings_checked
+from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
+from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
+from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import FLOW_DIRECTION, Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (
+    ModifiedOnError,
+    newest,
+    parse_column,
+    read_from,
+    record_error,
+    reread,
+    watermark_cutoff,
+)
+from ansible_collections.tablesync.integration.plugins.module_utils.page_matching import match_before_create, plans_read_destination
+from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
+from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
+from ansible_collections.tablesync.integration.plugins.module_utils.source_checks import refused_records, source_fingerprints
+from ansible_collections.tablesync.integration.plugins.module_utils.store import (
+    BatchCommit,
+    Coupling,
+    PendingCreate,
+    PendingPage,
+    Store,
+    pending_page,
+)
+from ansible_collections.tablesync.integration.plugins.module_utils.values import (
+    ConversionError,
+    canonical,
+    convert_column,
+    converter,
+    id_text,
+    utcnow,
+)
+
+# pages a second process plans ahead of the one being written (read_ahead.py)
+READ_AHEAD_PAGES = 2
 
 
-@dataclass
-class JobOptions:
-    mode: str = "modified"  # full | modified
-    create_uncoupled: bool = False
-    dry_run: bool = False
-    batch_size: int = 1000
-    max_records: int = 100
-    watermark_overlap: float = 60.0
-    # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
-    planned: dict[str, dict[str, dict[str, str | None]]] | None = None
-    hold: dict[str, dict[str, str]] = field(default_factory=dict)  # side -> id -> why it is not created (ambiguous match)
-    matched: bool = False  # a full sync's matching saw every uncoupled record: no look-up page by page (page_matching.py)
-    create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
-    read_ahead: bool = True  # plan the next page in a second process while this one is written (read_ahead.py)
-    skip_after_failures: int = 2  # a record failing with the same error this many runs in a row is skipped (0: never)
-    records: dict[str, list[str]] | None = None  # chosen records only, by source side (chosen.py): read by id, written even unchanged
-    field_diff: bool = False  # --diff: the reported records carry the values they change, before and after
+class SyncJob:
+    """One job: synchronise the records of one mapping."""
+
+    def __init__(self, mapping: Mapping, tables: dict[str, Table], flows: dict[tuple[str, str], Flow], store: Store,
+                 run_id: str | None, options: JobOptions):
+        self.mapping = mapping
+        self.tables = tables
+        self.flows = flows
+        self.store = store
+        self.run_id = run_id
+        self.opts = options
+        self.result = JobResult(mapping.name, mapping.direction, options.mode)
+        # why: a bidirectional record written (or failed as a conflict) by the first flow is not read again by the second
+        self.handled: dict[str, set[str]] = {"local": set(), "integration": set()}
+        # records skipped after failing the same way run after run (Store.commit_batch): left alone until restored
+        self.skipped: dict[str, set[str]] = {side: set(store.failed_ids(mapping.name, side, skipped=True)) if store.exists else set()
+                                             for side in ("local", "integration")}
+        self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
+        self.planned = options.planned if options.planned is not None else {}
+        self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
+        self._direction, self._counted = "", dict(self.result.counts)  # the direction counting and its counts when it began
+        self._total: int | None = None  # the records the current direction expects to read, when its source can count them
+        self._changes: dict[tuple[str | None, str | None], dict[str, Any]] = {}  # --diff: by coupled pair, the values an update changes
+        self._watermark: datetime.datetime | None = None  # the flow's watermark when this run read (records up to it are re-reads)
+        self._not_after: datetime.datetime | None = None  # the latest modified-on that may become the watermark
+
+    # -- the job ----------------------------------------------------------------------------------
+    def run(self) -> JobResult:
+        """Run the job: one job row in the store per direction (a bidirectional mapping writes two, as the seed system does)."""
+        dry = self.opts.dry_run
+        flows = list(self.flows.values())
+        try:
+            self._open_direction(flows[0])  # why: deletions found before the first flow belong to its direction's job
+            coupled = self.store.count_couplings(self.mapping.name) if self.mapping.guards else 0
+            if self.mapping.guards and not dry:
+                # why: the guard must stop the job before its first write, so the plan comes first
+                plan_opts = dataclasses.replace(self.opts, dry_run=True, planned={})
+                SyncJob(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
+            if self.opts.mode == "full" and self.store.exists and not deletions_in_flow(self) and self.opts.records is None:
+                detect_deletions(self, )
+            for index, flow in enumerate(flows):
+                if index:
+                    self._close_direction()
+                    self._open_direction(flow)
+                if not dry:
+                    self._recover_pending(flow)
+                if self.opts.records is not None:
+                    self._run_chosen(flow, self.opts.records[flow.src])
+                    continue
+                with unread_couplings_checked(self):
+                    self._run_flow(flow)
+            if self.mapping.guards and dry:
+                self._check_guard(coupled)
+            self.result.status = "partial" if self.result.counts["failed"] else "success"
+        except Exception as exc:
+            self.result.status = "failed"
+            self.result.message = "%s: %s" % (type(exc).__name__, exc)
+            raise
+        finally:
+            self.result.ended_at = utcnow()
+            self._close_direction()
+        return self.result
+
+    def _open_direction(self, flow: Flow) -> None:
+        """Start counting one flow's direction, in a job row of its own."""
+        direction = FLOW_DIRECTION[(flow.src, flow.dst)]
+        self._direction, self._counted, self._total = direction, dict(self.result.counts), None
+        if not self.opts.dry_run:
+            self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, direction)
+        self.result.directions[direction] = {"job_id": self.result.job_id, "counts": self.progress()}
+
+    def _close_direction(self) -> None:
+        """End the current direction's job row with what it counted."""
+        counts = self.progress()
+        entry = self.result.directions[self._direction]
+        entry["counts"] = counts
+        if self.opts.dry_run or entry["job_id"] is None:
+            return
+        status = "failed" if self.result.status == "failed" else "partial" if counts["failed"] else "success"
+        self.store.end_job(entry["job_id"], status, self.job_row(), self.result.message if status == "failed" else None)
+
+    def progress(self) -> dict[str, int]:
+        """What the current direction counted so far."""
+        return {name: value - self._counted.get(name, 0) for name, value in self.result.counts.items()}
+
+    def job_row(self) -> dict[str, Any]:
+        """What a batch commits as the current direction's job row: its counts so far and the records it expects to read."""
+        row: dict[str, Any] = self.progress()
+        if self._total is not None:
+            row["total"] = self._total  # why: written with the progress, not in a transaction of its own
+        return row
+
+    def _check_guard(self, coupled: int) -> None:
+        """Fail when the plan deletes or overwrites more of the mapping's records than it allows."""
+        counts = self.result.counts
+        deletes = counts["deleted"]
+        changes = counts["modified"] + counts["deleted"]
+        base = max(coupled, 1)
+        figures = {"max_deletes": deletes, "max_deletes_percent": 100.0 * deletes / base,
+                   "max_changes": changes, "max_changes_percent": 100.0 * changes / base}
+        exceeded = [k for k, limit in self.mapping.guards.items() if figures[k] > limit]
+        if exceeded:
+            limits = ", ".join("%s %s" % (k, self.mapping.guards[k]) for k in exceeded)
+            raise GuardError(
+                "mapping %s: the run would delete %d and overwrite %d of %d coupled records (%.1f%% changed), more than %s allows; "
+                "nothing was written" % (self.mapping.name, deletes, counts["modified"], coupled, figures["max_changes_percent"], limits),
+                plan=dict(counts, coupled_records=coupled),
+            )
+
+    def _run_flow(self, flow: Flow) -> None:
+        src = flow.src
+        table = self.tables[src]
+        fields = self.mapping.read_fields(src)
+        modified_field = self.mapping.modified_field(src)
+        where = self.mapping.filters.get(src)
+        retry = set(self.store.failed_ids(self.mapping.name, src)) if self.store.exists else set()
+        if self.opts.mode == "modified" and self.store.exists:
+            # why: a pair coupled but never synchronised may be older than the watermark
+            retry.update(self.store.unsynced_ids(self.mapping.name, src))
+        read_started = utcnow()
+        self._watermark, self._not_after = None, watermark_cutoff(read_started, self.opts.watermark_overlap)
+        max_seen = None
+        ordered = sorted(retry)
+        for start in range(0, len(ordered), self.opts.batch_size):  # pages: newly coupled pairs can be many
+            # why: records that failed last time are retried even when they did not change
+            chunk = ordered[start:start + self.opts.batch_size]
+            retried = [r for r in table.read_by_ids(chunk, fields) if where is None or where.matches(dict(zip(fields, r)))]
+            self._process_page(flow, fields, retried, retry)
+        since = None
+        if self.opts.mode == "modified" and modified_field:
+            since = self._watermark = self.store.watermark(self.mapping.name, src) if self.store.exists else None
+        changes = self._read_changes(src, table, fields, where)
+        if changes is None:
+            self._expect(len(ordered), table.count(where, modified_field, read_from(since, self.opts.watermark_overlap),
+                                                   self.mapping.modified_format(src)))
+        pages = changes[0] if changes is not None else table.scan(
+            fields, where=where, modified_field=modified_field, modified_since=read_from(since, self.opts.watermark_overlap),
+            page_size=self.opts.batch_size, modified_format=self.mapping.modified_format(src))
+        # why: a keyset scan reads each record once, so when the mapping has no couplings yet (a first full sync)
+        # no page can find one and the per-page coupling query is skipped
+        uncoupled = (changes is None and not self.opts.dry_run and self.store.exists  # check mode plans couplings it does not store
+                     and not self.store.has_couplings(self.mapping.name))
+        plans = self._page_plans(flow, fields, pages, retry, coupled=not uncoupled)
+        with contextlib.closing(self._ahead(plans, flow, changes is None)) as planned:
+            for plan in planned:
+                if plan.page_max is not None and (max_seen is None or plan.page_max > max_seen):
+                    max_seen = plan.page_max
+                self._apply_page(flow, plan)
+                if plan.deferred:
+                    self._process_page(flow, fields, plan.deferred, retry)
+        if modified_field and max_seen is not None and not self.opts.dry_run:
+            self._advance_watermark(src, max_seen, since)
+        if changes is not None and changes[1].delta_link and not self.opts.dry_run:
+            # why: saved only after every page of the job is committed, so a failed run reads the same changes again
+            self.store.set_setting(self._delta_key(src), changes[1].delta_link)
+
+    def _run_chosen(self, flow: Flow, ids: list[str]) -> None:
+        """Synchronise chosen source records now: read by id, written even when unchanged (as retried records are);
+        no watermark moves and no other record is read."""
+        table = self.tables[flow.src]
+        fields = self.mapping.read_fields(flow.src)
+        where = self.mapping.filters.get(flow.src)
+        self._expect(len(ids), 0)
+        for start in range(0, len(ids), self.opts.batch_size):
+            chunk = ids[start:start + self.opts.batch_size]
+            rows = table.read_by_ids(chunk, fields)
+            kept = [r for r in rows if where is None or where.matches(dict(zip(fields, r)))]
+            self.result.counts["skipped"] += len(rows) - len(kept)  # why: outside the mapping's filter, as a scan would leave them
+            self._process_page(flow, fields, kept, set(chunk))
+
+    def _expect(self, retried: int, scanned: int | None) -> None:
+        """Keep how many records the current direction's job will read, for progress reports (sync_job_info)."""
+        if scanned is not None:
+            self._total = retried + scanned
+
+    def _delta_key(self, side: str) -> str:
+        return "delta.%s.%s" % (self.mapping.name, side)
+
+    def _read_changes(self, src: str, table: Table, fields: list[str], where: Any) -> tuple[Iterator[list[tuple]], Any] | None:
+        """Pages of a change-tracking read and the read itself, or None when the table has no change tracking.
+
+        A modified run reads what changed since the saved delta link; without one, when the
+        service says it expired, and in full syncs, this is a full read (the mapping filter then
+        applies on the client) that ends with a fresh delta link.
+        """
+        if not table.supports_change_tracking:
+            return None
+        link = self.store.get_setting(self._delta_key(src)) if self.opts.mode == "modified" and self.store.exists else None
+        read = table.track_changes(fields, link, where=where, page_size=self.opts.batch_size)  # type: ignore[attr-defined]
+        pages = self._change_pages(src, read)
+        first = next(pages, None)
+        if not read.enabled:
+            return None
+        return itertools.chain([] if first is None else [first], pages), read
+
+    def _change_pages(self, src: str, read: Any) -> Iterator[list[tuple]]:
+        for rows, deleted in read.pages():
+            if deleted and self.store.exists:
+                changes_deleted(self, src, deleted)
+            yield rows
+
+    def _advance_watermark(self, side: str, max_seen: datetime.datetime, previous: Any) -> None:
+        """Keep the newest modified-on read (naive UTC; values after the run's start do not count, see _not_after).
+
+        The next run reads from watermark_overlap seconds before it, with >=: a transaction that
+        stamped a record before our read but committed after it is read then (modified_on.py).
+        """
+        if previous is not None and previous >= max_seen:
+            return
+        self.store.set_watermark(self.mapping.name, side, max_seen)
+
+    # -- one page -------------------------------------------------------------------------------------
+    def _page_plans(self, flow: Flow, fields: Sequence[str], pages: Iterator[list[tuple]], retry: set[str],
+                    coupled: bool) -> Iterator[PagePlan]:
+        """Plan each page read; a record also read in one of the last READ_AHEAD_PAGES pages is left to be planned
+        once the page it came with is written (PagePlan.deferred)."""
+        mod_field = self.mapping.modified_field(flow.src)
+        mod_pos = list(fields).index(mod_field) if mod_field else None
+        recent: collections.deque[set[str]] = collections.deque(maxlen=READ_AHEAD_PAGES)
+        for page in pages:
+            full = len(page) >= self.opts.batch_size
+            page_max = None
+            if mod_pos is not None:
+                page_max = newest((r[mod_pos] for r in page), self.mapping.modified_format(flow.src), self._not_after)
+            if retry:
+                page = [r for r in page if id_text(r[0]) not in retry]
+            ids = [id_text(r[0]) for r in page]
+            # why: a record changed during a read by modified-on comes again; planned ahead, it would miss the coupling
+            # a page not yet written is about to store (pages further back are written, see read_ahead)
+            deferred = [r for r, i in zip(page, ids) if any(i in seen for seen in recent)] if recent else []
+            if deferred:
+                later = {id(r) for r in deferred}
+                page = [r for r in page if id(r) not in later]
+            plan = self._plan_page(flow, fields, page, retry, coupled)
+            plan.full, plan.page_max, plan.deferred = full, page_max, deferred
+            recent.append(set(ids))
+            yield plan
+
+    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Iterator[PagePlan]:
+        """The plans, from the second page on planned by a second process up to READ_AHEAD_PAGES pages ahead, when that is safe.
+
+        Safe when planning a page reads nothing the pages before it write: a one-way mapping whose
+        lookups name other mappings, in a real run over a table scan (read_ahead.py says why a
+        process and how the two stay in step).
+        """
+        first = next(plans, None)
+        if first is None:
+            return
+        yield first
+        mapping = self.mapping
+        if (first.full and scanned and self.opts.read_ahead and not self.opts.dry_run and not mapping.bidirectional
+                and self.tables[flow.src].supports_read_ahead and self.store.exists
+                and all(fm.lookup != mapping.name for fm in mapping.fields) and not plans_read_destination(self)):
+            yield from read_ahead(plans, self._release_before_fork, self._renew_after_fork, window=READ_AHEAD_PAGES)
+        else:
+            yield from plans
+
+    def _release_before_fork(self) -> bool:
+        return all(t.endpoint.release_before_fork() for t in self.tables.values()) and self.store.release_before_fork()
+
+    def _renew_after_fork(self) -> None:
+        for t in self.tables.values():
+            t.endpoint.renew_after_fork()
+        self.store.renew_after_fork()
+
+    def _process_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str]) -> None:
+        self._apply_page(flow, self._plan_page(flow, fields, rows, retry, True))
+
+    def _plan_page(self, flow: Flow, fields: Sequence[str], rows: Sequence[tuple], retry: set[str], coupled: bool) -> PagePlan:
+        """Decide what each record of a page writes; ``coupled`` False: none of them can be coupled (no lookup).
+
+        Planning only reads (it may run in another process, see _ahead): what it counts and
+        the records it fails go to the plan's own outcome, added to the job's when applied.
+        """
+        outer = self.result
+        outcome = JobResult(outer.mapping, outer.direction, outer.mode, counts=dict.fromkeys(outer.counts, 0))
+        plan = PagePlan({f: i for i, f in enumerate(fields)}, outcome)
+        with self._counting_into(plan):
+            self._plan_records(flow, plan, rows, retry, coupled)
+        return plan
+
+    @contextlib.contextmanager
+    def _counting_into(self, plan: PagePlan) -> Iterator[None]:
+        """``self.result`` is the plan's outcome meanwhile: what planning counts is added to the job's when the page is applied."""
+        outer, self.result = self.result, plan.outcome
+        try:
+            yield
+        finally:
+            self.result = outer
+
+    def _plan_records(self, flow: Flow, plan: PagePlan, rows: Sequence[tuple], retry: set[str], coupled: bool) -> None:
+        src, dst = flow.src, flow.dst
+        self._lookup_cache.clear()
+        handled = self.handled[src]
+        if handled:
+            rows = [r for r in rows if id_text(r[0]) not in handled]
+        if not rows:
+            return
+        counts = self.result.counts
+        counts["read"] += len(rows)
+        mapping = self.mapping
+        positions, batch = plan.positions, plan.batch
+        columns = list(zip(*rows))
+        fps, unreadable = source_fingerprints(mapping, src, columns, positions)
+        mod_field = mapping.modified_field(src)
+        mod_pos = positions[mod_field] if mod_field else None
+        stamps = parse_column(columns[mod_pos], mapping.modified_format(src)) if mod_pos is not None else [None] * len(rows)
+        ids = [id_text(r[0]) for r in rows]
+        refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
+        couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
+        kept = plan.kept if converges(self) else None  # why: their destinations are checked when the page is applied
+        create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
+        todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
+        skipped_src, skipped_dst = self.skipped[src], self.skipped[dst]
+        for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
+            cp = couplings.get(sid)
+            if sid in skipped_src or (cp is not None and cp.side_id(dst) in skipped_dst):
+                counts["skipped"] += 1  # why: failed the same way run after run; restored by the skipped_records module
+                continue
+            if sid in refused:
+                self._fail(batch, src, sid, refused[sid])
+                continue
+            if held(mapping, self.opts, src, sid, cp):
+                counts["skipped"] += 1
+                continue
+            if isinstance(stamp, ModifiedOnError):
+                self._fail(batch, src, sid, str(record_error(stamp, mapping.name, src, sid, mod_field)))  # type: ignore[arg-type]
+                continue
+            if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
+                if reread(stamp, self._watermark):
+                    counts["read"] -= 1  # why: read again only for the watermark's overlap, and unchanged: not news
+                else:
+                    counts["unchanged"] += 1
+                if kept is not None:
+                    kept.append((sid, cp.side_id(dst), cp.integration_fp if dst == "integration" else cp.local_fp))
+                continue
+            if cp is None and not create and sid not in retry:
+                # why: a record whose create failed is retried even where scheduled runs create nothing
+                if reread(stamp, self._watermark):
+                    counts["read"] -= 1  # why: skipped already when it was read before the overlap
+                else:
+                    counts["skipped"] += 1
+                continue
+            todo.append((row, sid, fp, cp, stamp))
+        todo = match_before_create(self, flow, plan, todo)  # couple or hold what would be created
+        self._prefetch_lookups(flow, [t[0] for t in todo], positions)
+        partners: dict[str, tuple] = {}
+        if mapping.bidirectional:
+            coupled_ids = [t[3].side_id(dst) for t in todo if t[3] is not None]  # type: ignore[union-attr]
+            if coupled_ids:
+                partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled_ids, mapping.read_fields(dst))}
+        new_values, unconverted = self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False)
+        # why: records whose values all passed through unconverted have the source's fingerprint on the destination
+        # too, when the two sides' fingerprints cover the same fields in the same order
+        mirrored = unconverted and self._mirrored(flow, positions)
+        created = iter(new_values)
+        updated = iter([] if mapping.bidirectional else self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0])
+        for row, sid, fp, cp, stamp in todo:
+            try:
+                if cp is None:
+                    values = _checked(next(created))
+                    # why: a one-way record's source row is not needed once its values are known
+                    plan.inserts.append(Change(sid, fp, values, stamp,
+                                               row=row if mapping.bidirectional else None, dst_fp=fp if mirrored else None))
+                    continue
+                change = Change(sid, fp, {}, stamp, cp, row=row)
+                if mapping.bidirectional:
+                    partner = partners.get(cp.side_id(dst))
+                    if partner is None:
+                        dst_deleted(self, flow, change, positions, batch, plan.restores)
+                        continue
+                    self.handled[dst].add(cp.side_id(dst))
+                    plan_coupled(self, flow, change, positions, partner)
+                else:
+                    change.values = _checked(next(updated))
+                plan.updates.append(change)
+            except (ConversionError, RecordError) as exc:
+                self._fail(batch, src, sid, str(exc))
+        self._prepare_inserts(flow, plan.inserts)
+        if plan.inserts and not self.opts.dry_run and not mapping.bidirectional:
+            plan.prepared = self.tables[dst].prepare_insert([ch.values for ch in plan.inserts])
+
+    def reread_source(self, flow: Flow, fields: list[str], ids: list[str]) -> dict[str, tuple[tuple, str, Any, Coupling]]:
+        """Source records planned unchanged, read again where the writing process needs them whole (convergence.py):
+        by id, (row, fingerprint, modified-on, coupling) of those still as planned (same fingerprint, still coupled)."""
+        src = flow.src
+        where = self.mapping.filters.get(src)
+        rows = [r for r in self.tables[src].read_by_ids(ids, fields) if where is None or where.matches(dict(zip(fields, r)))]
+        if not rows:
+            return {}
+        positions = {f: i for i, f in enumerate(fields)}
+        columns = list(zip(*rows))
+        fps, _unreadable = source_fingerprints(self.mapping, src, columns, positions)
+        mod_field = self.mapping.modified_field(src)
+        stamps = parse_column(columns[positions[mod_field]], self.mapping.modified_format(src)) if mod_field else [None] * len(rows)
+        couplings = self.store.couplings_for(self.mapping.name, src, [id_text(r[0]) for r in rows])
+        out = {}
+        for row, fp, stamp in zip(rows, fps, stamps):
+            sid = id_text(row[0])
+            cp = couplings.get(sid)
+            if cp is not None and fp == (cp.local_fp if src == "local" else cp.integration_fp) and not isinstance(stamp, ModifiedOnError):
+                out[sid] = (row, fp, stamp, cp)
+        return out
+
+    def _apply_page(self, flow: Flow, plan: PagePlan) -> None:
+        """Write a planned page: destination updates and creates, then the store in one transaction."""
+        if converges(self):
+            with self._counting_into(plan):
+                converge_page(self, flow, plan)
+        self.result.absorb(plan.outcome, self.opts.max_records)
+        if not plan.outcome.counts["read"]:
+            return
+        batch = plan.batch
+        self._apply_updates(flow, plan.updates, batch, plan.positions, plan.restores)
+        self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.prepared)
+        self._apply_inserts(flow, plan.restores, batch, plan.positions)
+        if not self.opts.dry_run:
+            batch.counts = self.job_row()
+            self.commit(batch)
+
+    # -- field values --------------------------------------------------------------------------------
+    def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> tuple[list[tuple], list[tuple]]:
+        """The field plan of a flow: fields that only need their type conversion, as (name, source position,
+        converter), and the others, as (name, source position or None for a constant, field mapping, source field,
+        converter, transform)."""
+        key = (id(flow), for_update, tuple(positions))
+        plan = self._plans.get(key)
+        if plan is None:
+            simple: list[tuple] = []
+            other: list[tuple] = []
+            dst_key = self.mapping.key(flow.dst)
+            for fm, conv, transform in zip(flow.fields, flow.converters, flow.transforms):
+                name = fm.field_on(flow.dst)
+                if for_update and name == dst_key:
+                    continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
+                src_field = None if fm.is_constant else fm.field_on(flow.src)
+                if src_field is not None and fm.value_map is None and fm.lookup is None and transform is None:
+                    simple.append((name, positions[src_field], conv))
+                else:
+                    other.append((name, None if src_field is None else positions[src_field], fm, src_field, conv, transform))
+            plan = self._plans[key] = (simple, other)
+        return plan
+
+    def _mirrored(self, flow: Flow, positions: dict[str, int]) -> bool:
+        """Whether the destination values of a created record, unconverted, are its source's fingerprinted values in order."""
+        simple, other = self._value_plan(flow, positions, False)
+        mapping = self.mapping
+        return (not other and not mapping.has_one_way_fields and [e[0] for e in simple] == mapping.side_fields(flow.dst)
+                and [fm.field_on(flow.src) for fm in flow.fields] == mapping.side_fields(flow.src))
+
+    def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
+        """Destination values of one record (see _page_values); raises its ConversionError or RecordError."""
+        return _checked(self._page_values(flow, [row], positions, for_update)[0][0])
+
+    def _page_values(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int],
+                     for_update: bool) -> tuple[list[dict[str, Any] | ConversionError | RecordError], bool]:
+        """Destination values of a page of records: value map or lookup, transforms, then type conversion;
+        and whether every value is its source value, unconverted.
+
+        A record that cannot be converted gets its error, naming the field, in place of its values.
+        Fields that only need their type conversion are converted a column at a time (convert_column).
+        """
+        simple, other = self._value_plan(flow, positions, for_update)
+        if not rows:
+            return [], False
+        columns = list(zip(*rows))
+        failed: dict[int, ConversionError | RecordError] = {}
+        converted = []
+        unconverted = not other
+        for name, pos, conv in simple:
+            column, refused = convert_column(conv, columns[pos])
+            unconverted = unconverted and column is columns[pos]
+            for index, exc in refused.items():
+                failed.setdefault(index, ConversionError("%s field %s: %s" % (flow.dst, name, exc)))
+            converted.append(column)
+        names = [entry[0] for entry in simple]
+        out = [dict(zip(names, values)) for values in zip(*converted)] if converted else [{} for _row in rows]
+        if other:
+            for index, (row, values) in enumerate(zip(rows, out)):
+                if index not in failed:
+                    try:
+                        self._other_values(flow, row, values, other)
+                    except (ConversionError, RecordError) as exc:
+                        failed[index] = exc
+        return [failed.get(index, values) for index, values in enumerate(out)], unconverted
+
+    def _other_values(self, flow: Flow, row: tuple, values: dict[str, Any], other: list[tuple]) -> None:
+        """Add the values of constants, value maps, lookups and transforms to one record's values."""
+        for name, pos, fm, src_field, conv, transform in other:
+            raw = fm.constant if pos is None else row[pos]
+            try:
+                if fm.value_map is not None:
+                    raw = fm.value_map.translate(raw, flow.dst)
+                elif fm.lookup is not None:
+                    raw = self._lookup(fm.lookup, flow.src, src_field, raw, fm.clear_value_on_failed_lookup)
+                if transform is not None:
+                    raw = transform(raw)
+                values[name] = conv(raw)
+            except ConversionError as exc:
+                raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
+
+    def _prefetch_lookups(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int]) -> None:
+        """One store query per lookup field and page instead of one per record."""
+        if not rows or not self.store.exists:
+            return
+        for fm in flow.fields:
+            if fm.lookup is None:
+                continue
+            pos = positions[fm.field_on(flow.src)]  # type: ignore[index]
+            wanted = sorted({id_text(r[pos]) for r in rows if r[pos] is not None and r[pos] != ""})
+            found = self.store.lookup_ids(fm.lookup, flow.src, wanted) if wanted else {}
+            for value in wanted:
+                self._lookup_cache[(fm.lookup, flow.src, value)] = found.get(value)
+
+    def _lookup(self, mapping: str, side: str, field_name: str | None, value: Any, clear: bool = False) -> Any:
+        """The other side's id of the record ``value`` refers to, through ``mapping``'s couplings (None if not coupled and ``clear``)."""
+        if value is None or value == "":
+            return None
+        key = id_text(value)
+        cache_key = (mapping, side, key)
+        if cache_key not in self._lookup_cache:
+            found = self.store.lookup_ids(mapping, side, [key]) if self.store.exists else {}
+            self._lookup_cache[cache_key] = found.get(key)
+        target = self._lookup_cache[cache_key]
+        if target is None:
+            plan = self.planned.get(mapping, {}).get(side, {})
+            if key in plan:
+                return plan[key]  # why: check mode counts a reference to a record the same run would create
+            if clear:
+                return None  # why: clear_value_on_failed_lookup writes the record with the reference emptied
+            raise RecordError("%s field %s: %r refers to a record that is not coupled in mapping %s yet "
+                              "(it is retried once that record is synchronised)" % (side, field_name, value, mapping))
+        return target
+
+    def _side_values(self, side: str, row: tuple | None, positions: dict[str, int], written: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A record's mapped values on one side as they are after ``written`` is applied."""
+        out = {f: (row[positions[f]] if row is not None else None) for f in self.mapping.side_fields(side)}
+        if written:
+            out.update((k, v) for k, v in written.items() if k in out)
+        return out
+
+    def _fp_of(self, side: str, values: dict[str, Any]) -> str:
+        return side_fingerprint(self.mapping, side, values)
+
+    def _last_values(self, local: dict[str, Any], integration: dict[str, Any]) -> str | None:
+        if not self.mapping.keeps_last_values:
+            return None
+        return json.dumps({"local": {k: canonical(v) for k, v in local.items()},
+                           "integration": {k: canonical(v) for k, v in integration.items()}}, sort_keys=True)
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def _apply_updates(self, flow: Flow, updates: list[Change], batch: BatchCommit, positions: dict[str, int],
+                       restores: list[Change]) -> None:
+        if not updates:
+            return
+        src, dst = flow.src, flow.dst
+        failed: set[int] = set()
+        if self.mapping.bidirectional and not self.opts.dry_run:
+            # why: a run killed after these writes and before its commit would leave the stored fingerprints of the
+            # records it wrote behind them, and the next run would see its own writes as changes made there (a conflict)
+            batch.cleared_pending.append(self.store.add_pending(self._update_intents(flow, updates)))
+        for side, attr in ((src, "back"), (dst, "values")):
+            todo = [ch for ch in updates if getattr(ch, attr) and id(ch) not in failed]
+            if not todo:
+                continue
+            ids = [ch.coupling.side_id(side) for ch in todo]  # type: ignore[union-attr]
+            if self.opts.field_diff:
+                self._note_changes(side, attr, todo, ids)
+            if self.opts.dry_run:
+                # why: check mode plans a deleted destination the way the real run handles it
+                found = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [self.mapping.key(side)])}
+                results = [WriteResult(True, record_id=i) if i in found else WriteResult(False, record_id=i, missing=True) for i in ids]
+            else:
+                results = self.tables[side].update([(i, getattr(ch, attr)) for i, ch in zip(ids, todo)])
+            for ch, res in zip(todo, results):
+                if res.ok:
+                    continue
+                failed.add(id(ch))
+                if res.missing and side == dst:
+                    dst_deleted(self, flow, ch, positions, batch, restores)
+                else:
+                    reason = res.error or "refused"
+                    if res.missing:
+                        reason = "%s record %s no longer exists" % (side, ch.coupling.side_id(side))  # type: ignore[union-attr]
+                    self._fail(batch, src, ch.src_id, reason)
+        for ch in updates:
+            if id(ch) in failed:
+                continue
+            cp = ch.coupling
+            self._set_fps(cp, flow, ch)  # type: ignore[arg-type]
+            cp.last_values = ch.last_values  # type: ignore[union-attr]
+            batch.changed_couplings.append(cp)  # type: ignore[arg-type]
+            batch.succeeded.append((src, ch.src_id))
+            if ch.values or ch.back:
+                self.result.counts["modified"] += 1
+                self._log("modified", cp.local_id, cp.integration_id)  # type: ignore[union-attr]
+            else:
+                self.result.counts["unchanged"] += 1  # both sides changed to the same values
+
+    def _update_intents(self, flow: Flow, updates: list[Change]) -> PendingPage:
+        """The fingerprints each pair will have once its update is written, and the sides it writes (_recover_updates)."""
+        entries = []
+        for ch in updates:
+            wrote = [side for side, attr in ((flow.src, "back"), (flow.dst, "values")) if getattr(ch, attr)]
+            fps = dict(zip((flow.src, flow.dst), (ch.src_fp, self._written_fp(flow, ch))), update=wrote)
+            entries.append((ch.src_id, ch.coupling.side_id(flow.dst), {}, fps))  # type: ignore[union-attr]
+        return pending_page(self.mapping.name, flow.src, entries)
+
+    def _written_fp(self, flow: Flow, ch: Change) -> str:
+        """The destination's fingerprint once ``ch`` is written."""
+        return ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
+
+    def _set_fps(self, cp: Coupling, flow: Flow, ch: Change) -> None:
+        dst_fp = self._written_fp(flow, ch)
+        if flow.src == "local":
+            cp.local_fp, cp.integration_fp, cp.local_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
+        else:
+            cp.integration_fp, cp.local_fp, cp.integration_modified_on = ch.src_fp, dst_fp, _as_datetime(ch.src_modified)
+
+    def _prepare_inserts(self, flow: Flow, inserts: list[Change]) -> None:
+        """Choose the ids of records to create (where the client does) and their destination fingerprints."""
+        table = self.tables[flow.dst]
+        dst_key = self.mapping.key(flow.dst)
+        for ch in inserts:
+            if dst_key not in ch.values:
+                new_id = table.new_id()
+                if new_id is not None:
+                    ch.values[dst_key] = new_id
+            ch.dst_id = id_text(ch.values[dst_key]) if dst_key in ch.values else None
+            if ch.dst_fp is None:
+                ch.dst_fp = self._fp_of(flow.dst, ch.values)
+
+    def _intents(self, flow: Flow, inserts: list[Change]) -> PendingPage:
+        return pending_page(self.mapping.name, flow.src, [(ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])
+
+    def _apply_inserts(self, flow: Flow, inserts: list[Change], batch: BatchCommit, positions: dict[str, int],
+                       prepared: Any = None) -> None:
+        """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert).
+
+        Their intents are encoded here: planning is the busier of the two processes with read-ahead.
+        """
+        if not inserts:
+            return
+        src, dst = flow.src, flow.dst
+        table = self.tables[dst]
+        self._prepare_inserts(flow, [ch for ch in inserts if ch.dst_fp is None])  # restores planned while writing
+        if self.opts.dry_run:
+            plan = self.planned.setdefault(self.mapping.name, {"local": {}, "integration": {}})
+            for ch in inserts:
+                plan[src][ch.src_id] = ch.dst_id
+                if ch.dst_id is not None:
+                    plan[dst][ch.dst_id] = ch.src_id
+                    if self.mapping.bidirectional:
+                        self.handled[dst].add(ch.dst_id)
+                self.result.counts["inserted"] += 1
+                if self.opts.field_diff:
+                    self._note_created(flow, ch.src_id, ch.dst_id, ch.values)
+                self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
+            return
+        batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
+        if prepared is not None:
+            results = table.insert_prepared(prepared, [ch.dst_id for ch in inserts])
+        else:
+            results = table.insert([ch.values for ch in inserts])
+        written = {}
+        if self.mapping.bidirectional:
+            # why: the new record's defaults and triggers are part of what the next run compares
+            fields = self.mapping.read_fields(dst)
+            new_ids = [res.record_id for res in results if res.ok and res.record_id is not None]
+            written = {id_text(r[0]): r for r in table.read_by_ids(new_ids, fields)} if new_ids else {}
+            dst_positions = {f: i for i, f in enumerate(fields)}
+        for ch, res in zip(inserts, results):
+            if not res.ok:
+                self._fail(batch, src, ch.src_id, res.error or "refused")
+                continue
+            if ch.replaces is not None:
+                batch.removed_couplings.append((ch.replaces.local_id, ch.replaces.integration_id))
+            cp = Coupling.of_flow(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
+            if res.record_id in written:
+                dst_values = self._side_values(dst, written[res.record_id], dst_positions)
+                ch.dst_fp = self._fp_of(dst, dst_values)
+                src_values = self._side_values(src, ch.row, positions)
+                local, integration = (src_values, dst_values) if src == "local" else (dst_values, src_values)
+                cp.last_values = self._last_values(local, integration)
+            self._set_fps(cp, flow, ch)
+            batch.new_couplings.append(cp)
+            batch.succeeded.append((src, ch.src_id))
+            if self.mapping.bidirectional:
+                self.handled[dst].add(res.record_id)  # type: ignore[arg-type]
+            self.result.counts["inserted"] += 1
+            if self.opts.field_diff:
+                self._note_created(flow, ch.src_id, res.record_id, ch.values)
+            self._log_pair("inserted", flow, ch.src_id, res.record_id)
+
+    # -- crash repair -------------------------------------------------------------------------------------
+    def _recover_pending(self, flow: Flow) -> None:
+        """Couple records a killed run created but had not coupled yet."""
+        pending = [p for p in self.store.pending(self.mapping.name) if p.source_side == flow.src]
+        if not pending:
+            return
+        dst = flow.dst
+        table = self.tables[dst]
+        key = self.mapping.key(dst)
+        columns = table.info.columns
+        batch = BatchCommit()
+        known = self.store.couplings_for(self.mapping.name, flow.src, [p.source_id for p in pending])
+        taken: set[str] = set()
+        batch.cleared_pending.extend({p.page for p in pending})  # type: ignore[misc]
+        self._recover_updates(flow, [p for p in pending if "update" in p.fingerprints], known, batch)
+        for p in pending:
+            if p.source_id in known or "update" in p.fingerprints:
+                continue
+            if p.dest_id is not None:
+                candidates = [id_text(r[0]) for r in table.read_by_ids([p.dest_id], [key])]
+            else:
+                values = {k: converter(columns[k].kind)(v) for k, v in p.dest_values.items() if k in columns}
+                candidates = [id_text(r[0]) for r in table.find(values, [key])]
+            coupled = self.store.couplings_for(self.mapping.name, dst, candidates) if candidates else {}
+            free = [c for c in candidates if c not in coupled and c not in taken]
+            if not free:
+                continue  # never created: the source record is created normally in this run
+            taken.add(free[0])
+            cp = Coupling.of_flow(self.mapping.name, flow.src, p.source_id, free[0])
+            if flow.src == "local":
+                cp.local_fp, cp.integration_fp = p.fingerprints.get("src"), p.fingerprints.get("dst")
+            else:
+                cp.integration_fp, cp.local_fp = p.fingerprints.get("src"), p.fingerprints.get("dst")
+            batch.new_couplings.append(cp)
+            self.result.counts["coupled"] += 1
+            self._log("coupled", cp.local_id, cp.integration_id)
+        batch.counts = self.job_row()
+        self.commit(batch)
+
+    def _recover_updates(self, flow: Flow, intents: list[PendingCreate], known: dict[str, Coupling], batch: BatchCommit) -> None:
+        """Keep the fingerprints of updates a killed run wrote but had not committed, where the records hold them.
+
+        Both sides as intended: the update landed and nothing changed since, so both fingerprints are
+        kept. Only the written destination as intended (the source changed since it was read): the
+        destination's is kept, so that the next run sees the change on the source side alone instead of
+        a conflict with the run's own write. Anything else is left as it was stored: it is planned again.
+        """
+        entries = [(p, known[p.source_id]) for p in intents if p.source_id in known and known[p.source_id].side_id(flow.dst) == p.dest_id]
+        if not entries:
+            return
+        current: dict[str, dict[str, str]] = {}
+        for side in ("local", "integration"):
+            fields = self.mapping.read_fields(side)
+            positions = {f: i for i, f in enumerate(fields)}
+            rows = self.tables[side].read_by_ids([cp.side_id(side) for _p, cp in entries], fields)
+            current[side] = {id_text(r[0]): self._fp_of(side, self._side_values(side, r, positions)) for r in rows}
+        for p, cp in entries:
+            intent = p.fingerprints
+            holds = {side for side in ("local", "integration") if current[side].get(cp.side_id(side)) == intent[side]}
+            if len(holds) == 2:
+                kept = holds
+            elif intent["update"] == [flow.dst] and flow.dst in holds:
+                kept = {flow.dst}
+            else:
+                continue
+            for side in kept:
+                setattr(cp, side + "_fp", intent[side])
+            batch.changed_couplings.append(cp)
+
+    # -- bookkeeping --------------------------------------------------------------------------------------------
+    def commit(self, batch: BatchCommit) -> None:
+        """Store what a batch of the job did (Store.commit_batch), in the job's row."""
+        self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch, self.opts.skip_after_failures)
+
+    def _fail(self, batch: BatchCommit, side: str, record_id: str, message: str) -> None:
+        self.result.counts["failed"] += 1
+        batch.failed.append((side, record_id, message))
+        if len(self.result.errors) < self.opts.max_records:
+            self.result.errors.append({"mapping": self.mapping.name, "side": side, "record_id": record_id, "message": message})
+
+    def _log_pair(self, action: str, flow: Flow, src_id: str, dst_id: str | None) -> None:
+        if flow.src == "local":
+            self._log(action, src_id, dst_id)
+        else:
+            self._log(action, dst_id, src_id)
+
+    def _note_created(self, flow: Flow, src_id: str, dst_id: str | None, values: dict[str, Any]) -> None:
+        """For --diff: the values a created record gets."""
+        if len(self.result.records) >= self.opts.max_records:
+            return
+        pair = (src_id, dst_id) if flow.src == "local" else (dst_id, src_id)
+        self._changes[pair] = {"%s.%s" % (flow.dst, name): {"before": None, "after": _shown(value)} for name, value in values.items()}
+
+    def _note_changes(self, side: str, attr: str, todo: list[Change], ids: list[str]) -> None:
+        """For --diff: the values each of the first reported updates changes on ``side``, as they are before and after."""
+        room = self.opts.max_records - len(self.result.records)
+        if room <= 0:
+            return
+        shown = todo[:room]
+        names = list(dict.fromkeys(name for ch in shown for name in getattr(ch, attr)))
+        fields = [self.mapping.key(side)] + [n for n in names if n != self.mapping.key(side)]
+        now = {id_text(r[0]): dict(zip(fields, r)) for r in self.tables[side].read_by_ids(ids[:room], fields)}
+        for ch, rid in zip(shown, ids):
+            before = now.get(rid, {})
+            pair = (ch.coupling.local_id, ch.coupling.integration_id)  # type: ignore[union-attr]
+            changes = self._changes.setdefault(pair, {})
+            for name, value in getattr(ch, attr).items():
+                if canonical(before.get(name)) != canonical(value):
+                    changes["%s.%s" % (side, name)] = {"before": _shown(before.get(name)), "after": _shown(value)}
+
+    def _log(self, action: str, local_id: str | None, integration_id: str | None) -> None:
+        changes = self._changes.pop((local_id, integration_id), None) if self._changes else None
+        if len(self.result.records) >= self.opts.max_records:
+            self.result.records_truncated = True
+            return
+        record = {"mapping": self.mapping.name, "action": action, "local_id": local_id, "integration_id": integration_id}
+        if changes:
+            record["changes"] = changes
+        self.result.records.append(record)
 
 
-@dataclass
-class JobResult:
-    """Outcome of one sync job, as the modules report it."""
-
-    mapping: str
-    direction: str
-    mode: str
-    job_id: int | None = None
-    status: str = "running"
-    started_at: datetime.datetime = field(default_factory=utcnow)
-    ended_at: datetime.datetime | None = None
-    counts: dict[str, int] = field(default_factory=lambda: {c: 0 for c in COUNTERS})
-    records: list[dict[str, Any]] = field(default_factory=list)
-    records_truncated: bool = False
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    message: str | None = None
-    matching: dict[str, Any] | None = None  # match-based coupling done before a full sync
-    couplings_checked: int = 0  # couplings whose destination record a full sync's pages read (convergence.py)
-    # direction -> {"job_id": its job row, "counts": what it counted}: one per flow (two for a bidirectional mapping)
-    directions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    throttled: int = 0  # requests a web service refused with 429 during the job
-    throttle_wait: float = 0.0  # seconds the job's requests waited for the services' Retry-After
-
-    def absorb(self, part: JobResult, cap: int) -> None:
-        """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
-        for name, value in part.counts.items():
-            self.counts[name] += value
-        self.couplings_checked += part.couplings_checked
-        self.errors.extend(part.errors[:max(0, cap - len(self.errors))])
-        room = max(0, cap - len(self.records))
-        self.records_truncated = self.records_truncated or part.records_truncated or len(part.records) > room
-        self.records.extend(part.records[:room])
-
-    @property
-    def changed(self) -> bool:
-        return any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled", "uncoupled"))
-
-    def as_dict(self) -> dict[str, Any]:
-        duration = (self.ended_at - self.started_at).total_seconds() if self.ended_at else None
-        return {
-            "mapping": self.mapping,
-            "direction": self.direction,
-            "mode": self.mode,
-            "job_id": self.job_id,
-            "status": self.status,
-            "started_at": self.started_at.isoformat(sep=" "),
-            "ended_at": self.ended_at.isoformat(sep=" ") if self.ended_at else None,
-            "duration": round(duration, 3) if duration is not None else None,
-            "counts": dict(self.counts),
-            "changed": self.changed,
-            "message": self.message,
-            "matching": self.matching,
-            "directions": {name: {"job_id": entry["job_id"], "counts": dict(entry["counts"])} for name, entry in self.directions.items()},
-            "throttled": self.throttled,
-            "throttle_wait": round(self.throttle_wait, 3),
-        }
+def _shown(value: Any, limit: int = 120) -> Any:
+    """A value as --diff shows it: its canonical form, long text cut."""
+    out = canonical(value)
+    if isinstance(out, str) and len(out) > limit:
+        return out[:limit] + "..."
+    return out
 
 
-def progress(read: int, total: int | None, started_at: datetime.datetime, now: datetime.datetime) -> dict[str, Any]:
-    """How far a running job is: records read of the total expected, percentage, rate (records a second) and ETA (seconds);
-    the figures that need the total are None when its source could not count it."""
-    elapsed = max((now - started_at).total_seconds(), 1e-6)
-    rate = read / elapsed
-    known = total is not None and total > 0
-    left = max(total - read, 0) if known else None  # type: ignore[operator]
-    return {
-        "read": read,
-        "total": total,
-        "percentage": round(min(100.0, 100.0 * read / total), 1) if known else None,  # type: ignore[operator]
-        "rate": round(rate, 1),
-        "eta_seconds": (round(left / rate) if rate > 0 else None) if left is not None else None,
-    }
+def _checked(values: Any) -> dict[str, Any]:
+    """Values of _page_values, or the error it put in their place raised."""
+    if isinstance(values, Exception):
+        raise values
+    return values
+
+
+def _as_datetime(value: Any) -> datetime.datetime | None:
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day)
+    return None

@@ -333,7 +333,7 @@ class PlannedCouplings:
 def couple_before_full_sync(job: Any) -> MatchResult | None:
     """Before a full sync job creates anything: couple its mapping's matching records.
 
-    ``job`` is a synchronizer.MappingSync not yet run. Matched pairs are committed (or, in
+    ``job`` is a job.SyncJob not yet run. Matched pairs are committed (or, in
     check mode, planned), ambiguous records are held (the job fails them with their
     ``ambiguous match`` message instead of creating them), and the job's counts and records
     report the couplings. The job then looks up no matches page by page: this saw every

@@ -34,9 +34,9 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
     from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import PagePlan
-    from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 
 # kinds a look-up filter can list values of (binary values cannot be written in a filter)
 _FILTER_KINDS = ("text", "integer", "decimal", "float", "boolean", "date", "datetime", "uuid")
@@ -51,12 +51,12 @@ class PageMatches:
     hold: dict[str, str] = field(default_factory=dict)  # source id -> why (an ambiguous match message)
 
 
-def looks_up_matches(job: MappingSync) -> bool:
+def looks_up_matches(job: SyncJob) -> bool:
     """Whether the job looks for a match before it creates a record (a full sync's matching already did)."""
     return bool(job.mapping.definition.get("match_on")) and not job.opts.matched
 
 
-def plans_read_destination(job: MappingSync) -> bool:
+def plans_read_destination(job: SyncJob) -> bool:
     """Whether planning a page reads what the pages before it write: the records they created and coupled.
 
     Why: a page planned ahead of the previous page's writes would not see a record that page
@@ -65,7 +65,7 @@ def plans_read_destination(job: MappingSync) -> bool:
     return looks_up_matches(job) and (job.opts.create_uncoupled or not job.mapping.synch_only_coupled_records)
 
 
-def match_before_create(job: MappingSync, flow: Flow, plan: PagePlan, todo: list[tuple]) -> list[tuple]:
+def match_before_create(job: SyncJob, flow: Flow, plan: PagePlan, todo: list[tuple]) -> list[tuple]:
     """The page's records to write, (row, source id, fingerprint, coupling or None, ...), once those without a coupling are matched.
 
     A held record is failed with its reason. A matched record gets its new coupling (stored with the
@@ -100,7 +100,7 @@ def match_before_create(job: MappingSync, flow: Flow, plan: PagePlan, todo: list
     return out
 
 
-def decide_matches(job: MappingSync, flow: Flow, positions: dict[str, int], creates: Sequence[tuple[tuple, str]]) -> PageMatches:
+def decide_matches(job: SyncJob, flow: Flow, positions: dict[str, int], creates: Sequence[tuple[tuple, str]]) -> PageMatches:
     """Couple or hold each record of ``creates`` (row, source id) that matching decides about; reads only."""
     decision = PageMatches()
     held = job.opts.hold.get(flow.src) or {}
@@ -137,7 +137,7 @@ def decide_matches(job: MappingSync, flow: Flow, positions: dict[str, int], crea
     return decision
 
 
-def _hold_rivals(job: MappingSync, src: str, keys: list[MatchKey], found: dict[str, tuple[list[Any], tuple]], lone: dict[str, tuple],
+def _hold_rivals(job: SyncJob, src: str, keys: list[MatchKey], found: dict[str, tuple[list[Any], tuple]], lone: dict[str, tuple],
                  decision: PageMatches) -> None:
     """Hold (and take out of ``lone``) the records another uncoupled record of their own side shares the key with.
 
@@ -156,7 +156,7 @@ def _hold_rivals(job: MappingSync, src: str, keys: list[MatchKey], found: dict[s
             del lone[sid]
 
 
-def _source_keys(job: MappingSync, src: str, positions: dict[str, int], creates: Sequence[tuple[tuple, str]],
+def _source_keys(job: SyncJob, src: str, positions: dict[str, int], creates: Sequence[tuple[tuple, str]],
                  keys: list[MatchKey]) -> dict[str, tuple[list[Any], tuple]]:
     """Source id -> (match values, normalised key) of the records that have a key (an empty value matches nothing)."""
     names = [k.field_on(src) for k in keys]
@@ -178,7 +178,7 @@ def _source_keys(job: MappingSync, src: str, positions: dict[str, int], creates:
     return out
 
 
-def find_candidates(job: MappingSync, dst: str, keys: list[MatchKey], values: dict[str, list[Any]]) -> dict[tuple, list[str]]:
+def find_candidates(job: SyncJob, dst: str, keys: list[MatchKey], values: dict[str, list[Any]]) -> dict[tuple, list[str]]:
     """Normalised key -> ids of the records of side ``dst`` (within its filter) with the key of one of the records ``values`` lists.
 
     One query per ``filter_values_per_query`` records: each match field ``in`` the records' values.
@@ -254,7 +254,7 @@ def _key_filters(keys: list[MatchKey], names: list[str], kinds: list[str], lists
     return filters
 
 
-def _coupled(job: MappingSync, dst: str, ids: list[str]) -> dict[str, str]:
+def _coupled(job: SyncJob, dst: str, ids: list[str]) -> dict[str, str]:
     """Id on side ``dst`` -> id of its partner, for the records already coupled (or, in check mode, planned to be)."""
     if not ids:
         return {}

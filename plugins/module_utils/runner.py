@@ -19,12 +19,13 @@ from ansible_collections.tablesync.integration.plugins.module_utils.chosen impor
 from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import order_mappings, with_dependencies
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
-from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions, JobResult
+from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
+from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.locking import DEFAULT_LOCK_TIMEOUT, mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import couple_before_full_sync
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
 
 MODES = ("full", "modified")
 AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")
@@ -151,7 +152,7 @@ class SyncRunner:
                     field_diff=self.field_diff,
                     planned=planned if self.dry_run else None,
                 )
-                job = MappingSync(mapping, tables, flows, self.store, run_id, opts)
+                job = SyncJob(mapping, tables, flows, self.store, run_id, opts)
                 before = [e.throttling() for e in self.endpoints.values()]
                 if mode == "full" and chosen is None:
                     couple_before_full_sync(job)  # couple matching records before anything is created

@@ -103,7 +103,7 @@ COUPLING_COLUMNS = ("mapping", "local_id", "integration_id", "local_fp", "integr
 class PendingCreate:
     """Intent recorded before a record is created, so a crash before coupling is repaired; in a bidirectional
     mapping also before a coupled pair is updated (``fingerprints`` then holds "update", see
-    synchronizer._recover_updates), so a crash before the commit does not leave the pair looking changed.
+    job.SyncJob._recover_updates), so a crash before the commit does not leave the pair looking changed.
 
     ``page`` is the store row holding the intents of one page (set when read back).
     """

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import SIDES
-from ansible_collections.tablesync.integration.plugins.module_utils.job import JobOptions
-from ansible_collections.tablesync.integration.plugins.module_utils.synchronizer import MappingSync
+from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,8 +86,8 @@ def verify_mapping(mapping: Mapping, tables: dict[str, Any], flows: dict[tuple[s
     """Compare every coupling's records and list uncoupled records; reads only."""
     result = VerifyResult(mapping.name)
     compares = _compares(mapping, flows, tables)
-    # why: expected values come from the synchronizer itself, so verify agrees with what a sync writes
-    writer = MappingSync(mapping, tables, flows, store, None, JobOptions(mode="full", dry_run=True))
+    # why: expected values come from the sync job itself, so verify agrees with what a sync writes
+    writer = SyncJob(mapping, tables, flows, store, None, JobOptions(mode="full", dry_run=True))
     fields = {side: mapping.read_fields(side) for side in SIDES}
     positions = {side: {f: i for i, f in enumerate(fields[side])} for side in SIDES}
     couplings_pages: Any = store.iter_couplings(mapping.name, batch=batch_size) if store.exists else []

@@ -224,7 +224,7 @@ def main() -> None:
     p = module.params
     since, until = parse_time(module, "since"), parse_time(module, "until")
     with engine_session(module, sides=(), read_only=True, existing_store=True) as (store, _endpoints):
-        from ansible_collections.tablesync.integration.plugins.module_utils.job import progress
+        from ansible_collections.tablesync.integration.plugins.module_utils.job_result import progress
         from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
         from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 

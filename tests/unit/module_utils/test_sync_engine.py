@@ -205,7 +205,7 @@ def test_a_value_sqlite_stored_against_its_column_type_fails_only_its_record(dem
 def test_progress_of_a_running_job():
     from datetime import datetime, timedelta
 
-    from ansible_collections.tablesync.integration.plugins.module_utils.job import progress
+    from ansible_collections.tablesync.integration.plugins.module_utils.job_result import progress
 
     started = datetime(2026, 1, 1, 12, 0, 0)
     now = started + timedelta(seconds=40)

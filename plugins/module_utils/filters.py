@@ -35,7 +35,7 @@ import traceback
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 if TYPE_CHECKING:  # annotations only; SQLAlchemy is imported on first use
     import sqlalchemy as sa
@@ -312,6 +312,19 @@ def _left_spine(node: Any, op_cls: type) -> list:
     return parts
 
 
+def _items(node: Any) -> list[Any]:
+    """The items of the list on the right of ``in``.
+
+    why: the parser types a comparison's right side as any node; validation admits ``in`` only with a list.
+    """
+    return cast("oast.List", node).val
+
+
+def _text(node: Any) -> str:
+    """The string literal a predicate function (contains, startswith, endswith) takes as its second argument."""
+    return cast("oast.String", node).val
+
+
 def _is_condition_node(node: Any) -> bool:
     """Nodes that are conditions by their form (so ``contains(a, 'x') eq true`` is allowed)."""
     if isinstance(node, (oast.BoolOp, oast.Compare)):
@@ -386,7 +399,7 @@ class _Validator:
             if not isinstance(node.right, oast.List):
                 raise self.error("'in' needs a parenthesised list of values, e.g. country in ('DK', 'SE')")
             items = []
-            for item in node.right.val:
+            for item in _items(node.right):
                 if not isinstance(item, oast._Literal) or isinstance(item, oast.List):
                     raise self.error("'in' lists may hold only values (null, true, false, numbers, 'strings', dates, GUIDs), not %s" % _describe(item))
                 items.append(self.value(item, depth + 1))
@@ -555,7 +568,7 @@ def _render(node: Any, expand_in: bool) -> str:
     if isinstance(node, oast.Compare):
         if isinstance(node.comparator, oast.In):
             subject = _render(node.left, expand_in)
-            items = [_render(item, expand_in) for item in node.right.val]
+            items = [_render(item, expand_in) for item in _items(node.right)]
             if expand_in:
                 return " or ".join("%s eq %s" % (subject, item) for item in items)
             return "%s in (%s)" % (subject, ", ".join(items))
@@ -583,7 +596,7 @@ def _render(node: Any, expand_in: bool) -> str:
 
 def _expands(node: Any) -> bool:
     """An ``in`` with several items becomes an ``or`` chain that needs parentheses."""
-    return isinstance(node, oast.Compare) and isinstance(node.comparator, oast.In) and len(node.right.val) > 1
+    return isinstance(node, oast.Compare) and isinstance(node.comparator, oast.In) and len(_items(node.right)) > 1
 
 
 ###############################################################################
@@ -617,7 +630,7 @@ def _py_predicate(node: Any, record: Mapping[str, Any]) -> bool:
         return _py_compare("Eq", record.get(node.name), True)
     if isinstance(node, oast.Call):
         subject = _py_value(node.args[0], record)
-        needle = node.args[1].val
+        needle = _text(node.args[1])
         if not isinstance(subject, str):
             return False
         if node.func.name == "contains":
@@ -631,7 +644,7 @@ def _py_predicate(node: Any, record: Mapping[str, Any]) -> bool:
         return (_py_predicate(cond, record) == _py_literal(lit)) == (op == "Eq")
     left = _py_value(node.left, record)
     if op == "In":
-        return any(_py_compare("Eq", left, _py_literal(item)) for item in node.right.val)
+        return any(_py_compare("Eq", left, _py_literal(item)) for item in _items(node.right))
     return _py_compare(op, left, _py_value(node.right, record))
 
 
@@ -922,7 +935,7 @@ class _KindCheck:
             if _is_condition_node(node.left) or _is_condition_node(node.right):
                 self.predicate(node.left if _is_condition_node(node.left) else node.right)
             elif isinstance(node.comparator, oast.In):
-                for item in node.right.val:
+                for item in _items(node.right):
                     self.fits(item, node.left)
             else:
                 for literal, subject in ((node.left, node.right), (node.right, node.left)):
@@ -962,7 +975,7 @@ class _SqlCompiler:
         if isinstance(node, oast.Call):
             subject, nullable = self.value(node.args[0], None)
             self.check_text(node.func.name, node.args[0], subject)
-            needle = node.args[1].val
+            needle = _text(node.args[1])
             # Every text starts with, ends with and contains ''; SQLite's substr(x, -0) would not say so.
             condition = sa.true() if needle == "" else self.string_match(subject, node.func.name, needle)
             return sa.and_(subject.is_not(None), condition) if nullable else condition
@@ -972,7 +985,7 @@ class _SqlCompiler:
             expr = self.predicate(cond)
             return expr if _py_literal(lit) == (op == "Eq") else sa.not_(expr)
         if op == "In":
-            return self.in_(node.left, node.right.val)
+            return self.in_(node.left, _items(node.right))
         return self.compare(op, node.left, node.right)
 
     def value(self, node: Any, peer: Any, peer_node: Any = None) -> tuple:

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text
 
+# why: annotated so the text-only wrapper sees str -> str (a bare dict of methods infers as plain functions)
+TEXT_RULES: dict[str, Callable[[str], str]] = {"trim": str.strip, "upper": str.upper, "lower": str.lower}
 TRANSFORMS = ("trim", "upper", "lower", "truncate", "regex_replace", "date_format", "number_format")
 
 _to_datetime = converter("datetime")
@@ -108,10 +110,10 @@ def build_transforms(spec: Sequence[Any] | None, max_length: int | None) -> Call
             raise ValueError("a transform is a name or a one-key dict {name: argument}, got %r" % (entry,))
         if name not in TRANSFORMS:
             raise ValueError("unknown transform %r (known: %s)" % (name, ", ".join(TRANSFORMS)))
-        if name in ("trim", "upper", "lower"):
+        if name in TEXT_RULES:
             if arg is not None:
                 raise ValueError("transform %s takes no argument" % name)
-            steps.append(_text_only({"trim": str.strip, "upper": str.upper, "lower": str.lower}[name]))
+            steps.append(_text_only(TEXT_RULES[name]))
         elif name == "truncate":
             steps.append(_truncate(arg, max_length))
         elif name == "regex_replace":

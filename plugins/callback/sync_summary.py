@@ -176,6 +176,7 @@ class CallbackModule(CallbackBase):
         except Exception as exc:  # why: an unreachable store or an unexpected task shape: no line, never a failure
             # only the exception's type: its text may hold the store's URL and password
             self._display.vvvv("sync_summary: no progress for the sync task (%s)" % type(exc).__name__)
+            self._end_watch(result.host.get_name())  # why: not tried again at each poll (a connection may take seconds)
             return
         for line in lines:
             self._display.display("SYNC PROGRESS %s | %s" % (watch.host.get_name(), line), stderr=self._to_stderr())
@@ -198,7 +199,10 @@ class CallbackModule(CallbackBase):
             taken = {run_id for other in self._watches.values() if other is not watch for run_id in other.run_ids}
             found = [r for r in running_runs(watch.store, watch.started_at - CLOCK_SKEW, watch.mappings) if r not in taken]
             watch.run_ids = found[:1]
-        return [progress_line(mapping, figures) for mapping, figures in run_progress(watch.store, watch.run_ids)]
+        lines = [progress_line(mapping, figures) for mapping, figures in run_progress(watch.store, watch.run_ids)]
+        if not lines:
+            watch.run_ids = []  # why: between two jobs, or the run of a loop's previous item ended: look again next poll
+        return lines
 
     def _resolve(self, watch: Watch) -> None:
         """Where the sync task's store is and which mappings it runs, from its arguments as the module gets them."""

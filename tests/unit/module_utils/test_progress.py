@@ -70,6 +70,8 @@ def test_a_poll_whose_store_cannot_be_read_prints_nothing_and_never_fails(tmp_pa
     callback, display = _callback(watch)
     callback.v2_runner_on_async_poll(_poll(host))
     assert display.lines == ["vvvv sync_summary: no progress for the sync task (DatabaseError)"]
+    callback.v2_runner_on_async_poll(_poll(host))
+    assert len(display.lines) == 1, "a failed watch is not tried again at each poll"
     # a URL with a password: its text never reaches the output, only the error's type
     watch = Watch(task=None, host=host, started_at=utcnow(), location="postgresql://u:Secret-Pw-1@127.0.0.1:1/nothing", password=None)
     callback, display = _callback(watch)

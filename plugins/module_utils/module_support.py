@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -70,8 +70,24 @@ def common_argument_spec() -> dict[str, Any]:
     }
 
 
+# Query parameters of a URL that carry a secret (libpq and PyMySQL take the password there too), lower case.
+SECRET_QUERY_PARAMETERS = frozenset(("password", "passwd", "pwd", "sslpassword", "secret", "client_secret", "token", "access_token",
+                                     "api_key", "apikey", "api-key", "subscription-key", "sig"))
+
+
+def query_secrets(url: str) -> set[str]:
+    """The values of the secret query parameters of a URL (``?password=...``), as written and decoded."""
+    query = url.partition("?")[2].partition("#")[0]
+    found: set[str] = set()
+    for part in query.split("&"):
+        name, _eq, value = part.partition("=")
+        if value and unquote(name).strip().lower() in SECRET_QUERY_PARAMETERS:
+            found.update({value, unquote(value), dict(parse_qsl(part)).get(name, value)})
+    return found
+
+
 def url_passwords(params: dict[str, Any]) -> set[str]:
-    """The passwords written inside the store URL and the endpoints' ``url`` options."""
+    """The passwords written inside the store URL and the endpoints' ``url`` options (userinfo or query parameters)."""
     endpoints = [params.get(side) for side in ("local", "integration")]
     urls = [params.get("store")] + [endpoint.get("url") for endpoint in endpoints if isinstance(endpoint, dict)]
     found: set[str] = set()
@@ -84,6 +100,7 @@ def url_passwords(params: dict[str, Any]) -> set[str]:
             password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
         if password:
             found.update({password, unquote(password)})
+        found.update(query_secrets(url))
     return found
 
 
@@ -91,7 +108,7 @@ class IntegrationModule(AnsibleModule):
     """``AnsibleModule`` that also hides passwords written inside URLs.
 
     why: ``no_log`` hides whole option values; a password inside ``store`` or an endpoint's
-    ``url`` is part of one. Ansible masks every no-log value wherever it appears in the
+    ``url`` (``user:password@`` or ``?password=``) is part of one. Ansible masks every no-log value wherever it appears in the
     result, the invocation and the logged arguments, so the parsed passwords are added as
     soon as the arguments are loaded, before validation can fail or the invocation is logged.
     """

@@ -379,8 +379,12 @@ def name_database_errors(engine: sa.engine.Engine, database: str) -> None:
 
 
 def safe_address(url: sa.engine.URL) -> str:
-    """The URL without the password, for the store and messages."""
-    return url.render_as_string(hide_password=True).replace(":***@", "@")
+    """The URL without the password, for the store and messages; a secret query parameter (``?password=``) shows ``***``."""
+    from ansible_collections.tablesync.integration.plugins.module_utils.module_support import SECRET_QUERY_PARAMETERS
+
+    hidden = {k: "***" for k in url.query if k.lower() in SECRET_QUERY_PARAMETERS}
+    text = (url.update_query_dict(hidden) if hidden else url).render_as_string(hide_password=True)
+    return text.replace(":***@", "@").replace("=%2A%2A%2A", "=***")
 
 
 def column_kind(col_type: Any) -> str:

@@ -224,12 +224,11 @@ def main() -> None:
     p = module.params
     since, until = parse_time(module, "since"), parse_time(module, "until")
     with engine_session(module, sides=(), read_only=True, existing_store=True) as (store, _endpoints):
-        from ansible_collections.tablesync.integration.plugins.module_utils.job_result import progress
+        from ansible_collections.tablesync.integration.plugins.module_utils.progress import running_progress
         from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
-        from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 
         rows = store.jobs(run_id=p["run_id"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
-        waiting = store.waiting_mappings(sorted({r["run_id"] for r in rows if r["status"] == "running"}))
+        progress = running_progress(store, rows)
         errors = store.job_errors([r["id"] for r in rows]) if p["include_errors"] else []
         skipped = store.skipped_records(p["mappings"]) if p["include_skipped"] and store.exists else []
     by_job: dict = {}
@@ -243,8 +242,8 @@ def main() -> None:
         for key in ("started_at", "ended_at"):
             job[key] = job[key].isoformat(sep=" ") if job[key] else None
         job["counts"] = {c: r[c] for c in COUNTERS}
-        if r["status"] == "running":
-            job["progress"] = dict(progress(r["read"], r["total"], r["started_at"], utcnow()), waiting_mappings=waiting.get(r["run_id"], []))
+        if r["id"] in progress:
+            job["progress"] = progress[r["id"]]
         if p["include_errors"]:
             job["errors"] = by_job.get(r["id"], [])
         jobs.append(job)

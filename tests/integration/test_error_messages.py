@@ -76,6 +76,26 @@ def test_a_password_inside_a_url_is_masked_at_any_verbosity(tmp_path, demo, modu
             assert "postgres:********@127.0.0.1:5432/tablesync_no_such_store" in output
 
 
+@pytest.mark.parametrize("module", ["sync", "sync_job_info"])
+def test_a_password_in_a_url_query_parameter_is_masked_at_any_verbosity(tmp_path, demo, module):
+    # libpq takes the password as a query parameter too; the store's database does not exist, so the task fails naming it
+    args: dict = {"store": "postgresql://postgres@127.0.0.1:5432/tablesync_no_such_store?password=Query%2BPw-4471&sslmode=disable"}
+    if module == "sync":
+        args.update(local={"type": "mysql", "url": "mysql://root@127.0.0.1:3306/test?passwd=Endpoint-QPw-9022"},
+                    integration={"type": "dataverse", "url": "https://org.example.com/api/data/v9.2/?client_secret=Web-QPw-3310"})
+    for verbosity in ("-v", "-vvvv"):
+        proc = run_task(tmp_path, module, args, verbosity)
+        output = proc.stdout + proc.stderr + (tmp_path / "result.json").read_text()
+        for secret in ("Query%2BPw", "Query+Pw", "Endpoint-QPw", "Web-QPw"):
+            assert secret not in output, output[-3000:]
+        assert "ignored=1" in output and "tablesync_no_such_store" in output
+        if verbosity == "-vvvv":  # the invocation: the URLs are shown with the passwords masked
+            assert "tablesync_no_such_store?password=********&sslmode=disable" in output
+    result = json.loads((tmp_path / "result.json").read_text())
+    # the message names the store with the parameter shown as ***, as the userinfo password is left out
+    assert "store postgresql+psycopg://postgres@127.0.0.1:5432/tablesync_no_such_store?password=***&sslmode=disable" in result["msg"], result["msg"]
+
+
 def test_a_password_inside_a_url_is_masked_when_the_arguments_are_rejected(tmp_path, demo):
     args = {"store": demo.store_path, "no_such_option": 1,
             "local": {"type": "mysql", "url": "mysql://root:Rejected-Pw-55@127.0.0.1/test"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -97,3 +98,50 @@ def test_job_log_shows_progress_while_a_sync_runs(tmp_path):
     assert sync.returncode == 0, output[-3000:]
     final = rows(demo.store_path, "select status, read, inserted from tablesync_jobs where id = ?", job_id)[0]
     assert final == ("success", customers, customers) and final[1] > processed
+
+
+PROGRESS_PLAY = """
+- name: A long sync polled by Ansible
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/tablesync.integration.integration:
+      store: "{{ store_path }}"
+      local: {type: sqlite, path: "{{ erp }}"}
+      integration: {type: sqlite, path: "{{ crm }}"}
+  tasks:
+    - name: Full synchronisation, polled every second
+      tablesync.integration.sync:
+        mode: full
+        batch_size: "{{ batch_size }}"
+        read_ahead: false
+      async: 600
+      poll: 1
+"""
+
+
+def test_callback_prints_the_progress_of_an_async_sync_at_each_poll(tmp_path):
+    customers = 5000
+    demo = build_demo(str(tmp_path / "demo"), customers=customers)
+    demo.declare()
+    demo.close()
+    playbook = tmp_path / "progress.yml"
+    playbook.write_text(PROGRESS_PLAY)
+    # the store is given by module_defaults, templated from extra vars: the callback resolves it as the module gets it
+    proc = ansible_playbook(str(playbook), *extra_vars(store_path=demo.store_path, erp=demo.erp, crm=demo.crm, batch_size=5),
+                            env={"ANSIBLE_CALLBACKS_ENABLED": "tablesync.integration.sync_summary"})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("SYNC PROGRESS ")]
+    assert lines, "no progress line:\n%s" % proc.stdout[-3000:]
+    order = ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
+    pattern = re.compile(r"^SYNC PROGRESS localhost \| ([A-Z-]+): (\d+)/(\d+) \((\d+(?:\.\d)?)%\), \d+(?:\.\d)? rec/s, ETA \d+s(?:; waiting: (.+))?$")
+    for line in lines:
+        match = pattern.match(line)
+        assert match, line
+        mapping, read, total = match.group(1), int(match.group(2)), int(match.group(3))
+        assert 0 <= read <= total and float(match.group(4)) == round(100.0 * read / total, 1), line
+        if mapping == "CUSTOMER":
+            assert total == customers
+        waiting = match.group(5).split(", ") if match.group(5) else []
+        assert waiting == order[order.index(mapping) + 1:], line
+    assert proc.stdout.index("SYNC PROGRESS") < proc.stdout.index("ASYNC OK on localhost") < proc.stdout.index("SYNC SUMMARY")

@@ -23,6 +23,10 @@ Dataverse
     ``$top`` is ignored when combined with maxpagesize (webapi/query/page-results).
   * ``$count=true`` -> ``@odata.count`` capped at 5000; ``/$count`` -> text/plain
     (webapi/query/count-rows).
+  * ``RetrieveTotalRecordCount(EntityNames=@p1)?@p1=["account"]`` -> ``EntityRecordCountCollection``
+    (``Keys``: logical names, ``Values``: their record counts), the whole table's count beyond the
+    5000 of ``$count`` (webapi/query/count-rows, webapi/reference/retrievetotalrecordcount,
+    webapi/reference/entityrecordcountcollection); the double's snapshot is taken when asked.
   * Change tracking: ``Prefer: odata.track-changes`` -> ``@odata.deltaLink`` with
     ``$deltatoken``; delta rows then ``$deletedEntity`` rows; ``$filter``/``$orderby``/
     ``$expand``/``$top`` rejected (use-change-tracking-synchronize-data-external-systems);
@@ -225,6 +229,8 @@ class Dispatcher(WriteOperations):
         name, key = segments[0]
         if self.dv and name == "WhoAmI" and len(segments) == 1:
             return Route("whoami")
+        if self.dv and name == "RetrieveTotalRecordCount" and len(segments) == 1 and key is not None:
+            return Route("total_record_count", key_text=key)
         if name not in self.svc._defs:
             return Route("unknown", segment=name)
         if len(segments) == 1:
@@ -294,6 +300,8 @@ class Dispatcher(WriteOperations):
             )
         if route.kind == "whoami":
             return self._json(200, self.svc._whoami())
+        if route.kind == "total_record_count" and method == "GET":
+            return self._total_record_count(route.key_text or "", req)
         if route.kind in ("companies", "company"):
             return self._companies(route, req)
         company = self._resolve_company(route, req)
@@ -543,6 +551,26 @@ class Dispatcher(WriteOperations):
         else:
             total = len(self._filtered(table, req))
         return ApiResponse(200, {"Content-Type": "text/plain", "OData-Version": "4.0"}, str(total).encode())
+
+    def _total_record_count(self, parameters: str, req: ApiRequest) -> ApiResponse:
+        """The RetrieveTotalRecordCount function: ``EntityNames`` given inline or as a parameter alias (``@p1``)."""
+        name, _eq, value = parameters.partition("=")
+        if name.strip() != "EntityNames" or not value:
+            raise self.err_query("RetrieveTotalRecordCount takes one parameter, EntityNames.")
+        value = value.strip()
+        text = req.param(value) if value.startswith("@") else value.replace("'", '"')
+        try:
+            names = json.loads(text or "")
+        except ValueError:
+            raise self.err_query(f"EntityNames: {text!r} is not a collection of logical names.") from None
+        by_logical = {defn.logical_name: set_name for set_name, defn in self.svc._defs.items()}
+        unknown = [n for n in names if n not in by_logical]
+        if unknown:
+            raise ODataError(404, "0x80040217", f"Could not find an entity with name {unknown[0]}")
+        values = [len(self.svc._store.table(None, by_logical[n]).rows) for n in names]
+        body = {"@odata.context": f"{self.svc.api_root}$metadata#Microsoft.Dynamics.CRM.RetrieveTotalRecordCountResponse",
+                "EntityRecordCountCollection": {"Count": len(names), "IsReadOnly": False, "Keys": names, "Values": values}}
+        return self._json(200, body)
 
     def get_collection(self, table: Table, req: ApiRequest) -> ApiResponse:
         prefs = parse_prefer(req.headers)

@@ -17,12 +17,11 @@ from urllib.parse import unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import ENDPOINT_TYPES, is_web
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import TableSyncError
 
-ENDPOINT_TYPES = ["sqlite", "postgresql", "mysql", "dataverse", "business_central", "odata"]
-
 ENDPOINT_SPEC: dict[str, Any] = {
-    "type": {"type": "str", "required": True, "choices": ENDPOINT_TYPES},
+    "type": {"type": "str", "required": True, "choices": list(ENDPOINT_TYPES)},
     "path": {"type": "path"},
     "url": {"type": "str"},
     "host": {"type": "str"},
@@ -103,13 +102,13 @@ class IntegrationModule(AnsibleModule):
 
 def require_libraries(module: AnsibleModule) -> None:
     """Fail with Ansible's usual message when a Python library the engine needs is missing."""
-    from ansible_collections.tablesync.integration.plugins.module_utils import mapping, sql_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils import mapping, sql_support
 
-    if not sql_endpoint.HAS_SQLALCHEMY:
-        module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_endpoint.SQLALCHEMY_IMPORT_ERROR)
+    if not sql_support.HAS_SQLALCHEMY:
+        module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_support.SQLALCHEMY_IMPORT_ERROR)
     if not mapping.HAS_JSONSCHEMA:
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=mapping.JSONSCHEMA_IMPORT_ERROR)
-    web = [side for side in ("local", "integration") if (module.params.get(side) or {}).get("type") in ENDPOINT_TYPES[3:]]
+    web = [side for side in ("local", "integration") if is_web((module.params.get(side) or {}).get("type"))]
     if web:
         from ansible_collections.tablesync.integration.plugins.module_utils import http_client
 
@@ -134,7 +133,7 @@ SQLITE_HINTS = {
 
 def database_error(exc: BaseException) -> str:
     """The message of a database error: which database (store or endpoint), the driver's reason, a hint."""
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import DATABASE_ATTRIBUTE
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import DATABASE_ATTRIBUTE
 
     reason = _first_line(exc)
     hints = [hint for words, hint in SQLITE_HINTS.items() if words in reason]
@@ -153,8 +152,8 @@ def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "in
     database), instead of reading it as empty.
     """
     require_libraries(module)
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import sa_exc
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import sa_exc
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
     store = None

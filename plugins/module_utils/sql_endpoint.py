@@ -70,7 +70,6 @@ def column_kind(col_type: Any) -> str:
     return "text"
 
 
-
 IDS_PER_QUERY = 500
 DUPLICATES_PER_QUERY = 10000  # why: below every supported database's limit of bound parameters per statement
 

@@ -652,8 +652,9 @@ class Store:
         now = utcnow()
         with self._write() as conn:
             if errors:
-                conn.execute(self.tables["errors"].insert(), [{"job_id": job_id, "run_id": run_id, "mapping": mapping, "side": side,
-                                                          "record_id": rid, "message": why, "created_at": now} for side, rid, why in errors])
+                rows = [{"job_id": job_id, "run_id": run_id, "mapping": mapping, "side": side, "record_id": rid, "message": why,
+                         "created_at": now} for side, rid, why in errors]
+                conn.execute(self.tables["errors"].insert(), rows)
         self.end_job(job_id, status, {c: counts.get(c, 0) for c in COUNTERS})
         self.end_run(run_id, status)
         return job_id

@@ -173,7 +173,7 @@ def dlt_run(step: str, workdir: str) -> int:
 
 
 def _engine_parts(workdir: str):
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
     src, dst, store_path = paths(workdir)

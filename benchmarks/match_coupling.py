@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "collections"), ROOT]
 importlib.import_module("tests.conftest")  # links the checkout as the collection
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint  # noqa: E402
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint  # noqa: E402
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables  # noqa: E402
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import match_mapping  # noqa: E402
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store  # noqa: E402

@@ -6,7 +6,8 @@
 It is shaped so that both SQL tables and OData services fit: reads are streamed in
 pages (keyset or server-driven paging), optionally only records modified since a
 watermark; writes are batches whose result is reported per record, so one refused
-record fails alone. Record ids cross this interface as text.
+record fails alone. Record ids cross this interface as text. Which implementation serves
+which endpoint type is in endpoint_registry.py; this module imports none of them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
+from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError
 
 SIDES = ("local", "integration")
 OTHER_SIDE = {"local": "integration", "integration": "local"}
-SQL_TYPES = ("sqlite", "postgresql", "mysql")
-WEB_TYPES = ("dataverse", "business_central", "odata")
-ENDPOINT_TYPES = SQL_TYPES + WEB_TYPES
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,21 @@ class WriteResult:
     record_id: str | None = None
     error: str | None = None
     missing: bool = False
+
+
+class ChangeRead(abc.ABC):
+    """One change-tracking read (``Table.track_changes``): iterate ``pages()``, then keep ``delta_link`` for the next read."""
+
+    # why: without a delta link, or when the service let it expire, the read is a full one
+    full: bool
+    # why: False when the table turns out to have no change tracking: nothing was read, the caller scans instead
+    enabled: bool
+    # why: set once ``pages()`` is exhausted; None when the service gave none
+    delta_link: str | None
+
+    @abc.abstractmethod
+    def pages(self) -> Iterator[tuple[list[tuple], list[str]]]:
+        """(changed rows in the requested fields' order, ids of deleted records) per page."""
 
 
 class Table(abc.ABC):
@@ -92,6 +105,14 @@ class Table(abc.ABC):
               modified_format: str = "auto") -> int | None:
         """How many rows a scan with these arguments would read, or None when the table cannot tell cheaply."""
         return None
+
+    def track_changes(self, fields: Sequence[str], delta_link: str | None = None, where: Any = None,
+                      page_size: int = 1000) -> ChangeRead:
+        """Records changed and deleted since ``delta_link`` (a full read without it), ``where`` applied.
+
+        Only tables with ``supports_change_tracking`` implement it; the others raise EndpointError.
+        """
+        raise EndpointError("%s table %s has no change tracking" % (self.endpoint.side, self.info.name))
 
     @abc.abstractmethod
     def read_by_ids(self, ids: Sequence[str], fields: Sequence[str]) -> list[tuple]:
@@ -171,19 +192,3 @@ class Endpoint(abc.ABC):
 
     def describe(self) -> dict[str, str]:
         return {"side": self.side, "type": self.type, "address": self.address()}
-
-
-def open_endpoint(side: str, options: Mapping[str, Any] | None) -> Endpoint:
-    """Create the endpoint an option dict describes (``type`` selects the implementation)."""
-    if not options:
-        raise ConfigurationError("the %s endpoint is not configured (option '%s')" % (side, side))
-    kind = options.get("type")
-    if kind in SQL_TYPES:
-        from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import SqlEndpoint
-
-        return SqlEndpoint(side, options)
-    if kind in WEB_TYPES:
-        from ansible_collections.tablesync.integration.plugins.module_utils.odata_endpoint import open_web_endpoint
-
-        return open_web_endpoint(side, options)
-    raise ConfigurationError("%s: unknown endpoint type %r, expected one of %s" % (side, kind, ", ".join(ENDPOINT_TYPES)))

@@ -260,7 +260,7 @@ class SyncJob:
         if not table.supports_change_tracking:
             return None
         link = self.store.get_setting(self._delta_key(src)) if self.opts.mode == "modified" and self.store.exists else None
-        read = table.track_changes(fields, link, where=where, page_size=self.opts.batch_size)  # type: ignore[attr-defined]
+        read = table.track_changes(fields, link, where=where, page_size=self.opts.batch_size)
         pages = self._change_pages(src, read)
         first = next(pages, None)
         if not read.enabled:

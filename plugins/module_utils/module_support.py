@@ -13,16 +13,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import ENDPOINT_TYPES, is_web
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import TableSyncError
-
-ENDPOINT_TYPES = ["sqlite", "postgresql", "mysql", "dataverse", "business_central", "odata"]
+from ansible_collections.tablesync.integration.plugins.module_utils.url_secrets import query_secrets
 
 ENDPOINT_SPEC: dict[str, Any] = {
-    "type": {"type": "str", "required": True, "choices": ENDPOINT_TYPES},
+    "type": {"type": "str", "required": True, "choices": list(ENDPOINT_TYPES)},
     "path": {"type": "path"},
     "url": {"type": "str"},
     "host": {"type": "str"},
@@ -70,22 +70,6 @@ def common_argument_spec() -> dict[str, Any]:
     }
 
 
-# Query parameters of a URL that carry a secret (libpq and PyMySQL take the password there too), lower case.
-SECRET_QUERY_PARAMETERS = frozenset(("password", "passwd", "pwd", "sslpassword", "secret", "client_secret", "token", "access_token",
-                                     "api_key", "apikey", "api-key", "subscription-key", "sig"))
-
-
-def query_secrets(url: str) -> set[str]:
-    """The values of the secret query parameters of a URL (``?password=...``), as written and decoded."""
-    query = url.partition("?")[2].partition("#")[0]
-    found: set[str] = set()
-    for part in query.split("&"):
-        name, _eq, value = part.partition("=")
-        if value and unquote(name).strip().lower() in SECRET_QUERY_PARAMETERS:
-            found.update({value, unquote(value), dict(parse_qsl(part)).get(name, value)})
-    return found
-
-
 def url_passwords(params: dict[str, Any]) -> set[str]:
     """The passwords written inside the store URL and the endpoints' ``url`` options (userinfo or query parameters)."""
     endpoints = [params.get(side) for side in ("local", "integration")]
@@ -120,13 +104,13 @@ class IntegrationModule(AnsibleModule):
 
 def require_libraries(module: AnsibleModule) -> None:
     """Fail with Ansible's usual message when a Python library the engine needs is missing."""
-    from ansible_collections.tablesync.integration.plugins.module_utils import mapping, sql_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils import mapping, sql_support
 
-    if not sql_endpoint.HAS_SQLALCHEMY:
-        module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_endpoint.SQLALCHEMY_IMPORT_ERROR)
+    if not sql_support.HAS_SQLALCHEMY:
+        module.fail_json(msg=missing_required_lib("SQLAlchemy"), exception=sql_support.SQLALCHEMY_IMPORT_ERROR)
     if not mapping.HAS_JSONSCHEMA:
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=mapping.JSONSCHEMA_IMPORT_ERROR)
-    web = [side for side in ("local", "integration") if (module.params.get(side) or {}).get("type") in ENDPOINT_TYPES[3:]]
+    web = [side for side in ("local", "integration") if is_web((module.params.get(side) or {}).get("type"))]
     if web:
         from ansible_collections.tablesync.integration.plugins.module_utils import http_client
 
@@ -151,7 +135,7 @@ SQLITE_HINTS = {
 
 def database_error(exc: BaseException) -> str:
     """The message of a database error: which database (store or endpoint), the driver's reason, a hint."""
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import DATABASE_ATTRIBUTE
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import DATABASE_ATTRIBUTE
 
     reason = _first_line(exc)
     hints = [hint for words, hint in SQLITE_HINTS.items() if words in reason]
@@ -170,8 +154,8 @@ def engine_session(module: AnsibleModule, sides: tuple[str, ...] = ("local", "in
     database), instead of reading it as empty.
     """
     require_libraries(module)
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import sa_exc
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import sa_exc
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
     store = None

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Column, Endpoint, Table, TableInfo, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.chunks import chunks
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import ChangeRead, Column, Endpoint, Table, TableInfo, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.http_client import (
     BC_SCOPE,
@@ -82,10 +83,6 @@ _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
 # -- the endpoint -------------------------------------------------------------------------------------
-
-
-def open_web_endpoint(side: str, options: Mapping[str, Any]) -> ODataEndpoint:
-    return ODataEndpoint(side, options)
 
 
 def default_scope(kind: str, url: str) -> str | None:
@@ -210,7 +207,7 @@ class ODataTable(Table):
         self.endpoint = endpoint
         self.client = endpoint.client
         self.kind = endpoint.kind
-        self.supports_change_tracking = self.kind == DATAVERSE  # tried per read; ChangeRead.enabled says if the entity has it
+        self.supports_change_tracking = self.kind == DATAVERSE  # tried per read; DataverseChangeRead.enabled says if the entity has it
         self.set_name = set_name
         self.etype = etype
         self.props: dict[str, str] = {}  # column -> property name on the wire
@@ -442,16 +439,16 @@ class ODataTable(Table):
                 yield ids
 
     def track_changes(self, fields: Sequence[str], delta_link: str | None = None, where: Any = None,
-                      page_size: int = 1000) -> ChangeRead:
+                      page_size: int = 1000) -> DataverseChangeRead:
         """Dataverse change tracking: records changed and deleted since ``delta_link``.
 
         Without a link, or when the service says its version stamp expired, this is a full read
-        (``ChangeRead.full``). The mapping filter applies here, on the client: the service allows
+        (``DataverseChangeRead.full``). The mapping filter applies here, on the client: the service allows
         no ``$filter`` with change tracking.
         """
         if self.kind != DATAVERSE:
             raise EndpointError("%s: change tracking is a Dataverse feature; %s is a %s entity set" % (self.endpoint.side, self.set_name, self.kind))
-        return ChangeRead(self, list(fields), delta_link, where, page_size)
+        return DataverseChangeRead(self, list(fields), delta_link, where, page_size)
 
     def read_by_ids(self, ids, fields) -> list[tuple]:
         return [self._row(item, fields) for item in self._by_ids(ids, fields)]
@@ -464,7 +461,7 @@ class ODataTable(Table):
         """The service's items whose ``column`` holds one of ``values``, ``fields`` selected."""
         prop = self._prop(column)
         conditions = [" or ".join("%s eq %s" % (prop, self._literal(column, v)) for v in chunk)
-                      for chunk in _chunks(list(values), self.filter_values_per_query)]
+                      for chunk in chunks(list(values), self.filter_values_per_query)]
         urls = [self._query(fields, [condition]) for condition in conditions]
         headers = self._page_headers(self.filter_values_per_query)
         if self.kind != BUSINESS_CENTRAL or len(urls) < 2:
@@ -473,7 +470,7 @@ class ODataTable(Table):
                     yield from document.get("value", [])
             return
         # why: the GETs of a thousand ids go in one $batch: one round trip instead of twenty (ETags before updates)
-        for chunk in _chunks(urls, self.endpoint.batch_size):
+        for chunk in chunks(urls, self.endpoint.batch_size):
             answers = self.client.batch_json([BatchPart("GET", self.client.absolute(u), None, headers) for u in chunk])
             for answer in answers:
                 if answer.status != 200:
@@ -562,7 +559,7 @@ class ODataTable(Table):
         bodies = self._bodies(rows, with_key=not self.info.columns[self.key].server_generated)
         results: list[WriteResult | None] = [b if isinstance(b, WriteResult) else None for b in bodies]
         todo = [i for i, b in enumerate(bodies) if not isinstance(b, WriteResult)]
-        for done in self.endpoint.each(lambda chunk: self._create_chunk(chunk, rows, bodies), list(_chunks(todo, self.endpoint.batch_size))):
+        for done in self.endpoint.each(lambda chunk: self._create_chunk(chunk, rows, bodies), list(chunks(todo, self.endpoint.batch_size))):
             for i, res in done.items():
                 results[i] = res
         return [r for r in results if r is not None]
@@ -702,9 +699,9 @@ class ODataTable(Table):
                 results[index] = WriteResult(False, record_id=rid, error=str(exc))
                 continue
             todo.append(index)
-        chunks = list(_chunks(todo, self.endpoint.batch_size))
-        answers = self.endpoint.each(lambda chunk: self._update_chunk([changes[i] for i in chunk], [bodies[i] for i in chunk], current), chunks)
-        for chunk, done in zip(chunks, answers):
+        batches = list(chunks(todo, self.endpoint.batch_size))
+        answers = self.endpoint.each(lambda chunk: self._update_chunk([changes[i] for i in chunk], [bodies[i] for i in chunk], current), batches)
+        for chunk, done in zip(batches, answers):
             for i, res in zip(chunk, done):
                 results[i] = res
         return [r for r in results if r is not None]
@@ -788,8 +785,8 @@ class ODataTable(Table):
             # why: a delete sent again after a lost answer finds the record gone (404), which is what was asked
             return [self._written(rid, resp) for rid, resp in zip(chunk, self._batch(parts))]
 
-        chunks = list(_chunks(todo, self.endpoint.batch_size))
-        for chunk, done in zip(chunks, self.endpoint.each(send, chunks)):
+        batches = list(chunks(todo, self.endpoint.batch_size))
+        for chunk, done in zip(batches, self.endpoint.each(send, batches)):
             results.update(zip(chunk, done))
         return [results[rid] for rid in ids]
 
@@ -833,7 +830,7 @@ class ODataTable(Table):
         return answers
 
 
-class ChangeRead:
+class DataverseChangeRead(ChangeRead):
     """One change-tracking read: iterate ``pages()``, then keep ``delta_link`` for the next read."""
 
     EXPIRED = "0x80044352"  # ExpiredVersionStamp (Dataverse web service error codes)
@@ -920,8 +917,3 @@ def _same(a: Any, b: Any) -> bool:
 
 def _is_guid(text: str) -> bool:
     return bool(re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text))
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), max(1, size)):
-        yield items[start:start + size]

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.tablesync.integration.plugins.module_utils.chunks import chunks
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
 from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 
@@ -29,7 +30,7 @@ try:
     import sqlalchemy as sa
 
     from ansible_collections.tablesync.integration.plugins.module_utils.locking import schema_lock
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import (
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import (
         Select,
         bulk_insert,
         create_sql_engine,
@@ -272,7 +273,7 @@ class Store:
         self.engine = create_sql_engine(self.url)
         name_database_errors(self.engine, "store %s" % self.address)
         self.metadata = sa.MetaData()
-        self.t = _tables(self.metadata)
+        self.tables = _tables(self.metadata)
         self._selects: dict[str, Select] = {}
         self.version = SCHEMA_VERSION  # an older one only when read-only (the next writing task migrates it)
         self.exists = self._check_schema()
@@ -310,11 +311,11 @@ class Store:
     def _read_version(self, bind: Any) -> int | None:
         """The schema version of the store, None when it has no schema; refuses a newer one."""
         try:
-            if not sa.inspect(bind).has_table(self.t["schema_info"].name):
+            if not sa.inspect(bind).has_table(self.tables["schema_info"].name):
                 return None
         except sa.exc.OperationalError as exc:
             raise self._unreachable(exc) from None
-        si = self.t["schema_info"]
+        si = self.tables["schema_info"]
         if isinstance(bind, sa.engine.Engine):
             with bind.connect() as conn:
                 row = conn.execute(sa.select(si.c.value).where(si.c.key == "schema_version")).first()
@@ -330,7 +331,7 @@ class Store:
 
     def _prepare_schema(self, conn: Any) -> None:
         version = self._read_version(conn)
-        si = self.t["schema_info"]
+        si = self.tables["schema_info"]
         if version is None:
             self.metadata.create_all(conn)
             conn.execute(si.insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
@@ -338,7 +339,7 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[target](conn, self.t)
+            MIGRATIONS[target](conn, self.tables)
         if conn.execute(sa.update(si).where(si.c.key == "schema_version").values(value=str(SCHEMA_VERSION))).rowcount == 0:
             conn.execute(si.insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
 
@@ -360,13 +361,13 @@ class Store:
     def get_setting(self, key: str) -> str | None:
         if not self.exists:
             return None
-        si = self.t["schema_info"]
+        si = self.tables["schema_info"]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(si.c.value).where(si.c.key == key)).first()
         return row[0] if row else None
 
     def set_setting(self, key: str, value: str) -> None:
-        si = self.t["schema_info"]
+        si = self.tables["schema_info"]
         with self._write() as conn:
             if conn.execute(sa.update(si).where(si.c.key == key).values(value=value)).rowcount == 0:
                 conn.execute(si.insert(), [{"key": key, "value": value}])
@@ -408,7 +409,7 @@ class Store:
         """Declared mappings in declaration order, each with its definition and settings."""
         if not self.exists:
             return []
-        m = self.t["mappings"]
+        m = self.tables["mappings"]
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(m).order_by(m.c.position)).mappings().all()
         return [self._mapping_row(r) for r in rows]
@@ -416,7 +417,7 @@ class Store:
     def get_mapping(self, name: str) -> dict[str, Any] | None:
         if not self.exists:
             return None
-        m = self.t["mappings"]
+        m = self.tables["mappings"]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(m).where(m.c.name == name)).mappings().first()
         return self._mapping_row(row) if row else None
@@ -428,7 +429,7 @@ class Store:
         return definition
 
     def put_mapping(self, definition: dict[str, Any]) -> None:
-        m = self.t["mappings"]
+        m = self.tables["mappings"]
         now = utcnow()
         body = dict(definition)
         synch_only = bool(body.pop("synch_only_coupled_records", True))
@@ -442,12 +443,12 @@ class Store:
         """Remove a mapping with its couplings, watermarks and retry list."""
         with self._write() as conn:
             for key in ("couplings", "watermarks", "pending", "failed"):
-                table = self.t[key]
+                table = self.tables[key]
                 conn.execute(table.delete().where(table.c.mapping == name))
-            conn.execute(self.t["mappings"].delete().where(self.t["mappings"].c.name == name))
+            conn.execute(self.tables["mappings"].delete().where(self.tables["mappings"].c.name == name))
 
     def set_synch_only(self, name: str, value: bool) -> None:
-        m = self.t["mappings"]
+        m = self.tables["mappings"]
         with self._write() as conn:
             conn.execute(sa.update(m).where(m.c.name == name).values(synch_only_coupled_records=value, updated_at=utcnow()))
 
@@ -458,8 +459,7 @@ class Store:
         key = 1 if side == "local" else 2
         select = self._couplings_by_ids(side)
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), IDS_PER_QUERY):
-                chunk = list(ids[start:start + IDS_PER_QUERY])
+            for chunk in chunks(ids, IDS_PER_QUERY):
                 chunk += [None] * (IDS_PER_QUERY - len(chunk))  # why: one statement for every chunk; NULL matches no id
                 params = {"id%d" % n: value for n, value in enumerate(chunk)}
                 params["_m"] = mapping
@@ -476,7 +476,7 @@ class Store:
         """
         select = self._selects.get(side)
         if select is None:
-            c = self.t["couplings"]
+            c = self.tables["couplings"]
             col = c.c.local_id if side == "local" else c.c.integration_id
             ids = [sa.bindparam("id%d" % n, type_=col.type) for n in range(IDS_PER_QUERY)]
             select = self._selects[side] = Select(sa.select(*_coupling_columns(c)).where(c.c.mapping == sa.bindparam("_m"), col.in_(ids)))
@@ -484,7 +484,7 @@ class Store:
 
     def iter_couplings(self, mapping: str, batch: int = 5000) -> Iterator[list[Coupling]]:
         """All couplings of a mapping in pages (keyset on local id)."""
-        c = self.t["couplings"]
+        c = self.tables["couplings"]
         base = sa.select(*_coupling_columns(c)).where(c.c.mapping == mapping).order_by(c.c.local_id).limit(batch)
         first, following = Select(base), Select(base.where(c.c.local_id > sa.bindparam("_last")))  # why: compiled once
         last = None
@@ -497,14 +497,14 @@ class Store:
             yield [Coupling(*r) for r in rows]
 
     def has_couplings(self, mapping: str) -> bool:
-        c = self.t["couplings"]
+        c = self.tables["couplings"]
         with self.engine.connect() as conn:
             return conn.execute(sa.select(c.c.local_id).where(c.c.mapping == mapping).limit(1)).first() is not None
 
     def count_couplings(self, mapping: str) -> int:
         if not self.exists:
             return 0
-        c = self.t["couplings"]
+        c = self.tables["couplings"]
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.mapping == mapping)).scalar() or 0
 
@@ -517,7 +517,7 @@ class Store:
         """
         if not add and not remove and not reset:
             return
-        c = self.t["couplings"]
+        c = self.tables["couplings"]
         with self._write() as conn:
             for local_id, integration_id in remove:
                 conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id == local_id, c.c.integration_id == integration_id))
@@ -529,7 +529,7 @@ class Store:
 
     def unsynced_ids(self, mapping: str, side: str) -> list[str]:
         """Ids of one side whose coupling has no fingerprint there yet (coupled, never synchronised)."""
-        c = self.t["couplings"]
+        c = self.tables["couplings"]
         col, fp = (c.c.local_id, c.c.local_fp) if side == "local" else (c.c.integration_id, c.c.integration_fp)
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(col).where(c.c.mapping == mapping, fp.is_(None)).order_by(col))]
@@ -540,12 +540,12 @@ class Store:
 
     # -- watermarks ------------------------------------------------------------------------
     def watermark(self, mapping: str, side: str) -> datetime.datetime | None:
-        w = self.t["watermarks"]
+        w = self.tables["watermarks"]
         with self.engine.connect() as conn:
             return conn.execute(sa.select(w.c.value).where(w.c.mapping == mapping, w.c.side == side)).scalar()
 
     def set_watermark(self, mapping: str, side: str, value: datetime.datetime) -> None:
-        w = self.t["watermarks"]
+        w = self.tables["watermarks"]
         with self._write() as conn:
             if conn.execute(sa.update(w).where(w.c.mapping == mapping, w.c.side == side).values(value=value)).rowcount == 0:
                 conn.execute(w.insert(), [{"mapping": mapping, "side": side, "value": value}])
@@ -554,11 +554,11 @@ class Store:
     def add_pending(self, page: PendingPage) -> int:
         """Record the intents of one page of creates in one row; returns the row's id."""
         with self._write() as conn:
-            return conn.execute(self.t["pending"].insert(), _pending_row(page)).inserted_primary_key[0]
+            return conn.execute(self.tables["pending"].insert(), _pending_row(page)).inserted_primary_key[0]
 
     def pending(self, mapping: str) -> list[PendingCreate]:
         """The intents of pages of creates a killed run left behind."""
-        p = self.t["pending"]
+        p = self.tables["pending"]
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(p.c.id, p.c.source_side, p.c.entries).where(p.c.mapping == mapping).order_by(p.c.id)).all()
         return [PendingCreate(mapping, side, source_id, dest_id, values or {}, fps or {}, page)
@@ -566,7 +566,7 @@ class Store:
 
     def failed_ids(self, mapping: str, side: str, skipped: bool = False) -> list[str]:
         """Ids of a side's records on the retry list (``skipped``: of those skipped instead)."""
-        f = self.t["failed"]
+        f = self.tables["failed"]
         if self.version < 4:  # why: read-only, before the migration that added skipping
             return [] if skipped else self._column(sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side))
         stmt = sa.select(f.c.record_id).where(f.c.mapping == mapping, f.c.side == side, f.c.skipped.is_(skipped)).order_by(f.c.record_id)
@@ -579,7 +579,7 @@ class Store:
 
     def skipped_records(self, mappings: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Skipped records with their last error, by mapping, side and id."""
-        f = self.t["failed"]
+        f = self.tables["failed"]
         if self.version < 4:
             return []
         stmt = sa.select(f.c.mapping, f.c.side, f.c.record_id, f.c.message, f.c.attempts, f.c.failed_at, f.c.job_id).where(f.c.skipped.is_(True))
@@ -590,7 +590,7 @@ class Store:
 
     def restore_skipped(self, mapping: str, records: Sequence[tuple[str, str]] | None = None) -> None:
         """Put skipped records (all of a mapping's, or the given (side, id)) back on the retry list with no attempts counted."""
-        f = self.t["failed"]
+        f = self.tables["failed"]
         with self._write() as conn:
             restore = sa.update(f).where(f.c.mapping == mapping, f.c.skipped.is_(True)).values(skipped=False, attempts=0)
             if records is None:
@@ -605,13 +605,13 @@ class Store:
         row = {"id": run_id, "mode": mode, "status": "running", "started_at": utcnow(), "mappings": json.dumps(list(mappings)),
                "pid": os.getpid(), "host": socket.gethostname()[:255]}
         with self._write() as conn:
-            conn.execute(self.t["runs"].insert(), [row])
+            conn.execute(self.tables["runs"].insert(), [row])
         return run_id
 
     def run_info(self, run_id: str) -> dict[str, Any] | None:
         if not self.exists:
             return None
-        r = self.t["runs"]
+        r = self.tables["runs"]
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(r).where(r.c.id == run_id)).mappings().first()
@@ -626,7 +626,7 @@ class Store:
         in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold.
         Their jobs keep the counts last committed.
         """
-        r, j = self.t["runs"], self.t["jobs"]
+        r, j = self.tables["runs"], self.tables["jobs"]
         with self.engine.connect() as conn:
             running = conn.execute(sa.select(r.c.id, r.c.mappings, r.c.pid, r.c.host).where(r.c.status == "running")).all()
         host = socket.gethostname()[:255]
@@ -652,14 +652,15 @@ class Store:
         now = utcnow()
         with self._write() as conn:
             if errors:
-                conn.execute(self.t["errors"].insert(), [{"job_id": job_id, "run_id": run_id, "mapping": mapping, "side": side,
-                                                          "record_id": rid, "message": why, "created_at": now} for side, rid, why in errors])
+                rows = [{"job_id": job_id, "run_id": run_id, "mapping": mapping, "side": side, "record_id": rid, "message": why,
+                         "created_at": now} for side, rid, why in errors]
+                conn.execute(self.tables["errors"].insert(), rows)
         self.end_job(job_id, status, {c: counts.get(c, 0) for c in COUNTERS})
         self.end_run(run_id, status)
         return job_id
 
     def end_run(self, run_id: str, status: str) -> None:
-        r = self.t["runs"]
+        r = self.tables["runs"]
         with self._write() as conn:
             conn.execute(sa.update(r).where(r.c.id == run_id).values(status=status, ended_at=utcnow()))
 
@@ -667,10 +668,10 @@ class Store:
         row = {"run_id": run_id, "mapping": mapping, "mode": mode, "direction": direction, "status": "running", "started_at": utcnow()}
         row.update({c: 0 for c in COUNTERS})
         with self._write() as conn:
-            return int(conn.execute(self.t["jobs"].insert().values(**row)).inserted_primary_key[0])
+            return int(conn.execute(self.tables["jobs"].insert().values(**row)).inserted_primary_key[0])
 
     def end_job(self, job_id: int, status: str, counts: dict[str, int], message: str | None = None) -> None:
-        j = self.t["jobs"]
+        j = self.tables["jobs"]
         with self._write() as conn:
             conn.execute(sa.update(j).where(j.c.id == job_id).values(status=status, ended_at=utcnow(), message=message, **counts))
 
@@ -681,11 +682,11 @@ class Store:
         ``skip_after`` attempts (0: never) it is skipped by later runs until restored (a held
         ambiguous match never is: it resolves when the other side changes).
         """
-        c, p, f, j, e = (self.t[k] for k in ("couplings", "pending", "failed", "jobs", "errors"))
+        c, p, f, j, e = (self.tables[k] for k in ("couplings", "pending", "failed", "jobs", "errors"))
         now = utcnow()
         with self._write() as conn:
             # why: a statement per 500 records, not a round trip per record
-            for chunk in _chunks([pair[0] for pair in batch.removed_couplings]):
+            for chunk in chunks([pair[0] for pair in batch.removed_couplings], IDS_PER_QUERY):
                 conn.execute(c.delete().where(c.c.mapping == mapping, c.c.local_id.in_(chunk)))
             if batch.new_couplings:
                 bulk_insert(conn, c, COUPLING_COLUMNS, [cp.values(now) for cp in batch.new_couplings])
@@ -710,7 +711,7 @@ class Store:
                     row["_l"] = row.pop("local_id")
                     params.append(row)
                 conn.execute(stmt, params)
-            for chunk in _chunks(sorted(set(batch.cleared_pending))):
+            for chunk in chunks(sorted(set(batch.cleared_pending)), IDS_PER_QUERY):
                 conn.execute(p.delete().where(p.c.id.in_(chunk)))
             # why: most pages have no failed records to clear; one cheap probe spares the deletes
             known = (batch.succeeded or batch.failed) and self._has_failed(conn, mapping)
@@ -742,7 +743,7 @@ class Store:
 
     def _failures(self, conn: Any, mapping: str, records: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int, int]]:
         """(side, id) -> (message, attempts, job id) of the given records' stored failures."""
-        f = self.t["failed"]
+        f = self.tables["failed"]
         out = {}
         for side, ids in _by_side(records):
             stmt = (sa.select(f.c.record_id, f.c.message, f.c.attempts, f.c.job_id)
@@ -752,7 +753,7 @@ class Store:
 
     def _has_failed(self, conn: Any, mapping: str) -> bool:
         """Whether the mapping has records on its retry list (most pages of most runs have none)."""
-        f = self.t["failed"]
+        f = self.tables["failed"]
         return conn.execute(sa.select(f.c.record_id).where(f.c.mapping == mapping).limit(1)).first() is not None
 
     # -- job log queries ---------------------------------------------------------------------
@@ -767,7 +768,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         if not self.exists:
             return []
-        j = self.t["jobs"]
+        j = self.tables["jobs"]
         stmt = sa.select(*[c for c in j.c if c.name not in ("uncoupled", "total") or self.version >= 4])
         if run_id:
             stmt = stmt.where(j.c.run_id == run_id)
@@ -789,7 +790,7 @@ class Store:
         """By run, the mappings of the run (in its order) no job of which has started yet."""
         if not run_ids or not self.exists:
             return {}
-        r, j = self.t["runs"], self.t["jobs"]
+        r, j = self.tables["runs"], self.tables["jobs"]
         with self.engine.connect() as conn:
             runs = conn.execute(sa.select(r.c.id, r.c.mappings).where(r.c.id.in_(list(run_ids)))).all()
             started = conn.execute(sa.select(j.c.run_id, j.c.mapping).where(j.c.run_id.in_(list(run_ids))).distinct()).all()
@@ -801,15 +802,10 @@ class Store:
     def job_errors(self, job_ids: Sequence[int], limit: int = 1000) -> list[dict[str, Any]]:
         if not job_ids or not self.exists:
             return []
-        e = self.t["errors"]
+        e = self.tables["errors"]
         stmt = sa.select(e).where(e.c.job_id.in_(list(job_ids))).order_by(e.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 def _by_side(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
@@ -818,7 +814,7 @@ def _by_side(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]
     for side, rid in pairs:
         groups.setdefault(side, []).append(rid)
     for side, ids in sorted(groups.items()):
-        for chunk in _chunks(sorted(set(ids))):
+        for chunk in chunks(sorted(set(ids)), IDS_PER_QUERY):
             yield side, chunk
 
 

@@ -84,7 +84,7 @@ class Demo:
         return {"type": "sqlite", "path": self.crm}
 
     def engine(self, read_only: bool = False):
-        from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+        from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
         from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
         store = Store(self.store_path, read_only=read_only)

@@ -15,7 +15,7 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store

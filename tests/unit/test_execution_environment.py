@@ -57,7 +57,7 @@ def imported_top_levels() -> set[str]:
 
 def driver_modules() -> set[str]:
     """The DB-API modules SQLAlchemy imports for the database types (``postgresql+psycopg``: psycopg)."""
-    from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import DRIVERS
+    from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import DRIVERS
 
     return {url.partition("+")[2] for url in DRIVERS.values() if "+" in url}
 

@@ -9,10 +9,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
-from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import sql_url
+from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import sql_url
 from tests.support.fixtures import Demo
 
 PG_SCHEMA = """

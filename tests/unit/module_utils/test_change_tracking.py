@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils import http_client
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store

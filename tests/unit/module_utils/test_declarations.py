@@ -245,7 +245,7 @@ def test_the_schema_of_a_stored_declaration_covers_exactly_the_options_table_map
 def test_a_web_table_filter_is_type_checked_when_the_mapping_is_bound():
     import yaml
 
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
     from tests.support import ODataService
     from tests.support.fixtures import DEFAULTS
     from tests.support.web_schemas import declare_business_central, declare_dataverse, endpoint_options

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from tests.support import FaultPlan, ODataService
 from tests.support.faults import LOST_AFTER_COMMIT
 from tests.support.odatapy_server import ODataV4Server

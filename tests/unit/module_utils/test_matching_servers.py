@@ -11,7 +11,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.tablesync.integration.plugins.module_utils import odata_endpoint
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from ansible_collections.tablesync.integration.plugins.module_utils.sql_endpoint import prepare_rows
+from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import prepare_rows
 from ansible_collections.tablesync.integration.plugins.module_utils.values import (
     ConversionError,
     convert_column,

@@ -9,7 +9,7 @@ import email.utils
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils import http_client
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from tests.support import ODataService
 from tests.support.service_time import ServiceTime
 from tests.support.web_load import WebLoad

@@ -24,7 +24,7 @@ def test_progress_of_the_running_jobs_of_a_run(tmp_path):
     run_id = store.start_run("full", ["CURRENCY", "CUSTOMER", "CONTACTS"])
     for mapping, status in (("CURRENCY", "success"), ("CUSTOMER", "running")):
         with store.engine.begin() as conn:
-            conn.execute(store.t["jobs"].insert(), [{"run_id": run_id, "mapping": mapping, "mode": "full", "direction": "to_integration",
+            conn.execute(store.tables["jobs"].insert(), [{"run_id": run_id, "mapping": mapping, "mode": "full", "direction": "to_integration",
                                                      "status": status, "started_at": utcnow() - datetime.timedelta(seconds=5),
                                                      "read": 40, "total": 100}])
     assert running_runs(store, before) == [run_id]

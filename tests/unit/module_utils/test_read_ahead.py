@@ -178,7 +178,7 @@ def _customers(directory, count: int, bad: set[int]) -> dict[str, str]:
 
 
 def _sync(paths: dict[str, str], mode: str, **options):
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
     from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -240,7 +240,7 @@ def test_a_record_read_again_in_the_next_page_is_not_created_twice(tmp_path, mon
 
 def test_a_sql_table_planned_ahead_into_a_web_service(tmp_path, forks):
     """The pages of a SQL source are planned ahead while this process writes them to Dataverse (the test double)."""
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
     from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Store

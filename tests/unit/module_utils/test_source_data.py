@@ -144,7 +144,7 @@ def test_a_key_duplicated_later_is_not_updated_while_duplicated(sqlite_parties):
 
 
 def test_a_unique_key_costs_no_duplicate_query(sqlite_parties):
-    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 
     execute(sqlite_parties.erp, "create table keyed (no text primary key, name text)")
     execute(sqlite_parties.erp, "create table indexed (no text not null, name text)")

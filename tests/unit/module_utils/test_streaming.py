@@ -19,7 +19,7 @@ import tracemalloc
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils import sql_endpoint, store
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from tests.support.fixtures import customer_account_mapping

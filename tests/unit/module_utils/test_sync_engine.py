@@ -172,7 +172,7 @@ def test_crash_between_create_and_coupling_is_repaired_without_duplicates(demo):
         accounts[code] = rows(demo.crm, "select transactioncurrencyid, isocurrencycode, currencyname, currencysymbol, exchangerate "
                                         "from transactioncurrency where isocurrencycode = ?", code)[0]
     with store.engine.begin() as conn:
-        c = store.t["couplings"]
+        c = store.tables["couplings"]
         conn.execute(c.delete().where(c.c.mapping == "CURRENCY", c.c.local_id.in_([v[0] for v in victims])))
     # one intent knows the client-chosen id, the other only the values (server-generated keys)
     first, second = victims[0][0], victims[1][0]

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (

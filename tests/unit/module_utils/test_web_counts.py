@@ -10,7 +10,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import parse_filter
 from ansible_collections.tablesync.integration.plugins.module_utils.progress import running_progress

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.http_client import ClientSettings, HttpClient
 from tests.support import ODataService

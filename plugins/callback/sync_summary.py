@@ -189,7 +189,7 @@ class CallbackModule(CallbackBase):
         if watch.store is None:
             from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
-            store = Store(_with_connect_timeout(watch.location), read_only=True, password=watch.password)
+            store = Store(_with_connect_timeout(watch.location or ""), read_only=True, password=watch.password)
             if not store.exists:  # why: a first run creates its store after the first poll; look again at the next
                 store.close()
                 return []

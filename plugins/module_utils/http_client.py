@@ -262,7 +262,7 @@ class HttpClient:
         self._token = document["access_token"]
         # why: renew a minute early so a long page of writes never starts with a token about to expire
         self._token_expires = time.monotonic() + max(0.0, float(document.get("expires_in", 3599)) - 60)
-        return self._token  # type: ignore[return-value]
+        return self._token
 
     def _credentials(self) -> dict[str, str]:
         """The headers that authenticate an API request."""

@@ -199,6 +199,7 @@ class Lookup:
 
 
 class ODataTable(Table):
+    endpoint: ODataEndpoint  # why: narrowed for the type checker: an OData table reaches its endpoint's paging and batching
     filter_values_per_query = 50  # as many as read_by_ids lists in one URL
     # why: a forked process reads and plans the next pages on a session of its own (renew_after_fork) while this one writes
     supports_read_ahead = True

@@ -75,6 +75,7 @@ DUPLICATES_PER_QUERY = 10000  # why: below every supported database's limit of b
 
 
 class SqlTable(Table):
+    endpoint: SqlEndpoint  # why: narrowed for the type checker: a SQL table reaches its endpoint's engine
     supports_read_ahead = True
 
     def __init__(self, endpoint: SqlEndpoint, table: sa.Table, key: str):
@@ -307,6 +308,13 @@ class SqlTable(Table):
         return found
 
     # -- writes --------------------------------------------------------------------------
+    def _insert_one(self, conn: Any, row: Mapping[str, Any]) -> str:
+        """One row inserted, its key as the database gave it (lastrowid)."""
+        inserted = conn.execute(self.table.insert(), [row]).inserted_primary_key
+        if inserted is None:  # why: SQLAlchemy gives none only for statements that are not a single-row insert
+            raise EndpointError("%s table %s: the database did not return the key of an inserted row" % (self.endpoint.side, self.info.name))
+        return id_text(inserted[0])
+
     def insert(self, rows) -> list[WriteResult]:
         rows = [self._bind(r) for r in rows]
         if not rows:
@@ -336,7 +344,7 @@ class SqlTable(Table):
                 ids = [id_text(r[0]) for r in conn.execute(stmt, rows)]
             elif server_key:
                 # why: MySQL and MariaDB before 10.5 have no INSERT ... RETURNING: one row at a time, the key from lastrowid
-                ids = [id_text(conn.execute(self.table.insert(), [row]).inserted_primary_key[0]) for row in rows]
+                ids = [self._insert_one(conn, row) for row in rows]
             else:  # rows of different columns (prepare_insert takes the others)
                 conn.execute(self.table.insert(), rows)
                 ids = [id_text(r[self.key]) for r in rows]

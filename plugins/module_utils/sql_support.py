@@ -158,10 +158,15 @@ def release_before_fork(engine: sa.engine.Engine) -> bool:
     """
     if engine.url.get_backend_name() != "sqlite":
         return True
-    if engine.url.database in (None, "", ":memory:") or engine.pool.checkedout():
+    if engine.url.database in (None, "", ":memory:") or _checked_out(engine.pool):
         return False
     engine.dispose()
     return True
+
+
+def _checked_out(pool: Any) -> int:
+    """Connections of the pool in use (why: ``checkedout`` is on QueuePool and SingletonThreadPool, not on the Pool base)."""
+    return pool.checkedout() if hasattr(pool, "checkedout") else 0
 
 
 def renew_after_fork(engine: sa.engine.Engine) -> None:
@@ -179,7 +184,7 @@ class PreparedRows:
     """
 
     columns: tuple[str, ...]
-    rows: list[tuple]
+    rows: list[Sequence[Any]]
     statement: str | None = None
 
 
@@ -195,9 +200,9 @@ def prepare_rows(dialect: Any, table: sa.Table, columns: Sequence[str], rows: Se
     if statement is None:  # why: a dialect with named parameters keeps SQLAlchemy's path
         return PreparedRows(columns, list(rows))
     by_name = dict(zip(columns, zip(*rows)))
-    columns_values = []
+    columns_values: list[list[Any]] = []
     for c in order:  # why: column by column, each distinct value converted by the column's bind processor once
-        values = by_name[c]
+        values: list[Any] = list(by_name[c])
         impl = table.c[c].type.dialect_impl(dialect)
         process = impl.bind_processor(dialect)
         if process is not None and getattr(impl, "_storage_format", None) == _SQLITE_DATETIME_FORMAT:

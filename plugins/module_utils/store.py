@@ -287,7 +287,7 @@ class Store:
         nor migrated (the next writing task migrates it; migrations keep every table and column
         read-only tasks read: they add, and version 3 replaces only the pending-create intents).
         """
-        if self.url.get_backend_name() == "sqlite" and self.read_only and not os.path.exists(self.url.database):
+        if self.url.get_backend_name() == "sqlite" and self.read_only and not os.path.exists(self.url.database or ""):
             return False
         if self.read_only:
             version = self._read_version(self.engine)

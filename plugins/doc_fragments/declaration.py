@@ -6,8 +6,11 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    """The options of a mapping declaration (module_utils.declaration_spec), as table_mapping takes them
-    and table_mapping_info exports them."""
+    """The options of a mapping declaration, as table_mapping takes them and table_mapping_info exports them.
+
+    Static YAML, so ansible-doc and ansible-test read it without running code: the names, types, defaults and
+    choices here are those of the options table (module_utils.declaration_spec.OPTIONS), which a unit test
+    (test_options_table) checks."""
 
     DOCUMENTATION = r"""
 options:

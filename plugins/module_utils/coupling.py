@@ -36,7 +36,7 @@ def held(mapping: Mapping, opts: Any, src: str, record_id: str, cp: Coupling | N
     if getattr(opts, "create_only", False):
         return True
     if mapping.direction == "bidirectional" and cp.local_fp is None and cp.integration_fp is None:
-        return INITIAL_SOURCE[mapping.definition.get("initial_direction") or "to_integration"] != src
+        return INITIAL_SOURCE[mapping.initial_direction or "to_integration"] != src
     return False
 
 

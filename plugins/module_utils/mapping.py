@@ -15,6 +15,7 @@ the conversion to the destination field's type.
 
 from __future__ import annotations
 
+import copy
 import traceback
 from collections.abc import Mapping as TMapping
 from collections.abc import Sequence
@@ -22,16 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ansible_collections.tablesync.integration.plugins.module_utils.declaration_spec import (
-    DELETION_CONFLICT_RESOLUTIONS,
-    DIRECTIONS,
-    MERGE_FALLBACKS,
-    UPDATE_CONFLICT_RESOLUTIONS,
+    GUARDS,
+    OPTIONS,
+    declaration_defaults,
+    declaration_schema,
 )
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, SIDES
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError, MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import FilterError, parse_filter
-from ansible_collections.tablesync.integration.plugins.module_utils.matching import INITIAL_DIRECTION_SCHEMA, MATCH_ON_SCHEMA, match_keys
-from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import FORMATS as MODIFIED_FORMATS
+from ansible_collections.tablesync.integration.plugins.module_utils.match_key import MatchKey
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import format_problem
 from ansible_collections.tablesync.integration.plugins.module_utils.transforms import ValueMap, build_transforms
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter
@@ -47,86 +47,10 @@ except ImportError:  # pragma: no cover - reported by the modules
 
 KEY_KINDS = ("text", "integer", "uuid")
 FLOW_DIRECTION = {("local", "integration"): "to_integration", ("integration", "local"): "from_integration"}
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-GUARDS = ("max_deletes", "max_deletes_percent", "max_changes", "max_changes_percent")
 
-_FIELD_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "field": {"type": ["string", "null"], "minLength": 1},
-        "integration_field": {"type": ["string", "null"], "minLength": 1},
-        "direction": {"type": ["string", "null"], "enum": list(DIRECTIONS) + [None]},
-        "constant": {},
-        "transform": {
-            "type": "array",
-            "items": {"oneOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]},
-        },
-        "value_map": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["values"],
-            "properties": {"values": {"type": "object", "minProperties": 1}, "default": {}, "local_default": {}},
-        },
-        "lookup": {"type": "string", "pattern": NAME_PATTERN},
-        "clear_value_on_failed_lookup": {"type": "boolean"},
-    },
-}
-
-SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name", "local_table", "local_key", "integration_table", "integration_key", "direction", "fields"],
-    "properties": {
-        "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 128},
-        "local_table": {"type": "string", "minLength": 1},
-        "local_key": {"type": "string", "minLength": 1},
-        "local_modified_field": {"type": ["string", "null"], "minLength": 1},
-        "local_modified_format": {"enum": list(MODIFIED_FORMATS)},
-        "integration_table": {"type": "string", "minLength": 1},
-        "integration_key": {"type": "string", "minLength": 1},
-        "integration_modified_field": {"type": ["string", "null"], "minLength": 1},
-        "integration_modified_format": {"enum": list(MODIFIED_FORMATS)},
-        "direction": {"enum": list(DIRECTIONS)},
-        "fields": {"type": "array", "minItems": 1, "items": _FIELD_SCHEMA},
-        "table_filter": {"type": ["string", "null"]},
-        "integration_table_filter": {"type": ["string", "null"]},
-        "synch_only_coupled_records": {"type": "boolean"},
-        "dependencies": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}, "uniqueItems": True},
-        "update_conflict_resolution": {"enum": list(UPDATE_CONFLICT_RESOLUTIONS)},
-        "merge_fallback": {"enum": list(MERGE_FALLBACKS)},
-        "deletion_conflict_resolution": {"enum": list(DELETION_CONFLICT_RESOLUTIONS)},
-        "propagate_deletions": {"type": "boolean"},
-        "max_deletes": {"type": ["integer", "null"], "minimum": 0},
-        "max_deletes_percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
-        "max_changes": {"type": ["integer", "null"], "minimum": 0},
-        "max_changes_percent": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
-        "match_on": MATCH_ON_SCHEMA,
-        "initial_direction": INITIAL_DIRECTION_SCHEMA,
-    },
-}
-
-DEFAULTS: dict[str, Any] = {
-    "local_modified_field": None,
-    "integration_modified_field": None,
-    "local_modified_format": "auto",
-    "integration_modified_format": "auto",
-    "table_filter": None,
-    "integration_table_filter": None,
-    "synch_only_coupled_records": True,
-    "dependencies": [],
-    "update_conflict_resolution": "none",
-    "merge_fallback": "none",
-    "deletion_conflict_resolution": "none",
-    "propagate_deletions": False,
-    "max_deletes": None,
-    "max_deletes_percent": None,
-    "max_changes": None,
-    "max_changes_percent": None,
-    "match_on": None,
-    "initial_direction": None,
-}
+# both built from the options table (declaration_spec.OPTIONS)
+SCHEMA = declaration_schema()
+DEFAULTS: dict[str, Any] = declaration_defaults()
 
 _NO_CONSTANT = object()
 
@@ -176,7 +100,11 @@ class Flow:
 
 @dataclass
 class Mapping:
-    """A validated integration table mapping."""
+    """A validated integration table mapping.
+
+    One field per option of the declaration (declaration_spec.OPTIONS, with the same
+    defaults: a unit test compares them), besides the name and what binding prepares.
+    """
 
     name: str
     local_table: str
@@ -197,7 +125,12 @@ class Mapping:
     merge_fallback: str = "none"
     deletion_conflict_resolution: str = "none"
     propagate_deletions: bool = False
-    guards: dict[str, Any] = field(default_factory=dict)
+    max_deletes: int | None = None
+    max_deletes_percent: float | None = None
+    max_changes: int | None = None
+    max_changes_percent: float | None = None
+    match_on: list[Any] | None = None
+    initial_direction: str | None = None
     definition: dict[str, Any] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
     restore_flows: dict[tuple[str, str], Flow] = field(default_factory=dict)
@@ -261,29 +194,10 @@ class Mapping:
             raise MappingError(clean["name"], "initial_direction applies to bidirectional mappings only", field="initial_direction")
         if clean["name"] in clean["dependencies"]:
             raise MappingError(clean["name"], "a mapping cannot depend on itself", field="dependencies")
-        mapping = cls(
-            name=clean["name"],
-            local_table=clean["local_table"],
-            local_key=clean["local_key"],
-            integration_table=clean["integration_table"],
-            integration_key=clean["integration_key"],
-            direction=clean["direction"],
-            fields=fields,
-            local_modified_field=clean["local_modified_field"],
-            integration_modified_field=clean["integration_modified_field"],
-            local_modified_format=clean["local_modified_format"],
-            integration_modified_format=clean["integration_modified_format"],
-            table_filter=clean["table_filter"],
-            integration_table_filter=clean["integration_table_filter"],
-            synch_only_coupled_records=clean["synch_only_coupled_records"],
-            dependencies=list(clean["dependencies"]),
-            update_conflict_resolution=clean["update_conflict_resolution"],
-            merge_fallback=clean["merge_fallback"],
-            deletion_conflict_resolution=clean["deletion_conflict_resolution"],
-            propagate_deletions=clean["propagate_deletions"],
-            guards={k: clean[k] for k in GUARDS if clean.get(k) is not None},
-            definition=clean,
-        )
+        # why: copies, so the model never shares a list with its stored definition
+        options = {o.name: copy.deepcopy(clean[o.name]) for o in OPTIONS if o.name != "fields"}
+        options["fields"] = fields
+        mapping = cls(name=clean["name"], definition=clean, **options)
         for side in ("local", "integration"):
             seen: set[str] = set()
             for fm in fields:
@@ -298,6 +212,11 @@ class Mapping:
         return mapping
 
     # -- accessors --------------------------------------------------------------------------
+    @property
+    def guards(self) -> dict[str, Any]:
+        """The job limits set (job.py stops a job that would exceed one before it writes)."""
+        return {k: getattr(self, k) for k in GUARDS if getattr(self, k) is not None}
+
     def table_name(self, side: str) -> str:
         return self.local_table if side == "local" else self.integration_table
 
@@ -389,6 +308,35 @@ class Mapping:
                 out.append(name)
         return out
 
+    def match_keys(self, tables: TMapping[str, Any] | None = None, match_on: Sequence[Any] | None = None) -> list[MatchKey]:
+        """The mapping's match fields (or ``match_on`` given instead), checked against the tables.
+
+        A plain string names a field of one of the mapping's field mappings (either side);
+        the pair is that field mapping's two fields. Raises MappingError naming the entry.
+        """
+        entries = match_on if match_on is not None else self.match_on
+        keys: list[MatchKey] = []
+        for index, entry in enumerate(entries or ()):
+            where = "match_on[%d]" % index
+            if isinstance(entry, str):
+                pair = next(((fm.local_field, fm.integration_field) for fm in self.fields
+                             if not fm.is_constant and entry in (fm.local_field, fm.integration_field)), None)
+                if pair is None:
+                    raise MappingError(self.name, "%s is not a field of any field mapping; give {field: ..., integration_field: ...}" % entry, field=where)
+                key = MatchKey(pair[0], pair[1])  # type: ignore[arg-type]
+            elif isinstance(entry, dict) and entry.get("field") and entry.get("integration_field"):
+                key = MatchKey(entry["field"], entry["integration_field"], ignore_case=entry.get("ignore_case") is True, trim=entry.get("trim") is True)
+            else:
+                raise MappingError(self.name, "a match entry is a field name or {field: ..., integration_field: ...}, not %r" % (entry,), field=where)
+            if tables is not None:
+                for side in SIDES:
+                    columns = tables[side].info.columns
+                    name = key.field_on(side)
+                    if name not in columns:
+                        raise MappingError(self.name, "%s table %s has no column %s" % (side, tables[side].info.name, name), field=where)
+            keys.append(key)
+        return keys
+
     # -- validation against endpoints ----------------------------------------------------------
     def bind(self, tables: TMapping[str, Any]) -> dict[tuple[str, str], Flow]:
         """Check the mapping against the real tables and prepare its flows.
@@ -422,7 +370,7 @@ class Mapping:
                     tables[side].check_filter(parsed)  # why: a value that does not fit its column would fail every read
             except FilterError as exc:
                 raise MappingError(self.name, str(exc), field=option) from None
-        match_keys(self, tables)  # raises MappingError for a match field the tables lack
+        self.match_keys(tables)  # raises MappingError for a match field the tables lack
         flows = {}
         for src, dst in self.flow_pairs():
             flows[(src, dst)] = self._flow(tables, src, dst, [fm for fm in self.fields if fm.flows(src, dst)])

@@ -17,102 +17,21 @@ runs match the records they would create page by page (page_matching.py).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, SIDES
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.match_key import MatchKey
 from ansible_collections.tablesync.integration.plugins.module_utils.store import HELD, Coupling
-from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, id_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
-
-
-MATCH_ON_SCHEMA: dict[str, Any] = {
-    "type": ["array", "null"],
-    "minItems": 1,
-    "items": {
-        "oneOf": [
-            {"type": "string", "minLength": 1},
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["field", "integration_field"],
-                "properties": {
-                    "field": {"type": "string", "minLength": 1},
-                    "integration_field": {"type": "string", "minLength": 1},
-                    "ignore_case": {"type": ["boolean", "null"]},
-                    "trim": {"type": ["boolean", "null"]},
-                },
-            },
-        ]
-    },
-}
-INITIAL_DIRECTION_SCHEMA: dict[str, Any] = {"enum": ["to_integration", "from_integration", None]}
-
-
-@dataclass(frozen=True)
-class MatchKey:
-    """One field pair of a match, with how its values are normalised before comparing."""
-
-    local_field: str
-    integration_field: str
-    ignore_case: bool = False
-    trim: bool = False
-
-    def field_on(self, side: str) -> str:
-        return self.local_field if side == "local" else self.integration_field
-
-    def normaliser(self) -> Callable[[Any], str | None]:
-        ignore_case, trim = self.ignore_case, self.trim
-
-        def run(value: Any) -> str | None:
-            if value is None:
-                return None
-            try:
-                text = value if isinstance(value, str) else str(canonical(value))
-            except ConversionError:
-                return None  # why: a value that has no canonical form (text that is not valid UTF-8) identifies nothing; its record fails in the flow
-
-            if trim:
-                text = text.strip()
-            if ignore_case:
-                text = text.casefold()
-            return text or None  # why: an empty value identifies nothing
-
-        return run
+from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text
 
 
 def match_keys(mapping: Mapping, tables: dict[str, Any] | None = None, match_on: Sequence[Any] | None = None) -> list[MatchKey]:
-    """The mapping's match fields (or ``match_on`` given instead), checked against the tables.
-
-    A plain string names a field of one of the mapping's field mappings (either side);
-    the pair is that field mapping's two fields. Raises MappingError naming the entry.
-    """
-    entries = match_on if match_on is not None else mapping.definition.get("match_on")
-    keys: list[MatchKey] = []
-    for index, entry in enumerate(entries or ()):
-        where = "match_on[%d]" % index
-        if isinstance(entry, str):
-            pair = next(((fm.local_field, fm.integration_field) for fm in mapping.fields
-                         if not fm.is_constant and entry in (fm.local_field, fm.integration_field)), None)
-            if pair is None:
-                raise MappingError(mapping.name, "%s is not a field of any field mapping; give {field: ..., integration_field: ...}" % entry, field=where)
-            key = MatchKey(pair[0], pair[1])  # type: ignore[arg-type]
-        elif isinstance(entry, dict) and entry.get("field") and entry.get("integration_field"):
-            key = MatchKey(entry["field"], entry["integration_field"], ignore_case=entry.get("ignore_case") is True, trim=entry.get("trim") is True)
-        else:
-            raise MappingError(mapping.name, "a match entry is a field name or {field: ..., integration_field: ...}, not %r" % (entry,), field=where)
-        if tables is not None:
-            for side in SIDES:
-                columns = tables[side].info.columns
-                name = key.field_on(side)
-                if name not in columns:
-                    raise MappingError(mapping.name, "%s table %s has no column %s" % (side, tables[side].info.name, name), field=where)
-        keys.append(key)
-    return keys
+    """The mapping's match fields (or ``match_on`` given instead), checked against the tables (Mapping.match_keys)."""
+    return mapping.match_keys(tables, match_on)
 
 
 @dataclass
@@ -340,7 +259,7 @@ def couple_before_full_sync(job: Any) -> MatchResult | None:
     uncoupled record. No-op for a mapping without ``match_on``.
     """
     mapping = job.mapping
-    if not mapping.definition.get("match_on"):
+    if not mapping.match_on:
         return None
     result = match_mapping(mapping, job.tables, job.store, batch_size=job.opts.batch_size, max_reported=job.opts.max_records)
     if job.opts.dry_run:

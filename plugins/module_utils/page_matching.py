@@ -53,7 +53,7 @@ class PageMatches:
 
 def looks_up_matches(job: SyncJob) -> bool:
     """Whether the job looks for a match before it creates a record (a full sync's matching already did)."""
-    return bool(job.mapping.definition.get("match_on")) and not job.opts.matched
+    return bool(job.mapping.match_on) and not job.opts.matched
 
 
 def plans_read_destination(job: SyncJob) -> bool:
@@ -79,7 +79,7 @@ def match_before_create(job: SyncJob, flow: Flow, plan: PagePlan, todo: list[tup
     if not decision.couple and not decision.hold:
         return todo
     mapping = job.mapping
-    writes_pairs = not mapping.bidirectional or INITIAL_SOURCE[mapping.definition.get("initial_direction") or "to_integration"] == flow.src
+    writes_pairs = not mapping.bidirectional or INITIAL_SOURCE[mapping.initial_direction or "to_integration"] == flow.src
     out = []
     for entry in todo:
         sid, cp = entry[1], entry[3]

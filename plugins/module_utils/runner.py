@@ -20,15 +20,12 @@ from ansible_collections.tablesync.integration.plugins.module_utils.dependencies
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
-from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions, job_options
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
-from ansible_collections.tablesync.integration.plugins.module_utils.locking import DEFAULT_LOCK_TIMEOUT, mapping_locks
+from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import couple_before_full_sync
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
-
-MODES = ("full", "modified")
-AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")
 
 
 @dataclass
@@ -66,20 +63,10 @@ class RunResult:
 class SyncRunner:
     """Validates and runs a set of mappings against a pair of endpoints."""
 
-    def __init__(self, store: Store, endpoints: dict[str, Endpoint], dry_run: bool = False, batch_size: int = 1000,
-                 max_records: int = 100, watermark_overlap: float = 60.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 rebind: bool = False, read_ahead: bool = True, skip_after_failures: int = 2, field_diff: bool = False):
+    def __init__(self, store: Store, endpoints: dict[str, Endpoint], options: RunOptions | None = None):
         self.store = store
-        self.field_diff = field_diff
-        self.skip_after_failures = skip_after_failures
-        self.read_ahead = read_ahead
-        self.lock_timeout = lock_timeout
-        self.rebind = rebind
         self.endpoints = endpoints
-        self.dry_run = dry_run
-        self.batch_size = batch_size
-        self.max_records = max_records
-        self.watermark_overlap = watermark_overlap
+        self.options = options if options is not None else RunOptions()
 
     def declared(self) -> list[Mapping]:
         return [Mapping.from_definition(d) for d in self.store.list_mappings()]
@@ -109,21 +96,21 @@ class SyncRunner:
         if records is not None and len(names or ()) != 1:
             raise MappingError(None, "records are the records of one mapping: name it alone in mappings")
         locked = [entry[0].name for entry in self._bind(names)]
-        self.store.check_binding(self.endpoints, rebind=self.rebind, record=False)
+        self.store.check_binding(self.endpoints, rebind=self.options.rebind, record=False)
         run_id = str(uuid.uuid4())
         # why: check mode locks too, so its plan never reads a mapping halfway through another run
-        with mapping_locks(self.store, locked, None if self.dry_run else run_id, self.lock_timeout):
+        with mapping_locks(self.store, locked, None if self.options.dry_run else run_id, self.options.lock_timeout):
             # why: a run we waited for may have changed the definitions (after_full_sync): read them again
             bound = self._bind(names)
             if [entry[0].name for entry in bound] != locked:
                 raise MappingError(", ".join(sorted(set(locked) ^ {entry[0].name for entry in bound})),
                                    "declared or removed while this run waited for its locks; run it again")
             chosen = None if records is None else source_ids(bound[0][0], bound[0][1], self.store, [str(r) for r in records])
-            if not self.dry_run:
-                self.store.check_binding(self.endpoints, rebind=self.rebind, record=True)
+            if not self.options.dry_run:
+                self.store.check_binding(self.endpoints, rebind=self.options.rebind, record=True)
                 self.store.mark_interrupted(locked)  # why: a run killed earlier stays "running" in the log otherwise
                 self.store.start_run(mode, locked, run_id=run_id)
-            return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.dry_run else run_id, chosen)
+            return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.options.dry_run else run_id, chosen)
 
     def _bind(self, names: Sequence[str] | None) -> list[tuple[Mapping, dict, dict]]:
         bound = []
@@ -139,19 +126,8 @@ class SyncRunner:
         planned: dict = {}  # check mode: couplings the run would create, for the lookups of later mappings
         try:
             for mapping, tables, flows in bound:
-                opts = JobOptions(
-                    mode=mode,
-                    create_uncoupled=(mode == "full" or chosen is not None),
-                    records=chosen,
-                    dry_run=self.dry_run,
-                    batch_size=self.batch_size,
-                    max_records=self.max_records,
-                    watermark_overlap=self.watermark_overlap,
-                    read_ahead=self.read_ahead,
-                    skip_after_failures=self.skip_after_failures,
-                    field_diff=self.field_diff,
-                    planned=planned if self.dry_run else None,
-                )
+                opts = job_options(self.options, mode=mode, create_uncoupled=(mode == "full" or chosen is not None), records=chosen,
+                                   planned=planned if self.options.dry_run else None)
                 job = SyncJob(mapping, tables, flows, self.store, run_id, opts)
                 before = [e.throttling() for e in self.endpoints.values()]
                 if mode == "full" and chosen is None:
@@ -184,6 +160,6 @@ class SyncRunner:
                 wanted = True
             if wanted != m.synch_only_coupled_records:
                 result.settings_changed = True
-                if not self.dry_run:
+                if not self.options.dry_run:
                     self.store.set_synch_only(m.name, wanted)
             result.synch_only_coupled_records[m.name] = wanted

@@ -302,6 +302,7 @@ synch_only_coupled_records:
 
 import json
 
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import AFTER_FULL_SYNC, MODES, RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
@@ -325,10 +326,10 @@ def diff_text(jobs: list, records: list, truncated: bool) -> str:
 def main() -> None:
     spec = common_argument_spec()
     spec.update(
-        mode={"type": "str", "default": "modified", "choices": ["full", "modified"]},
+        mode={"type": "str", "default": "modified", "choices": list(MODES)},
         mappings={"type": "list", "elements": "str"},
         records={"type": "list", "elements": "str"},
-        after_full_sync={"type": "str", "default": "restore", "choices": ["restore", "create_new_records", "only_coupled_records"]},
+        after_full_sync={"type": "str", "default": "restore", "choices": list(AFTER_FULL_SYNC)},
         batch_size={"type": "int", "default": 1000},
         read_ahead={"type": "bool", "default": True},
         max_reported_records={"type": "int", "default": 100},
@@ -346,19 +347,7 @@ def main() -> None:
     with engine_session(module, read_only=module.check_mode) as (store, endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 
-        runner = SyncRunner(
-            store,
-            endpoints,
-            dry_run=module.check_mode,
-            batch_size=p["batch_size"],
-            max_records=p["max_reported_records"],
-            watermark_overlap=p["watermark_overlap"],
-            lock_timeout=p["lock_timeout"],
-            rebind=p["rebind"],
-            read_ahead=p["read_ahead"],
-            skip_after_failures=p["skip_after_failures"],
-            field_diff=module._diff,
-        )
+        runner = SyncRunner(store, endpoints, RunOptions.from_params(p, check_mode=module.check_mode, diff=module._diff))
         run = runner.run(p["mode"], p["mappings"], p["after_full_sync"], records=p["records"])
     records, truncated = run.records(p["max_reported_records"])
     jobs = [j.as_dict() for j in run.jobs]

@@ -158,11 +158,12 @@ def main() -> None:
     if p["batch_size"] < 1:
         module.fail_json(msg="batch_size must be at least 1")
     with engine_session(module, read_only=True) as (store, endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
         from ansible_collections.tablesync.integration.plugins.module_utils.mapping import open_tables
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
         from ansible_collections.tablesync.integration.plugins.module_utils.verify import verify_mapping
 
-        selected = SyncRunner(store, endpoints).select(p["mappings"])
+        selected = SyncRunner(store, endpoints, RunOptions.from_params(p, check_mode=True)).select(p["mappings"])
         bound = []
         for mapping in selected:  # validate every mapping before reading any records
             tables = open_tables(mapping, endpoints)

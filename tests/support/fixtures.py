@@ -103,12 +103,13 @@ class Demo:
             store.put_mapping(clean)
 
     def run(self, mode: str = "full", names: list[str] | None = None, dry_run: bool = False, **options: Any):
+        from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 
         after = options.pop("after_full_sync", "restore")
         records = options.pop("records", None)
         store, endpoints = self.engine(read_only=dry_run)
-        return SyncRunner(store, endpoints, dry_run=dry_run, **options).run(mode, names, after, records=records)
+        return SyncRunner(store, endpoints, RunOptions(dry_run=dry_run, **options)).run(mode, names, after, records=records)
 
     def change_customers(self, count: int, seed: int = 1) -> list[str]:
         out = subprocess.run([sys.executable, CHANGE, "--erp", self.erp, "--count", str(count), "--seed", str(seed)],

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -79,7 +80,7 @@ class WebLoad:
         """The job result of one sync run of the mapping."""
         store, endpoints = self._open()
         try:
-            return SyncRunner(store, endpoints, **options).run(mode, [NAME]).jobs[0]
+            return SyncRunner(store, endpoints, RunOptions(**options)).run(mode, [NAME]).jobs[0]
         finally:
             self._close(store, endpoints)
 

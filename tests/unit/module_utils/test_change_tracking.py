@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils import http_client
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -66,7 +67,7 @@ class Setup:
     def run(self, mode: str, **options):
         store, endpoints = self.engine()
         try:
-            return SyncRunner(store, endpoints, **options).run(mode).jobs[0]
+            return SyncRunner(store, endpoints, RunOptions(**options)).run(mode).jobs[0]
         finally:
             self.close(store, endpoints)
 

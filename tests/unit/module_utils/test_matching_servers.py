@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -66,7 +67,7 @@ def test_bidirectional_full_sync_with_match_on_between_mariadb_and_postgresql(da
         mapping = Mapping.from_definition(definition)
         mapping.bind(open_tables(mapping, endpoints))
         store.put_mapping(definition)
-        run = SyncRunner(store, endpoints, batch_size=40).run("full")
+        run = SyncRunner(store, endpoints, RunOptions(batch_size=40)).run("full")
         job = run.jobs[0]
         assert job.counts["coupled"] == 150 and job.counts["inserted"] == 100
         assert job.matching["counts"]["ambiguous"] == 5
@@ -77,10 +78,10 @@ def test_bidirectional_full_sync_with_match_on_between_mariadb_and_postgresql(da
             assert [e for e, n in counts.items() if n != 1 and e not in data.ambiguous] == []
             assert set(counts) == set(data.shared) | set(data.erp_only) | set(data.crm_only) | set(data.ambiguous)
         assert store.count_couplings("CUSTOMER") == 250
-        again = SyncRunner(store, endpoints, batch_size=40).run("full")
+        again = SyncRunner(store, endpoints, RunOptions(batch_size=40)).run("full")
         assert not again.changed
         # a modified run looks them up again on the servers: still ambiguous, nothing is created
-        modified = SyncRunner(store, endpoints, batch_size=40).run("modified")
+        modified = SyncRunner(store, endpoints, RunOptions(batch_size=40)).run("modified")
         assert modified.jobs[0].counts["failed"] == 15 and modified.jobs[0].counts["inserted"] == 0
         assert store.count_couplings("CUSTOMER") == 250
     finally:

@@ -10,6 +10,7 @@ import requests
 import yaml
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -45,7 +46,7 @@ class Engine:
 
     def run(self, mode: str, **options):
         store, endpoints = self.open()
-        return SyncRunner(store, endpoints, **options).run(mode).jobs[0]
+        return SyncRunner(store, endpoints, RunOptions(**options)).run(mode).jobs[0]
 
     def couplings(self) -> dict[str, str]:
         store = self.open()[0]

@@ -15,6 +15,7 @@ import yaml
 from ansible_collections.tablesync.integration.plugins.module_utils import odata_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import EndpointError
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -75,7 +76,7 @@ class Pair:
 
     def run(self, mode="full", names=None, **options):
         store, endpoints = self.engine()
-        return SyncRunner(store, endpoints, **options).run(mode, names)
+        return SyncRunner(store, endpoints, RunOptions(**options)).run(mode, names)
 
     def close(self):
         for item in self.opened:

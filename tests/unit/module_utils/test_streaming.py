@@ -20,6 +20,7 @@ import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils import sql_endpoint, store
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from tests.support.fixtures import customer_account_mapping
@@ -73,7 +74,7 @@ def close(st, endpoints) -> None:
 def run(paths: dict[str, str], mode: str, read_ahead: bool = True):
     st, endpoints = engine(paths)
     try:
-        return SyncRunner(st, endpoints, batch_size=BATCH, read_ahead=read_ahead).run(mode).jobs[0].counts
+        return SyncRunner(st, endpoints, RunOptions(batch_size=BATCH, read_ahead=read_ahead)).run(mode).jobs[0].counts
     finally:
         close(st, endpoints)
 

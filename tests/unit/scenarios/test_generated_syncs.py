@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint_registry import open_endpoint
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, normalize, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
@@ -153,8 +154,9 @@ class Engine:
 
     def sync(self, step: Sync, records: int) -> None:
         # why: the model retries a failed record every run; skipping after repeated failures has tests of its own
-        runner = SyncRunner(self.store, self.endpoints, batch_size=step.batch_size, watermark_overlap=self.profile.overlap,
-                            read_ahead=self.profile.read_ahead, skip_after_failures=0)
+        options = RunOptions(batch_size=step.batch_size, watermark_overlap=self.profile.overlap, read_ahead=self.profile.read_ahead,
+                             skip_after_failures=0)
+        runner = SyncRunner(self.store, self.endpoints, options)
         with _bounded_commits(self.store, 50 * (records + 2)):
             runner.run(step.mode, step.names)
 

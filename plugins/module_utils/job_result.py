@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
+from ansible_collections.tablesync.integration.plugins.module_utils.counters import CHANGES, COUNTERS
 from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 
 
@@ -48,7 +48,7 @@ class JobResult:
 
     @property
     def changed(self) -> bool:
-        return any(self.counts[c] for c in ("inserted", "modified", "deleted", "coupled", "uncoupled"))
+        return any(self.counts[c] for c in CHANGES)
 
     def as_dict(self) -> dict[str, Any]:
         duration = (self.ended_at - self.started_at).total_seconds() if self.ended_at else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-COLUMNS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
+from ansible_collections.tablesync.integration.plugins.module_utils.counters import SUMMARY_COLUMNS as COLUMNS
 
 
 def summary_lines(jobs: Sequence[Mapping[str, Any]], errors: Sequence[Mapping[str, Any]] = (), max_errors: int = 20) -> list[str]:

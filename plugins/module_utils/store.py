@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.chunks import chunks
+from ansible_collections.tablesync.integration.plugins.module_utils.counters import COUNTERS
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
 from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 
@@ -53,7 +54,6 @@ except ImportError:  # pragma: no cover - reported by the modules
 # 4: failed records count the runs in a row they failed with the same error and may be skipped; jobs count uncouplings
 #    and the records they expect to read; runs whose process is gone are marked interrupted.
 SCHEMA_VERSION = 4
-COUNTERS = ("read", "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
 HELD = "ambiguous match"  # how the message of a record held for an ambiguous match begins: never skipped
 IDS_PER_QUERY = 500  # ids of one side a coupling query names

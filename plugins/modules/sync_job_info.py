@@ -224,8 +224,8 @@ def main() -> None:
     p = module.params
     since, until = parse_time(module, "since"), parse_time(module, "until")
     with engine_session(module, sides=(), read_only=True, existing_store=True) as (store, _endpoints):
+        from ansible_collections.tablesync.integration.plugins.module_utils.counters import COUNTERS
         from ansible_collections.tablesync.integration.plugins.module_utils.progress import running_progress
-        from ansible_collections.tablesync.integration.plugins.module_utils.store import COUNTERS
 
         rows = store.jobs(run_id=p["run_id"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
         progress = running_progress(store, rows)

@@ -118,13 +118,13 @@ def plan_couple(mapping: Mapping, tables: dict[str, Any], store: Any, pairs: Seq
             if resync and (cp.local_fp is not None or cp.integration_fp is not None):
                 plan.reset.append((lid, iid))
             continue
-        for cp in (by_local.get(lid), by_integration.get(iid)):
-            if cp is not None:
+        for other in (by_local.get(lid), by_integration.get(iid)):
+            if other is not None:
                 conflicts.append("%s is coupled to %s" % (
-                    ("local record %s" % lid, "integration record %s" % cp.integration_id) if cp.local_id == lid
-                    else ("integration record %s" % iid, "local record %s" % cp.local_id)))
-                if (cp.local_id, cp.integration_id) not in plan.remove:
-                    plan.remove.append((cp.local_id, cp.integration_id))
+                    ("local record %s" % lid, "integration record %s" % other.integration_id) if other.local_id == lid
+                    else ("integration record %s" % iid, "local record %s" % other.local_id)))
+                if (other.local_id, other.integration_id) not in plan.remove:
+                    plan.remove.append((other.local_id, other.integration_id))
         plan.add.append((lid, iid))
     if conflicts and not force:
         raise RecordError("mapping %s: %s; use force to re-couple" % (mapping.name, "; ".join(conflicts)))
@@ -138,8 +138,8 @@ def plan_uncouple(mapping: Mapping, store: Any, records: Sequence[dict[str, str 
     left alone: uncoupling is idempotent, and records that no longer exist can be uncoupled.
     """
     plan = CouplingPlan(mapping.name)
-    by_local = _existing(store, mapping.name, "local", [r["local_id"] for r in records if r.get("local_id")])
-    by_integration = _existing(store, mapping.name, "integration", [r["integration_id"] for r in records if r.get("integration_id")])
+    by_local = _existing(store, mapping.name, "local", [lid for r in records if (lid := r.get("local_id"))])
+    by_integration = _existing(store, mapping.name, "integration", [iid for r in records if (iid := r.get("integration_id"))])
     for rec in records:
         lid, iid = rec.get("local_id"), rec.get("integration_id")
         cp = by_local.get(lid) if lid else by_integration.get(iid) if iid else None

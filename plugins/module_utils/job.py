@@ -28,7 +28,7 @@ import contextlib
 import dataclasses
 import datetime
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
@@ -383,7 +383,7 @@ class SyncJob:
             recent.append(set(ids))
             yield plan
 
-    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Iterator[PagePlan]:
+    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Generator[PagePlan, None, None]:
         """The plans, from the second page on planned by a second process up to READ_AHEAD_PAGES pages ahead, when that is safe.
 
         Safe when planning a page reads nothing the pages before it write: a one-way mapping whose
@@ -593,7 +593,7 @@ class SyncJob:
 
     def _update_intents(self, flow: Flow, updates: list[Change]) -> PendingPage:
         """The fingerprints each pair will have once its update is written, and the sides it writes (_recover_updates)."""
-        entries = []
+        entries: list[tuple[str, str | None, dict[str, Any], dict[str, Any]]] = []
         for ch in updates:
             wrote = [side for side, attr in ((flow.src, "back"), (flow.dst, "values")) if getattr(ch, attr)]
             fps = dict(zip((flow.src, flow.dst), (ch.src_fp, self._written_fp(flow, ch))), update=wrote)
@@ -653,7 +653,8 @@ class SyncJob:
             return
         batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
         if prepared is not None:
-            results = table.insert_prepared(prepared, [ch.dst_id for ch in inserts])
+            # why: a table prepares only rows whose keys the client chose (Table.prepare_insert), so each has its id
+            results = table.insert_prepared(prepared, [ch.dst_id or "" for ch in inserts])
         else:
             results = table.insert([ch.values for ch in inserts])
         written = {}

@@ -55,7 +55,7 @@ class JobResult:
         if len(self.records) >= self.cap:
             self.records_truncated = True
             return
-        record = {"mapping": self.mapping, "action": action, "local_id": local_id, "integration_id": integration_id}
+        record: dict[str, Any] = {"mapping": self.mapping, "action": action, "local_id": local_id, "integration_id": integration_id}
         if changes:
             record["changes"] = changes
         self.records.append(record)

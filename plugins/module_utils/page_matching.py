@@ -232,7 +232,7 @@ def find_candidates(scope: MatchScope, dst: str, keys: list[MatchKey], values: d
 
 def _filter_values(keys: list[MatchKey], kinds: list[str], raw: list[Any]) -> list[list[Any]] | None:
     """Per match field, the values a record's key may have on the destination; None when it can have none there."""
-    out = []
+    out: list[list[Any]] = []
     for key, kind, value in zip(keys, kinds, raw):
         if kind not in _FILTER_KINDS:
             out.append([])

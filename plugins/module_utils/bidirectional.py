@@ -82,7 +82,8 @@ def plan_coupled(values: RecordValues, flows: dict[tuple[str, str], Flow], flow:
 
 def _source_row(ch: Change) -> tuple:
     """The source row a change was planned from."""
-    assert ch.row is not None  # why: planning keeps the row of every coupled record of a bidirectional mapping
+    if ch.row is None:
+        raise AssertionError("a coupled record is planned with its source row")  # why: _plan_records keeps it
     return ch.row
 
 

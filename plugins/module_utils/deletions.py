@@ -47,7 +47,8 @@ def dst_deleted(values: RecordValues, result: JobResult, handled: Handled, flow:
     if policy == "remove_coupling":
         uncouple(result, batch, cp, flow.src, ch.src_id)
     elif policy == "restore_records":
-        assert ch.row is not None  # why: every change of a coupled record is planned with its source row
+        if ch.row is None:
+            raise AssertionError("a coupled record is planned with its source row")  # why: _plan_records keeps it
         try:
             restored = values.values(flow, ch.row, positions, False)
         except (ConversionError, RecordError) as exc:

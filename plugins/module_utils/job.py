@@ -778,7 +778,8 @@ class SyncJob:
 
 def _coupling(ch: Change) -> Coupling:
     """The coupling of a planned update (every update is of a coupled pair)."""
-    assert ch.coupling is not None  # why: planning makes an update only of a record it found coupled
+    if ch.coupling is None:
+        raise AssertionError("an update is of a coupled pair")  # why: planning makes updates only of coupled records
     return ch.coupling
 
 

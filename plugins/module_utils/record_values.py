@@ -171,7 +171,8 @@ class RecordValues:
             if fm.lookup is None:
                 continue
             src_field = fm.field_on(flow.src)
-            assert src_field is not None  # why: a lookup always reads a source field (the declaration refuses a constant one)
+            if src_field is None:
+                raise AssertionError("a lookup reads a source field")  # why: the declaration refuses a constant with a lookup
             pos = positions[src_field]
             wanted = sorted({id_text(r[pos]) for r in rows if r[pos] is not None and r[pos] != ""})
             found = self.store.lookup_ids(fm.lookup, flow.src, wanted) if wanted else {}

@@ -70,7 +70,8 @@ def _compares(mapping: Mapping, flows: dict[tuple[str, str], Flow], tables: dict
         names = []
         for fm in flow.fields:
             name = fm.field_on(dst)
-            assert name is not None  # why: every field of a flow has a destination field (FieldMapping.flows)
+            if name is None:
+                raise AssertionError("a flow's field has a destination field")  # why: FieldMapping.flows says so
             if name == mapping.key(dst) or id(fm) in seen or (dst, name) in seen_dst:
                 continue  # why: a sync never renames a coupled record's key, so verify does not ask for it
             seen.add(id(fm))

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bidirectional decisions: what a changed, coupled record writes where when both sides may have changed.
 
-Functions of a sync job (job.SyncJob), kept apart from the per-page flow.
+Decided from the records' values (record_values.RecordValues); the sync job (job.py) writes what is decided.
 
 Only fields mapped both ways can conflict. A one-way field inside a bidirectional mapping flows
 its own way: its change on the side it does not flow from goes nowhere and does not make the pair
@@ -16,37 +16,16 @@ that a change to the second alone is not taken for a change to the first.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change
-from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, canonical, fingerprint, fingerprints
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
+from ansible_collections.tablesync.integration.plugins.module_utils.record_values import PART_SEPARATOR, RecordValues, side_fingerprint
+from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
+from ansible_collections.tablesync.integration.plugins.module_utils.values import Undecodable, canonical, fingerprint
 
 _MISSING = object()
-PART_SEPARATOR = "+"  # between the parts of a fingerprint made in parts (Mapping.fingerprint_parts)
-
-
-def side_fingerprint(mapping: Mapping, side: str, values: dict[str, Any]) -> str:
-    """Fingerprint of one record's values on one side (a dict by field name)."""
-    parts = mapping.fingerprint_parts(side)
-    if len(parts) == 1:
-        return fingerprint([values.get(f) for f in parts[0]])
-    return PART_SEPARATOR.join(fingerprint([values.get(f) for f in part]) for part in parts)
-
-
-def side_fingerprints(mapping: Mapping, side: str, columns: Sequence[Sequence[Any]], positions: dict[str, int]) -> list[str]:
-    """Fingerprints of a page's records on one side, given as columns (``positions``: of each field)."""
-    parts = mapping.fingerprint_parts(side)
-    if len(parts) == 1:
-        return fingerprints([columns[positions[f]] for f in parts[0]])
-    count = len(columns[0]) if columns else 0
-    digests = [fingerprints([columns[positions[f]] for f in part]) if part else [fingerprint(())] * count for part in parts]
-    return [PART_SEPARATOR.join(record) for record in zip(*digests)]
 
 
 def changed_parts(mapping: Mapping, side: str, values: dict[str, Any], stored: str | None) -> tuple[bool, bool]:
@@ -64,58 +43,65 @@ def changed_parts(mapping: Mapping, side: str, values: dict[str, Any], stored: s
     return now_both != was_both, now_out != was_out
 
 
-def _refuse_undecodable(job: SyncJob, side: str, record_id: str, values: dict[str, Any]) -> None:
+def _refuse_undecodable(mapping: Mapping, side: str, record_id: str, values: dict[str, Any]) -> None:
     """Fail the pair, naming the field, when the other side's record holds text that is not valid UTF-8."""
     for name, value in values.items():
         if value.__class__ is Undecodable:
-            raise RecordError("mapping %s, %s record %s: %s field %s: %s" % (job.mapping.name, side, record_id, side, name, value.describe()))
+            raise RecordError("mapping %s, %s record %s: %s field %s: %s" % (mapping.name, side, record_id, side, name, value.describe()))
 
 
-def _stored_fp(ch: Change, side: str) -> str | None:
-    return ch.coupling.local_fp if side == "local" else ch.coupling.integration_fp  # type: ignore[union-attr]
+def _stored_fp(cp: Coupling, side: str) -> str | None:
+    return cp.local_fp if side == "local" else cp.integration_fp
 
 
-def plan_coupled(job: SyncJob, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple) -> None:
-    """Decide what a changed, coupled record writes where; raises RecordError for a conflict left unresolved."""
+def plan_coupled(values: RecordValues, flows: dict[tuple[str, str], Flow], flow: Flow, ch: Change, cp: Coupling,
+                 positions: dict[str, int], partner: tuple) -> None:
+    """Decide what a changed, coupled record (``ch``, coupled by ``cp``) writes where, into ``ch``: its values, its
+    values written back, the fingerprints and last values after the writes; raises RecordError for a conflict left unresolved."""
     src, dst = flow.src, flow.dst
-    mapping = job.mapping
-    cp = ch.coupling
+    mapping = values.mapping
     dst_fields = mapping.read_fields(dst)
     dst_positions = {f: i for i, f in enumerate(dst_fields)}
-    src_now = job._side_values(src, ch.row, positions)
-    dst_now = job._side_values(dst, partner, dst_positions)
-    never_synced = cp.local_fp is None and cp.integration_fp is None  # type: ignore[union-attr]
-    _refuse_undecodable(job, dst, cp.side_id(dst), dst_now)  # type: ignore[union-attr]
+    src_now = values.side_values(src, ch.row, positions)
+    dst_now = values.side_values(dst, partner, dst_positions)
+    never_synced = cp.local_fp is None and cp.integration_fp is None
+    _refuse_undecodable(mapping, dst, cp.side_id(dst), dst_now)
     # why: a newly coupled pair follows its initial direction (coupling.held skips the other side)
-    if never_synced or changed_parts(mapping, dst, dst_now, _stored_fp(ch, dst)) == (False, False):
-        values = job._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
+    if never_synced or changed_parts(mapping, dst, dst_now, _stored_fp(cp, dst)) == (False, False):
+        forward = values.values(flow, _source_row(ch), positions, True)
         # why: a change to a field that does not flow this way writes nothing and counts as unchanged
-        ch.values = {k: v for k, v in values.items() if canonical(v) != canonical(dst_now.get(k))}
+        ch.values = {k: v for k, v in forward.items() if canonical(v) != canonical(dst_now.get(k))}
     else:
-        ch.values, ch.back = resolve_conflict(job, flow, ch, positions, partner, dst_positions, src_now, dst_now)
+        ch.values, ch.back = resolve_conflict(values, flows[(dst, src)], flow, ch, cp, positions, partner, dst_positions, src_now, dst_now)
     src_after = dict(src_now, **{k: v for k, v in (ch.back or {}).items() if k in src_now})
     dst_after = dict(dst_now, **{k: v for k, v in ch.values.items() if k in dst_now})
-    ch.src_fp, ch.dst_fp = job._fp_of(src, src_after), job._fp_of(dst, dst_after)
+    ch.src_fp, ch.dst_fp = values.fingerprint(src, src_after), values.fingerprint(dst, dst_after)
     local, integration = (src_after, dst_after) if src == "local" else (dst_after, src_after)
-    ch.last_values = job._last_values(local, integration)
+    ch.last_values = values.last_values(local, integration)
 
 
-def resolve_conflict(job: SyncJob, flow: Flow, ch: Change, positions: dict[str, int], partner: tuple, dst_positions: dict[str, int],
-                     src_now: dict[str, Any], dst_now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both records changed since the last sync: field by field, what goes which way."""
+def _source_row(ch: Change) -> tuple:
+    """The source row a change was planned from."""
+    if ch.row is None:
+        raise AssertionError("a coupled record is planned with its source row")  # why: _plan_records keeps it
+    return ch.row
+
+
+def resolve_conflict(values: RecordValues, reverse: Flow, flow: Flow, ch: Change, cp: Coupling, positions: dict[str, int], partner: tuple,
+                     dst_positions: dict[str, int], src_now: dict[str, Any], dst_now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both records changed since the last sync: field by field, what goes which way (``reverse``: the flow back)."""
     src, dst = flow.src, flow.dst
-    mapping = job.mapping
+    mapping = values.mapping
     policy = mapping.update_conflict_resolution
-    reverse = job.flows[(dst, src)]
-    forward = job._values(flow, ch.row, positions, True)  # type: ignore[arg-type]
-    backward = job._values(reverse, partner, dst_positions, True)
+    forward = values.values(flow, _source_row(ch), positions, True)
+    backward = values.values(reverse, partner, dst_positions, True)
     last: dict[str, dict[str, Any]] = {}
-    if policy == "merge" and ch.coupling.last_values:  # type: ignore[union-attr]
-        last = json.loads(ch.coupling.last_values)  # type: ignore[union-attr]
+    if policy == "merge" and cp.last_values:
+        last = json.loads(cp.last_values)
     winner = {"local_wins": "local", "integration_wins": "integration"}.get(policy if policy != "merge" else mapping.merge_fallback)
     # why: without the values last synchronised, a side changed its fields mapped both ways or it did not, as a whole
-    src_both = changed_parts(mapping, src, src_now, _stored_fp(ch, src))[0]
-    dst_both = changed_parts(mapping, dst, dst_now, _stored_fp(ch, dst))[0]
+    src_both = changed_parts(mapping, src, src_now, _stored_fp(cp, src))[0]
+    dst_both = changed_parts(mapping, dst, dst_now, _stored_fp(cp, dst))[0]
     to_dst: dict[str, Any] = {}
     to_src: dict[str, Any] = {}
     conflicts: list[str] = []
@@ -156,9 +142,8 @@ def resolve_conflict(job: SyncJob, flow: Flow, ch: Change, positions: dict[str, 
             elif fd in forward:
                 to_dst[fd] = forward[fd]
     if conflicts:
-        cp = ch.coupling
         raise RecordError("conflict: local record %s and integration record %s both changed since the last synchronisation; "
                           "fields that differ: %s (update_conflict_resolution %s%s): nothing was overwritten"
-                          % (cp.local_id, cp.integration_id, ", ".join(conflicts), policy,  # type: ignore[union-attr]
+                          % (cp.local_id, cp.integration_id, ", ".join(conflicts), policy,
                              ", merge_fallback none" if policy == "merge" else ""))
     return to_dst, to_src

@@ -19,21 +19,22 @@ from ansible_collections.tablesync.integration.plugins.module_utils.errors impor
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
     from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
+    from ansible_collections.tablesync.integration.plugins.module_utils.write_policy import WritePolicy
 
 INITIAL_SOURCE = {"to_integration": "local", "from_integration": "integration"}
 
 
-def held(mapping: Mapping, opts: Any, src: str, record_id: str, cp: Coupling | None) -> bool:
-    """Whether a sync flow leaves this source record alone (counted as skipped).
+def held(mapping: Mapping, policy: WritePolicy, src: str, cp: Coupling | None) -> bool:
+    """Whether a sync flow leaves a source record (coupled by ``cp``, if it is) alone (counted as skipped).
 
-    - a create-only job (``opts.create_only``) leaves coupled records alone;
+    - a create-only job (``policy.updates`` False) leaves coupled records alone;
     - a bidirectional pair coupled but never synchronised (no fingerprints) is written
       only from the side ``initial_direction`` names (default: to_integration), so the
       first sync of a newly coupled pair makes the two records agree one way.
     """
     if cp is None:
         return False  # why: records matching found ambiguous are failed, not skipped (page_matching.match_before_create)
-    if getattr(opts, "create_only", False):
+    if not policy.updates:
         return True
     if mapping.direction == "bidirectional" and cp.local_fp is None and cp.integration_fp is None:
         return INITIAL_SOURCE[mapping.initial_direction or "to_integration"] != src
@@ -117,13 +118,13 @@ def plan_couple(mapping: Mapping, tables: dict[str, Any], store: Any, pairs: Seq
             if resync and (cp.local_fp is not None or cp.integration_fp is not None):
                 plan.reset.append((lid, iid))
             continue
-        for cp in (by_local.get(lid), by_integration.get(iid)):
-            if cp is not None:
+        for other in (by_local.get(lid), by_integration.get(iid)):
+            if other is not None:
                 conflicts.append("%s is coupled to %s" % (
-                    ("local record %s" % lid, "integration record %s" % cp.integration_id) if cp.local_id == lid
-                    else ("integration record %s" % iid, "local record %s" % cp.local_id)))
-                if (cp.local_id, cp.integration_id) not in plan.remove:
-                    plan.remove.append((cp.local_id, cp.integration_id))
+                    ("local record %s" % lid, "integration record %s" % other.integration_id) if other.local_id == lid
+                    else ("integration record %s" % iid, "local record %s" % other.local_id)))
+                if (other.local_id, other.integration_id) not in plan.remove:
+                    plan.remove.append((other.local_id, other.integration_id))
         plan.add.append((lid, iid))
     if conflicts and not force:
         raise RecordError("mapping %s: %s; use force to re-couple" % (mapping.name, "; ".join(conflicts)))
@@ -137,11 +138,11 @@ def plan_uncouple(mapping: Mapping, store: Any, records: Sequence[dict[str, str 
     left alone: uncoupling is idempotent, and records that no longer exist can be uncoupled.
     """
     plan = CouplingPlan(mapping.name)
-    by_local = _existing(store, mapping.name, "local", [r["local_id"] for r in records if r.get("local_id")])
-    by_integration = _existing(store, mapping.name, "integration", [r["integration_id"] for r in records if r.get("integration_id")])
+    by_local = _existing(store, mapping.name, "local", [lid for r in records if (lid := r.get("local_id"))])
+    by_integration = _existing(store, mapping.name, "integration", [iid for r in records if (iid := r.get("integration_id"))])
     for rec in records:
         lid, iid = rec.get("local_id"), rec.get("integration_id")
-        cp = by_local.get(lid) if lid else by_integration.get(iid)  # type: ignore[arg-type]
+        cp = by_local.get(lid) if lid else by_integration.get(iid) if iid else None
         if cp is None or (iid and cp.integration_id != iid):
             continue
         pair = (cp.local_id, cp.integration_id)
@@ -153,29 +154,3 @@ def plan_uncouple(mapping: Mapping, store: Any, records: Sequence[dict[str, str 
 
 def apply_plan(store: Any, plan: CouplingPlan) -> None:
     store.change_couplings(plan.mapping, add=plan.add, remove=plan.remove, reset=plan.reset)
-
-
-def create_unmatched(mapping: Mapping, tables: dict[str, Any], flows: dict, store: Any, hold: dict[str, dict[str, str]],
-                     dry_run: bool = False, batch_size: int = 1000, max_records: int = 100) -> Any:
-    """Create and couple the uncoupled records in the mapping's direction, as one logged job.
-
-    Only creates: coupled records are left to the next sync. Ambiguous records (``hold``: side -> id -> why, as
-    matching.MatchResult.held) are not created: they fail with their reason, so later syncs retry them.
-    Returns the sync job's JobResult.
-    """
-    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
-    from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
-
-    opts = JobOptions(mode="full", create_uncoupled=True, dry_run=dry_run, batch_size=batch_size, max_records=max_records)
-    opts.hold = hold
-    opts.matched = True
-    opts.create_only = True
-    run_id = None if dry_run else store.start_run("full", [mapping.name])
-    status = "failed"
-    try:
-        job = SyncJob(mapping, tables, flows, store, run_id, opts).run()
-        status = "partial" if job.counts["failed"] else "success"
-        return job
-    finally:
-        if run_id is not None:
-            store.end_run(run_id, status)

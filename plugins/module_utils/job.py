@@ -13,9 +13,12 @@ without a duplicate.
 
 A page is first planned (read, converted, fingerprinted, decided: reads only) and then
 applied (every write). From the second page on, planning may run in a second process one
-or two pages ahead of the writes (read_ahead.py; _ahead says when). What a changed pair
-of a bidirectional mapping writes where is decided in bidirectional.py; coupled records
-found deleted are handled in deletions.py.
+or two pages ahead of the writes (read_ahead.py; _ahead says when). A record's values,
+lookups and fingerprints come from record_values.RecordValues; what a changed pair of a
+bidirectional mapping writes where is decided in bidirectional.py, what a deleted record of
+a coupling leads to in deletions.py, drift of a one-way mapping in convergence.py and
+matching before a create in page_matching.py: each decides, with the job's values and the
+page's result (JobResult) passed to it, and the job writes what they decide.
 """
 
 from __future__ import annotations
@@ -25,19 +28,19 @@ import contextlib
 import dataclasses
 import datetime
 import itertools
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled, side_fingerprint
-from ansible_collections.tablesync.integration.plugins.module_utils.convergence import converge_page, converges, deletions_in_flow, unread_couplings_checked
+from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
+from ansible_collections.tablesync.integration.plugins.module_utils.convergence import converge_page, converges, deletions_in_flow
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
-from ansible_collections.tablesync.integration.plugins.module_utils.deletions import changes_deleted, detect_deletions, dst_deleted
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.deletions import Restore, dst_deleted, missing_sides, source_deleted, uncouple
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import FLOW_DIRECTION, Flow, Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import PlannedCouplings, couple_matches, match_mapping, plan_lookups
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (
     ModifiedOnError,
     newest,
@@ -47,9 +50,10 @@ from ansible_collections.tablesync.integration.plugins.module_utils.modified_on 
     reread,
     watermark_cutoff,
 )
-from ansible_collections.tablesync.integration.plugins.module_utils.page_matching import match_before_create, plans_read_destination
+from ansible_collections.tablesync.integration.plugins.module_utils.page_matching import MatchScope, match_before_create, plans_read_destination
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
+from ansible_collections.tablesync.integration.plugins.module_utils.record_values import Foreseen, RecordValues, checked
 from ansible_collections.tablesync.integration.plugins.module_utils.source_checks import refused_records, source_fingerprints
 from ansible_collections.tablesync.integration.plugins.module_utils.store import (
     BatchCommit,
@@ -59,14 +63,8 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
     Store,
     pending_page,
 )
-from ansible_collections.tablesync.integration.plugins.module_utils.values import (
-    ConversionError,
-    canonical,
-    convert_column,
-    converter,
-    id_text,
-    utcnow,
-)
+from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text, utcnow
+from ansible_collections.tablesync.integration.plugins.module_utils.write_policy import WritePolicy
 
 # pages a second process plans ahead of the one being written (read_ahead.py)
 READ_AHEAD_PAGES = 2
@@ -80,23 +78,55 @@ class SyncJob:
         self.mapping = mapping
         self.tables = tables
         self.flows = flows
-        self.store = store
         self.run_id = run_id
         self.opts = options
-        self.result = JobResult(mapping.name, mapping.direction, options.mode)
+        self.policy = WritePolicy.of(mapping, options)
+        self.result = JobResult(mapping.name, mapping.direction, options.mode, cap=options.max_records)
         # why: a bidirectional record written (or failed as a conflict) by the first flow is not read again by the second
         self.handled: dict[str, set[str]] = {"local": set(), "integration": set()}
         # records skipped after failing the same way run after run (Store.commit_batch): left alone until restored
         self.skipped: dict[str, set[str]] = {side: set(store.failed_ids(mapping.name, side, skipped=True)) if store.exists else set()
                                              for side in ("local", "integration")}
-        self._lookup_cache: dict[tuple[str, str, str], str | None] = {}
-        self.planned = options.planned if options.planned is not None else {}
-        self._plans: dict[tuple, tuple[list[tuple], list[tuple]]] = {}  # why: the field plan of a flow is the same for every record
+        # check mode: the couplings earlier jobs of the run, and this one, would make (JobOptions.planned)
+        self.foreseen: Foreseen = options.planned if options.planned is not None else {}
+        self.values = RecordValues(mapping, store, self.foreseen)
         self._direction, self._counted = "", dict(self.result.counts)  # the direction counting and its counts when it began
         self._total: int | None = None  # the records the current direction expects to read, when its source can count them
-        self._changes: dict[tuple[str | None, str | None], dict[str, Any]] = {}  # --diff: by coupled pair, the values an update changes
         self._watermark: datetime.datetime | None = None  # the flow's watermark when this run read (records up to it are re-reads)
         self._not_after: datetime.datetime | None = None  # the latest modified-on that may become the watermark
+
+    @property
+    def store(self) -> Any:
+        """The store: couplings, retries, progress (check mode's matching may put a view of it in its place before the job runs)."""
+        return self.values.store
+
+    @store.setter
+    def store(self, store: Any) -> None:
+        self.values.store = store  # why: lookups read the couplings through the same store as the job
+
+    def couple_matches_first(self) -> None:
+        """Before a full sync job creates anything: couple its mapping's matching records (matching.py).
+
+        Matched pairs are committed (in check mode, foreseen), ambiguous records are held (the job
+        fails them with their ``ambiguous match`` message instead of creating them), and the job's
+        counts and records report the couplings. The job then looks up no matches page by page:
+        this saw every uncoupled record. Nothing to do for a mapping without ``match_on``.
+        """
+        mapping = self.mapping
+        if not mapping.match_on:
+            return
+        found = match_mapping(mapping, self.tables, self.store, batch_size=self.opts.batch_size, max_reported=self.opts.max_records)
+        if self.opts.dry_run:
+            self.store = PlannedCouplings(self.store, mapping.name, found.pairs)
+            plan_lookups(self.foreseen, mapping.name, found.pairs)
+        else:
+            couple_matches(self.store, mapping.name, found.pairs, self.opts.batch_size)
+        self.opts.hold = found.held
+        self.opts.matched = True
+        self.result.counts["coupled"] += len(found.pairs)
+        self.result.matching = found.report(self.opts.max_records)
+        for lid, iid in found.pairs:
+            self.result.log("coupled", lid, iid)
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -107,11 +137,11 @@ class SyncJob:
             self._open_direction(flows[0])  # why: deletions found before the first flow belong to its direction's job
             coupled = self.store.count_couplings(self.mapping.name) if self.mapping.guards else 0
             if self.mapping.guards and not dry:
-                # why: the guard must stop the job before its first write, so the plan comes first
-                plan_opts = dataclasses.replace(self.opts, dry_run=True, planned={})
-                SyncJob(self.mapping, self.tables, self.flows, self.store, self.run_id, plan_opts).run()
-            if self.opts.mode == "full" and self.store.exists and not deletions_in_flow(self) and self.opts.records is None:
-                detect_deletions(self, )
+                # why: the guard must stop the job before its first write, so a check-mode run of it comes first
+                preview = dataclasses.replace(self.opts, dry_run=True, planned={})
+                SyncJob(self.mapping, self.tables, self.flows, self.store, self.run_id, preview).run()
+            if self.opts.mode == "full" and self.store.exists and not self._deletions_in_flow() and self.opts.records is None:
+                self._detect_deletions()
             for index, flow in enumerate(flows):
                 if index:
                     self._close_direction()
@@ -121,8 +151,7 @@ class SyncJob:
                 if self.opts.records is not None:
                     self._run_chosen(flow, self.opts.records[flow.src])
                     continue
-                with unread_couplings_checked(self):
-                    self._run_flow(flow)
+                self._run_flow_checked(flow)
             if self.mapping.guards and dry:
                 self._check_guard(coupled)
             self.result.status = "partial" if self.result.counts["failed"] else "success"
@@ -134,6 +163,65 @@ class SyncJob:
             self.result.ended_at = utcnow()
             self._close_direction()
         return self.result
+
+    def _converges(self) -> bool:
+        return converges(self.mapping, self.opts.mode, self.store.exists, self.policy)
+
+    def _deletions_in_flow(self) -> bool:
+        return deletions_in_flow(self._converges(), self.tables, self.flows)
+
+    def _run_flow_checked(self, flow: Flow) -> None:
+        """Run a flow; when its pages check their coupled destination records (convergence.deletions_in_flow) and it found
+        fewer couplings than the mapping has (their source record was deleted or filtered out), every coupling gets the
+        deletion check afterwards (couplings the flow already handled are left to it)."""
+        if not self._deletions_in_flow():
+            self._run_flow(flow)
+            return
+        before = self.store.count_couplings(self.mapping.name)
+        checked_before = self.result.couplings_checked
+        self._run_flow(flow)
+        if self.result.couplings_checked - checked_before != before:
+            self._detect_deletions()
+
+    def _detect_deletions(self) -> None:
+        """Full syncs compare couplings with the records that still exist on both sides."""
+        for page in self.store.iter_couplings(self.mapping.name, batch=self.opts.batch_size):
+            if self.handled["local"] or self.handled["integration"]:
+                # why: run after a flow (_run_flow_checked), a coupling that flow handled is not handled twice
+                page = [cp for cp in page if cp.local_id not in self.handled["local"] and cp.integration_id not in self.handled["integration"]]
+            gone = missing_sides(self.values, self.tables, page)
+            if not gone:
+                continue
+            batch = BatchCommit()
+            for cp, sides in gone:
+                if len(sides) == 2:
+                    uncouple(self.result, batch, cp, None, None)
+                else:
+                    self._source_deleted(cp, sides[0], batch)
+            if not self.opts.dry_run:
+                batch.counts = self.job_row()
+                self.commit(batch)
+
+    def _changes_deleted(self, side: str, ids: list[str]) -> None:
+        """Coupled records the change-tracking read reports deleted are handled as a full sync's deletion check would."""
+        couplings = self.store.couplings_for(self.mapping.name, side, ids)
+        if not couplings:
+            return  # uncoupled records: nothing was synchronised from them
+        keep = OTHER_SIDE[side]
+        batch = BatchCommit()
+        for cp in couplings.values():
+            if cp.side_id(keep) not in self.handled[keep]:
+                self._source_deleted(cp, side, batch)
+        if not self.opts.dry_run:
+            batch.counts = self.job_row()
+            self.commit(batch)
+
+    def _source_deleted(self, cp: Coupling, gone: str, batch: BatchCommit) -> None:
+        """One record of a coupling was deleted on side ``gone``: what deletions.source_deleted decides, written."""
+        restore: Restore | None = source_deleted(self.values, self.tables, self.flows, self.result, self.handled, self.opts.dry_run,
+                                                 cp, gone, batch)
+        if restore is not None:
+            self._apply_inserts(restore.flow, [restore.change], batch, restore.positions)
 
     def _open_direction(self, flow: Flow) -> None:
         """Start counting one flow's direction, in a job row of its own."""
@@ -215,8 +303,8 @@ class SyncJob:
         uncoupled = (changes is None and not self.opts.dry_run and self.store.exists  # check mode plans couplings it does not store
                      and not self.store.has_couplings(self.mapping.name))
         plans = self._page_plans(flow, fields, pages, retry, coupled=not uncoupled)
-        with contextlib.closing(self._ahead(plans, flow, changes is None)) as planned:
-            for plan in planned:
+        with contextlib.closing(self._ahead(plans, flow, changes is None)) as ahead:
+            for plan in ahead:
                 if plan.page_max is not None and (max_seen is None or plan.page_max > max_seen):
                     max_seen = plan.page_max
                 self._apply_page(flow, plan)
@@ -270,7 +358,7 @@ class SyncJob:
     def _change_pages(self, src: str, read: Any) -> Iterator[list[tuple]]:
         for rows, deleted in read.pages():
             if deleted and self.store.exists:
-                changes_deleted(self, src, deleted)
+                self._changes_deleted(src, deleted)
             yield rows
 
     def _advance_watermark(self, side: str, max_seen: datetime.datetime, previous: Any) -> None:
@@ -310,7 +398,7 @@ class SyncJob:
             recent.append(set(ids))
             yield plan
 
-    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Iterator[PagePlan]:
+    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Generator[PagePlan, None, None]:
         """The plans, from the second page on planned by a second process up to READ_AHEAD_PAGES pages ahead, when that is safe.
 
         Safe when planning a page reads nothing the pages before it write: a one-way mapping whose
@@ -324,7 +412,7 @@ class SyncJob:
         mapping = self.mapping
         if (first.full and scanned and self.opts.read_ahead and not self.opts.dry_run and not mapping.bidirectional
                 and self.tables[flow.src].supports_read_ahead and self.store.exists
-                and all(fm.lookup != mapping.name for fm in mapping.fields) and not plans_read_destination(self)):
+                and all(fm.lookup != mapping.name for fm in mapping.fields) and not plans_read_destination(mapping, self.opts, self.policy)):
             yield from read_ahead(plans, self._release_before_fork, self._renew_after_fork, window=READ_AHEAD_PAGES)
         else:
             yield from plans
@@ -347,30 +435,24 @@ class SyncJob:
         the records it fails go to the plan's own outcome, added to the job's when applied.
         """
         outer = self.result
-        outcome = JobResult(outer.mapping, outer.direction, outer.mode, counts=dict.fromkeys(outer.counts, 0))
+        # why: a pair logged while planning takes the --diff values noted for it, as it would from the job's result
+        outcome = JobResult(outer.mapping, outer.direction, outer.mode, counts=dict.fromkeys(outer.counts, 0), cap=outer.cap,
+                            diffs=outer.diffs)
         plan = PagePlan({f: i for i, f in enumerate(fields)}, outcome)
-        with self._counting_into(plan):
-            self._plan_records(flow, plan, rows, retry, coupled)
+        self._plan_records(flow, plan, rows, retry, coupled)
         return plan
 
-    @contextlib.contextmanager
-    def _counting_into(self, plan: PagePlan) -> Iterator[None]:
-        """``self.result`` is the plan's outcome meanwhile: what planning counts is added to the job's when the page is applied."""
-        outer, self.result = self.result, plan.outcome
-        try:
-            yield
-        finally:
-            self.result = outer
-
     def _plan_records(self, flow: Flow, plan: PagePlan, rows: Sequence[tuple], retry: set[str], coupled: bool) -> None:
+        """Plan a page's records into ``plan``; what it counts and fails goes to the plan's outcome."""
         src, dst = flow.src, flow.dst
-        self._lookup_cache.clear()
+        result, values = plan.outcome, self.values
+        values.forget_lookups()
         handled = self.handled[src]
         if handled:
             rows = [r for r in rows if id_text(r[0]) not in handled]
         if not rows:
             return
-        counts = self.result.counts
+        counts = result.counts
         counts["read"] += len(rows)
         mapping = self.mapping
         positions, batch = plan.positions, plan.batch
@@ -382,8 +464,7 @@ class SyncJob:
         ids = [id_text(r[0]) for r in rows]
         refused = refused_records(mapping, src, self.tables[src], ids, unreadable)  # duplicated keys, undecodable text
         couplings = self.store.couplings_for(mapping.name, src, ids) if self.store.exists and coupled else {}
-        kept = plan.kept if converges(self) else None  # why: their destinations are checked when the page is applied
-        create = self.opts.create_uncoupled or not mapping.synch_only_coupled_records
+        kept = plan.kept if self._converges() else None  # why: their destinations are checked when the page is applied
         todo: list[tuple[tuple, str, str, Coupling | None, Any]] = []
         skipped_src, skipped_dst = self.skipped[src], self.skipped[dst]
         for row, sid, fp, stamp in zip(rows, ids, fps, stamps):
@@ -392,13 +473,14 @@ class SyncJob:
                 counts["skipped"] += 1  # why: failed the same way run after run; restored by the skipped_records module
                 continue
             if sid in refused:
-                self._fail(batch, src, sid, refused[sid])
+                result.fail(batch, src, sid, refused[sid])
                 continue
-            if held(mapping, self.opts, src, sid, cp):
+            if held(mapping, self.policy, src, cp):
                 counts["skipped"] += 1
                 continue
             if isinstance(stamp, ModifiedOnError):
-                self._fail(batch, src, sid, str(record_error(stamp, mapping.name, src, sid, mod_field)))  # type: ignore[arg-type]
+                # why: only a modified-on column (mod_field) parses to ModifiedOnError
+                result.fail(batch, src, sid, str(record_error(stamp, mapping.name, src, sid, mod_field or "")))
                 continue
             if cp is not None and (cp.local_fp if src == "local" else cp.integration_fp) == fp and sid not in retry:
                 if reread(stamp, self._watermark):
@@ -408,7 +490,7 @@ class SyncJob:
                 if kept is not None:
                     kept.append((sid, cp.side_id(dst), cp.integration_fp if dst == "integration" else cp.local_fp))
                 continue
-            if cp is None and not create and sid not in retry:
+            if cp is None and not self.policy.creates and sid not in retry:
                 # why: a record whose create failed is retried even where scheduled runs create nothing
                 if reread(stamp, self._watermark):
                     counts["read"] -= 1  # why: skipped already when it was read before the overlap
@@ -416,71 +498,52 @@ class SyncJob:
                     counts["skipped"] += 1
                 continue
             todo.append((row, sid, fp, cp, stamp))
-        todo = match_before_create(self, flow, plan, todo)  # couple or hold what would be created
-        self._prefetch_lookups(flow, [t[0] for t in todo], positions)
+        scope = MatchScope(mapping, self.tables, self.store, self.opts, self.foreseen)
+        todo = match_before_create(scope, result, flow, plan, todo)  # couple or hold what would be created
+        values.prefetch_lookups(flow, [t[0] for t in todo], positions)
         partners: dict[str, tuple] = {}
         if mapping.bidirectional:
-            coupled_ids = [t[3].side_id(dst) for t in todo if t[3] is not None]  # type: ignore[union-attr]
+            coupled_ids = [t[3].side_id(dst) for t in todo if t[3] is not None]
             if coupled_ids:
                 partners = {id_text(r[0]): r for r in self.tables[dst].read_by_ids(coupled_ids, mapping.read_fields(dst))}
-        new_values, unconverted = self._page_values(flow, [t[0] for t in todo if t[3] is None], positions, False)
+        new_values, unconverted = values.page_values(flow, [t[0] for t in todo if t[3] is None], positions, False)
         # why: records whose values all passed through unconverted have the source's fingerprint on the destination
         # too, when the two sides' fingerprints cover the same fields in the same order
-        mirrored = unconverted and self._mirrored(flow, positions)
+        mirrored = unconverted and values.mirrored(flow, positions)
         created = iter(new_values)
-        updated = iter([] if mapping.bidirectional else self._page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0])
+        updated = iter([] if mapping.bidirectional else values.page_values(flow, [t[0] for t in todo if t[3] is not None], positions, True)[0])
         for row, sid, fp, cp, stamp in todo:
             try:
                 if cp is None:
-                    values = _checked(next(created))
                     # why: a one-way record's source row is not needed once its values are known
-                    plan.inserts.append(Change(sid, fp, values, stamp,
+                    plan.inserts.append(Change(sid, fp, checked(next(created)), stamp,
                                                row=row if mapping.bidirectional else None, dst_fp=fp if mirrored else None))
                     continue
                 change = Change(sid, fp, {}, stamp, cp, row=row)
                 if mapping.bidirectional:
                     partner = partners.get(cp.side_id(dst))
                     if partner is None:
-                        dst_deleted(self, flow, change, positions, batch, plan.restores)
+                        restore = dst_deleted(values, result, self.handled, flow, change, cp, positions, batch)
+                        if restore is not None:
+                            plan.restores.append(restore)
                         continue
                     self.handled[dst].add(cp.side_id(dst))
-                    plan_coupled(self, flow, change, positions, partner)
+                    plan_coupled(values, self.flows, flow, change, cp, positions, partner)
                 else:
-                    change.values = _checked(next(updated))
+                    change.values = checked(next(updated))
                 plan.updates.append(change)
             except (ConversionError, RecordError) as exc:
-                self._fail(batch, src, sid, str(exc))
+                result.fail(batch, src, sid, str(exc))
         self._prepare_inserts(flow, plan.inserts)
         if plan.inserts and not self.opts.dry_run and not mapping.bidirectional:
             plan.prepared = self.tables[dst].prepare_insert([ch.values for ch in plan.inserts])
 
-    def reread_source(self, flow: Flow, fields: list[str], ids: list[str]) -> dict[str, tuple[tuple, str, Any, Coupling]]:
-        """Source records planned unchanged, read again where the writing process needs them whole (convergence.py):
-        by id, (row, fingerprint, modified-on, coupling) of those still as planned (same fingerprint, still coupled)."""
-        src = flow.src
-        where = self.mapping.filters.get(src)
-        rows = [r for r in self.tables[src].read_by_ids(ids, fields) if where is None or where.matches(dict(zip(fields, r)))]
-        if not rows:
-            return {}
-        positions = {f: i for i, f in enumerate(fields)}
-        columns = list(zip(*rows))
-        fps, _unreadable = source_fingerprints(self.mapping, src, columns, positions)
-        mod_field = self.mapping.modified_field(src)
-        stamps = parse_column(columns[positions[mod_field]], self.mapping.modified_format(src)) if mod_field else [None] * len(rows)
-        couplings = self.store.couplings_for(self.mapping.name, src, [id_text(r[0]) for r in rows])
-        out = {}
-        for row, fp, stamp in zip(rows, fps, stamps):
-            sid = id_text(row[0])
-            cp = couplings.get(sid)
-            if cp is not None and fp == (cp.local_fp if src == "local" else cp.integration_fp) and not isinstance(stamp, ModifiedOnError):
-                out[sid] = (row, fp, stamp, cp)
-        return out
-
     def _apply_page(self, flow: Flow, plan: PagePlan) -> None:
         """Write a planned page: destination updates and creates, then the store in one transaction."""
-        if converges(self):
-            with self._counting_into(plan):
-                converge_page(self, flow, plan)
+        if self._converges():
+            # why: --diff values noted for a pair whose update failed stay with the job until the pair is logged
+            plan.outcome.diffs = self.result.diffs
+            converge_page(self.values, self.tables, self.store, plan.outcome, self.handled, flow, plan)
         self.result.absorb(plan.outcome, self.opts.max_records)
         if not plan.outcome.counts["read"]:
             return
@@ -491,136 +554,6 @@ class SyncJob:
         if not self.opts.dry_run:
             batch.counts = self.job_row()
             self.commit(batch)
-
-    # -- field values --------------------------------------------------------------------------------
-    def _value_plan(self, flow: Flow, positions: dict[str, int], for_update: bool) -> tuple[list[tuple], list[tuple]]:
-        """The field plan of a flow: fields that only need their type conversion, as (name, source position,
-        converter), and the others, as (name, source position or None for a constant, field mapping, source field,
-        converter, transform)."""
-        key = (id(flow), for_update, tuple(positions))
-        plan = self._plans.get(key)
-        if plan is None:
-            simple: list[tuple] = []
-            other: list[tuple] = []
-            dst_key = self.mapping.key(flow.dst)
-            for fm, conv, transform in zip(flow.fields, flow.converters, flow.transforms):
-                name = fm.field_on(flow.dst)
-                if for_update and name == dst_key:
-                    continue  # why: a coupled record keeps its key; renaming it would orphan the coupling
-                src_field = None if fm.is_constant else fm.field_on(flow.src)
-                if src_field is not None and fm.value_map is None and fm.lookup is None and transform is None:
-                    simple.append((name, positions[src_field], conv))
-                else:
-                    other.append((name, None if src_field is None else positions[src_field], fm, src_field, conv, transform))
-            plan = self._plans[key] = (simple, other)
-        return plan
-
-    def _mirrored(self, flow: Flow, positions: dict[str, int]) -> bool:
-        """Whether the destination values of a created record, unconverted, are its source's fingerprinted values in order."""
-        simple, other = self._value_plan(flow, positions, False)
-        mapping = self.mapping
-        return (not other and not mapping.has_one_way_fields and [e[0] for e in simple] == mapping.side_fields(flow.dst)
-                and [fm.field_on(flow.src) for fm in flow.fields] == mapping.side_fields(flow.src))
-
-    def _values(self, flow: Flow, row: tuple, positions: dict[str, int], for_update: bool) -> dict[str, Any]:
-        """Destination values of one record (see _page_values); raises its ConversionError or RecordError."""
-        return _checked(self._page_values(flow, [row], positions, for_update)[0][0])
-
-    def _page_values(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int],
-                     for_update: bool) -> tuple[list[dict[str, Any] | ConversionError | RecordError], bool]:
-        """Destination values of a page of records: value map or lookup, transforms, then type conversion;
-        and whether every value is its source value, unconverted.
-
-        A record that cannot be converted gets its error, naming the field, in place of its values.
-        Fields that only need their type conversion are converted a column at a time (convert_column).
-        """
-        simple, other = self._value_plan(flow, positions, for_update)
-        if not rows:
-            return [], False
-        columns = list(zip(*rows))
-        failed: dict[int, ConversionError | RecordError] = {}
-        converted = []
-        unconverted = not other
-        for name, pos, conv in simple:
-            column, refused = convert_column(conv, columns[pos])
-            unconverted = unconverted and column is columns[pos]
-            for index, exc in refused.items():
-                failed.setdefault(index, ConversionError("%s field %s: %s" % (flow.dst, name, exc)))
-            converted.append(column)
-        names = [entry[0] for entry in simple]
-        out = [dict(zip(names, values)) for values in zip(*converted)] if converted else [{} for _row in rows]
-        if other:
-            for index, (row, values) in enumerate(zip(rows, out)):
-                if index not in failed:
-                    try:
-                        self._other_values(flow, row, values, other)
-                    except (ConversionError, RecordError) as exc:
-                        failed[index] = exc
-        return [failed.get(index, values) for index, values in enumerate(out)], unconverted
-
-    def _other_values(self, flow: Flow, row: tuple, values: dict[str, Any], other: list[tuple]) -> None:
-        """Add the values of constants, value maps, lookups and transforms to one record's values."""
-        for name, pos, fm, src_field, conv, transform in other:
-            raw = fm.constant if pos is None else row[pos]
-            try:
-                if fm.value_map is not None:
-                    raw = fm.value_map.translate(raw, flow.dst)
-                elif fm.lookup is not None:
-                    raw = self._lookup(fm.lookup, flow.src, src_field, raw, fm.clear_value_on_failed_lookup)
-                if transform is not None:
-                    raw = transform(raw)
-                values[name] = conv(raw)
-            except ConversionError as exc:
-                raise ConversionError("%s field %s: %s" % (flow.dst, name, exc)) from None
-
-    def _prefetch_lookups(self, flow: Flow, rows: Sequence[tuple], positions: dict[str, int]) -> None:
-        """One store query per lookup field and page instead of one per record."""
-        if not rows or not self.store.exists:
-            return
-        for fm in flow.fields:
-            if fm.lookup is None:
-                continue
-            pos = positions[fm.field_on(flow.src)]  # type: ignore[index]
-            wanted = sorted({id_text(r[pos]) for r in rows if r[pos] is not None and r[pos] != ""})
-            found = self.store.lookup_ids(fm.lookup, flow.src, wanted) if wanted else {}
-            for value in wanted:
-                self._lookup_cache[(fm.lookup, flow.src, value)] = found.get(value)
-
-    def _lookup(self, mapping: str, side: str, field_name: str | None, value: Any, clear: bool = False) -> Any:
-        """The other side's id of the record ``value`` refers to, through ``mapping``'s couplings (None if not coupled and ``clear``)."""
-        if value is None or value == "":
-            return None
-        key = id_text(value)
-        cache_key = (mapping, side, key)
-        if cache_key not in self._lookup_cache:
-            found = self.store.lookup_ids(mapping, side, [key]) if self.store.exists else {}
-            self._lookup_cache[cache_key] = found.get(key)
-        target = self._lookup_cache[cache_key]
-        if target is None:
-            plan = self.planned.get(mapping, {}).get(side, {})
-            if key in plan:
-                return plan[key]  # why: check mode counts a reference to a record the same run would create
-            if clear:
-                return None  # why: clear_value_on_failed_lookup writes the record with the reference emptied
-            raise RecordError("%s field %s: %r refers to a record that is not coupled in mapping %s yet "
-                              "(it is retried once that record is synchronised)" % (side, field_name, value, mapping))
-        return target
-
-    def _side_values(self, side: str, row: tuple | None, positions: dict[str, int], written: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A record's mapped values on one side as they are after ``written`` is applied."""
-        out = {f: (row[positions[f]] if row is not None else None) for f in self.mapping.side_fields(side)}
-        if written:
-            out.update((k, v) for k, v in written.items() if k in out)
-        return out
-
-    def _fp_of(self, side: str, values: dict[str, Any]) -> str:
-        return side_fingerprint(self.mapping, side, values)
-
-    def _last_values(self, local: dict[str, Any], integration: dict[str, Any]) -> str | None:
-        if not self.mapping.keeps_last_values:
-            return None
-        return json.dumps({"local": {k: canonical(v) for k, v in local.items()},
-                           "integration": {k: canonical(v) for k, v in integration.items()}}, sort_keys=True)
 
     # -- writes ---------------------------------------------------------------------------------------
     def _apply_updates(self, flow: Flow, updates: list[Change], batch: BatchCommit, positions: dict[str, int],
@@ -637,7 +570,7 @@ class SyncJob:
             todo = [ch for ch in updates if getattr(ch, attr) and id(ch) not in failed]
             if not todo:
                 continue
-            ids = [ch.coupling.side_id(side) for ch in todo]  # type: ignore[union-attr]
+            ids = [_coupling(ch).side_id(side) for ch in todo]
             if self.opts.field_diff:
                 self._note_changes(side, attr, todo, ids)
             if self.opts.dry_run:
@@ -651,38 +584,40 @@ class SyncJob:
                     continue
                 failed.add(id(ch))
                 if res.missing and side == dst:
-                    dst_deleted(self, flow, ch, positions, batch, restores)
+                    restore = dst_deleted(self.values, self.result, self.handled, flow, ch, _coupling(ch), positions, batch)
+                    if restore is not None:
+                        restores.append(restore)
                 else:
                     reason = res.error or "refused"
                     if res.missing:
-                        reason = "%s record %s no longer exists" % (side, ch.coupling.side_id(side))  # type: ignore[union-attr]
-                    self._fail(batch, src, ch.src_id, reason)
+                        reason = "%s record %s no longer exists" % (side, _coupling(ch).side_id(side))
+                    self.result.fail(batch, src, ch.src_id, reason)
         for ch in updates:
             if id(ch) in failed:
                 continue
-            cp = ch.coupling
-            self._set_fps(cp, flow, ch)  # type: ignore[arg-type]
-            cp.last_values = ch.last_values  # type: ignore[union-attr]
-            batch.changed_couplings.append(cp)  # type: ignore[arg-type]
+            cp = _coupling(ch)
+            self._set_fps(cp, flow, ch)
+            cp.last_values = ch.last_values
+            batch.changed_couplings.append(cp)
             batch.succeeded.append((src, ch.src_id))
             if ch.values or ch.back:
                 self.result.counts["modified"] += 1
-                self._log("modified", cp.local_id, cp.integration_id)  # type: ignore[union-attr]
+                self.result.log("modified", cp.local_id, cp.integration_id)
             else:
                 self.result.counts["unchanged"] += 1  # both sides changed to the same values
 
     def _update_intents(self, flow: Flow, updates: list[Change]) -> PendingPage:
         """The fingerprints each pair will have once its update is written, and the sides it writes (_recover_updates)."""
-        entries = []
+        entries: list[tuple[str, str | None, dict[str, Any], dict[str, Any]]] = []
         for ch in updates:
             wrote = [side for side, attr in ((flow.src, "back"), (flow.dst, "values")) if getattr(ch, attr)]
             fps = dict(zip((flow.src, flow.dst), (ch.src_fp, self._written_fp(flow, ch))), update=wrote)
-            entries.append((ch.src_id, ch.coupling.side_id(flow.dst), {}, fps))  # type: ignore[union-attr]
+            entries.append((ch.src_id, _coupling(ch).side_id(flow.dst), {}, fps))
         return pending_page(self.mapping.name, flow.src, entries)
 
     def _written_fp(self, flow: Flow, ch: Change) -> str:
         """The destination's fingerprint once ``ch`` is written."""
-        return ch.dst_fp if ch.dst_fp is not None else self._fp_of(flow.dst, ch.values)
+        return ch.dst_fp if ch.dst_fp is not None else self.values.fingerprint(flow.dst, ch.values)
 
     def _set_fps(self, cp: Coupling, flow: Flow, ch: Change) -> None:
         dst_fp = self._written_fp(flow, ch)
@@ -702,7 +637,7 @@ class SyncJob:
                     ch.values[dst_key] = new_id
             ch.dst_id = id_text(ch.values[dst_key]) if dst_key in ch.values else None
             if ch.dst_fp is None:
-                ch.dst_fp = self._fp_of(flow.dst, ch.values)
+                ch.dst_fp = self.values.fingerprint(flow.dst, ch.values)
 
     def _intents(self, flow: Flow, inserts: list[Change]) -> PendingPage:
         return pending_page(self.mapping.name, flow.src, [(ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])
@@ -719,21 +654,22 @@ class SyncJob:
         table = self.tables[dst]
         self._prepare_inserts(flow, [ch for ch in inserts if ch.dst_fp is None])  # restores planned while writing
         if self.opts.dry_run:
-            plan = self.planned.setdefault(self.mapping.name, {"local": {}, "integration": {}})
+            foreseen = self.foreseen.setdefault(self.mapping.name, {"local": {}, "integration": {}})
             for ch in inserts:
-                plan[src][ch.src_id] = ch.dst_id
+                foreseen[src][ch.src_id] = ch.dst_id
                 if ch.dst_id is not None:
-                    plan[dst][ch.dst_id] = ch.src_id
+                    foreseen[dst][ch.dst_id] = ch.src_id
                     if self.mapping.bidirectional:
                         self.handled[dst].add(ch.dst_id)
                 self.result.counts["inserted"] += 1
                 if self.opts.field_diff:
-                    self._note_created(flow, ch.src_id, ch.dst_id, ch.values)
-                self._log_pair("inserted", flow, ch.src_id, ch.dst_id)
+                    self.result.note_created(src, dst, ch.src_id, ch.dst_id, ch.values)
+                self.result.log_pair("inserted", src, ch.src_id, ch.dst_id)
             return
         batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
         if prepared is not None:
-            results = table.insert_prepared(prepared, [ch.dst_id for ch in inserts])
+            # why: a table prepares only rows whose keys the client chose (Table.prepare_insert), so each has its id
+            results = table.insert_prepared(prepared, [ch.dst_id or "" for ch in inserts])
         else:
             results = table.insert([ch.values for ch in inserts])
         written = {}
@@ -745,26 +681,28 @@ class SyncJob:
             dst_positions = {f: i for i, f in enumerate(fields)}
         for ch, res in zip(inserts, results):
             if not res.ok:
-                self._fail(batch, src, ch.src_id, res.error or "refused")
+                self.result.fail(batch, src, ch.src_id, res.error or "refused")
                 continue
             if ch.replaces is not None:
                 batch.removed_couplings.append((ch.replaces.local_id, ch.replaces.integration_id))
-            cp = Coupling.of_flow(self.mapping.name, src, ch.src_id, res.record_id)  # type: ignore[arg-type]
-            if res.record_id in written:
-                dst_values = self._side_values(dst, written[res.record_id], dst_positions)
-                ch.dst_fp = self._fp_of(dst, dst_values)
-                src_values = self._side_values(src, ch.row, positions)
+            # why: an insert that succeeded reports the id of the record it created (Table.insert)
+            new_id: str = res.record_id  # type: ignore[assignment]
+            cp = Coupling.of_flow(self.mapping.name, src, ch.src_id, new_id)
+            if new_id in written:
+                dst_values = self.values.side_values(dst, written[new_id], dst_positions)
+                ch.dst_fp = self.values.fingerprint(dst, dst_values)
+                src_values = self.values.side_values(src, ch.row, positions)
                 local, integration = (src_values, dst_values) if src == "local" else (dst_values, src_values)
-                cp.last_values = self._last_values(local, integration)
+                cp.last_values = self.values.last_values(local, integration)
             self._set_fps(cp, flow, ch)
             batch.new_couplings.append(cp)
             batch.succeeded.append((src, ch.src_id))
             if self.mapping.bidirectional:
-                self.handled[dst].add(res.record_id)  # type: ignore[arg-type]
+                self.handled[dst].add(new_id)
             self.result.counts["inserted"] += 1
             if self.opts.field_diff:
-                self._note_created(flow, ch.src_id, res.record_id, ch.values)
-            self._log_pair("inserted", flow, ch.src_id, res.record_id)
+                self.result.note_created(src, dst, ch.src_id, new_id, ch.values)
+            self.result.log_pair("inserted", src, ch.src_id, new_id)
 
     # -- crash repair -------------------------------------------------------------------------------------
     def _recover_pending(self, flow: Flow) -> None:
@@ -779,7 +717,7 @@ class SyncJob:
         batch = BatchCommit()
         known = self.store.couplings_for(self.mapping.name, flow.src, [p.source_id for p in pending])
         taken: set[str] = set()
-        batch.cleared_pending.extend({p.page for p in pending})  # type: ignore[misc]
+        batch.cleared_pending.extend({p.page for p in pending if p.page is not None})  # every stored intent has its page
         self._recover_updates(flow, [p for p in pending if "update" in p.fingerprints], known, batch)
         for p in pending:
             if p.source_id in known or "update" in p.fingerprints:
@@ -801,7 +739,7 @@ class SyncJob:
                 cp.integration_fp, cp.local_fp = p.fingerprints.get("src"), p.fingerprints.get("dst")
             batch.new_couplings.append(cp)
             self.result.counts["coupled"] += 1
-            self._log("coupled", cp.local_id, cp.integration_id)
+            self.result.log("coupled", cp.local_id, cp.integration_id)
         batch.counts = self.job_row()
         self.commit(batch)
 
@@ -821,7 +759,7 @@ class SyncJob:
             fields = self.mapping.read_fields(side)
             positions = {f: i for i, f in enumerate(fields)}
             rows = self.tables[side].read_by_ids([cp.side_id(side) for _p, cp in entries], fields)
-            current[side] = {id_text(r[0]): self._fp_of(side, self._side_values(side, r, positions)) for r in rows}
+            current[side] = {id_text(r[0]): self.values.fingerprint(side, self.values.side_values(side, r, positions)) for r in rows}
         for p, cp in entries:
             intent = p.fingerprints
             holds = {side for side in ("local", "integration") if current[side].get(cp.side_id(side)) == intent[side]}
@@ -840,66 +778,24 @@ class SyncJob:
         """Store what a batch of the job did (Store.commit_batch), in the job's row."""
         self.store.commit_batch(self.mapping.name, self.run_id or "", self.result.job_id or 0, batch, self.opts.skip_after_failures)
 
-    def _fail(self, batch: BatchCommit, side: str, record_id: str, message: str) -> None:
-        self.result.counts["failed"] += 1
-        batch.failed.append((side, record_id, message))
-        if len(self.result.errors) < self.opts.max_records:
-            self.result.errors.append({"mapping": self.mapping.name, "side": side, "record_id": record_id, "message": message})
-
-    def _log_pair(self, action: str, flow: Flow, src_id: str, dst_id: str | None) -> None:
-        if flow.src == "local":
-            self._log(action, src_id, dst_id)
-        else:
-            self._log(action, dst_id, src_id)
-
-    def _note_created(self, flow: Flow, src_id: str, dst_id: str | None, values: dict[str, Any]) -> None:
-        """For --diff: the values a created record gets."""
-        if len(self.result.records) >= self.opts.max_records:
-            return
-        pair = (src_id, dst_id) if flow.src == "local" else (dst_id, src_id)
-        self._changes[pair] = {"%s.%s" % (flow.dst, name): {"before": None, "after": _shown(value)} for name, value in values.items()}
-
     def _note_changes(self, side: str, attr: str, todo: list[Change], ids: list[str]) -> None:
         """For --diff: the values each of the first reported updates changes on ``side``, as they are before and after."""
-        room = self.opts.max_records - len(self.result.records)
+        room = self.result.diff_room()
         if room <= 0:
             return
         shown = todo[:room]
         names = list(dict.fromkeys(name for ch in shown for name in getattr(ch, attr)))
         fields = [self.mapping.key(side)] + [n for n in names if n != self.mapping.key(side)]
         now = {id_text(r[0]): dict(zip(fields, r)) for r in self.tables[side].read_by_ids(ids[:room], fields)}
-        for ch, rid in zip(shown, ids):
-            before = now.get(rid, {})
-            pair = (ch.coupling.local_id, ch.coupling.integration_id)  # type: ignore[union-attr]
-            changes = self._changes.setdefault(pair, {})
-            for name, value in getattr(ch, attr).items():
-                if canonical(before.get(name)) != canonical(value):
-                    changes["%s.%s" % (side, name)] = {"before": _shown(before.get(name)), "after": _shown(value)}
-
-    def _log(self, action: str, local_id: str | None, integration_id: str | None) -> None:
-        changes = self._changes.pop((local_id, integration_id), None) if self._changes else None
-        if len(self.result.records) >= self.opts.max_records:
-            self.result.records_truncated = True
-            return
-        record = {"mapping": self.mapping.name, "action": action, "local_id": local_id, "integration_id": integration_id}
-        if changes:
-            record["changes"] = changes
-        self.result.records.append(record)
+        self.result.note_changes(side, [((_coupling(ch).local_id, _coupling(ch).integration_id), getattr(ch, attr), now.get(rid, {}))
+                                        for ch, rid in zip(shown, ids)])
 
 
-def _shown(value: Any, limit: int = 120) -> Any:
-    """A value as --diff shows it: its canonical form, long text cut."""
-    out = canonical(value)
-    if isinstance(out, str) and len(out) > limit:
-        return out[:limit] + "..."
-    return out
-
-
-def _checked(values: Any) -> dict[str, Any]:
-    """Values of _page_values, or the error it put in their place raised."""
-    if isinstance(values, Exception):
-        raise values
-    return values
+def _coupling(ch: Change) -> Coupling:
+    """The coupling of a planned update (every update is of a coupled pair)."""
+    if ch.coupling is None:
+        raise AssertionError("an update is of a coupled pair")  # why: planning makes updates only of coupled records
+    return ch.coupling
 
 
 def _as_datetime(value: Any) -> datetime.datetime | None:

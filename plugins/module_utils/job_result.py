@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.counters import CHANGES, COUNTERS
-from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
+from ansible_collections.tablesync.integration.plugins.module_utils.store import BatchCommit
+from ansible_collections.tablesync.integration.plugins.module_utils.values import canonical, utcnow
+
+# --diff: by coupled pair (local id, integration id), the values an update or create changes, as "side.field" -> before/after
+Diffs = dict[tuple["str | None", "str | None"], dict[str, Any]]
 
 
 @dataclass
@@ -35,6 +39,53 @@ class JobResult:
     directions: dict[str, dict[str, Any]] = field(default_factory=dict)
     throttled: int = 0  # requests a web service refused with 429 during the job
     throttle_wait: float = 0.0  # seconds the job's requests waited for the services' Retry-After
+    cap: int = 100  # records and errors kept for the report (the job's max_records)
+    # --diff: the values noted for a pair until its record line is logged (not reported by itself)
+    diffs: Diffs = field(default_factory=dict, repr=False)
+
+    def fail(self, batch: BatchCommit, side: str, record_id: str, message: str) -> None:
+        """A record failed: counted, stored with the batch (retried next run), and reported while there is room."""
+        self.counts["failed"] += 1
+        batch.failed.append((side, record_id, message))
+        if len(self.errors) < self.cap:
+            self.errors.append({"mapping": self.mapping, "side": side, "record_id": record_id, "message": message})
+
+    def log(self, action: str, local_id: str | None, integration_id: str | None) -> None:
+        """Report what happened to a pair (with the values --diff noted for it), while there is room."""
+        changes = self.diffs.pop((local_id, integration_id), None) if self.diffs else None
+        if len(self.records) >= self.cap:
+            self.records_truncated = True
+            return
+        record: dict[str, Any] = {"mapping": self.mapping, "action": action, "local_id": local_id, "integration_id": integration_id}
+        if changes:
+            record["changes"] = changes
+        self.records.append(record)
+
+    def log_pair(self, action: str, src: str, src_id: str | None, dst_id: str | None) -> None:
+        """log, given the pair as the flow from side ``src`` has it."""
+        if src == "local":
+            self.log(action, src_id, dst_id)
+        else:
+            self.log(action, dst_id, src_id)
+
+    def diff_room(self) -> int:
+        """How many more records the report can show with their values (--diff)."""
+        return self.cap - len(self.records)
+
+    def note_created(self, src: str, dst: str, src_id: str, dst_id: str | None, values: dict[str, Any]) -> None:
+        """For --diff: the values a created record gets (a flow from ``src`` to ``dst``)."""
+        if self.diff_room() <= 0:
+            return
+        pair = (src_id, dst_id) if src == "local" else (dst_id, src_id)
+        self.diffs[pair] = {"%s.%s" % (dst, name): {"before": None, "after": shown(value)} for name, value in values.items()}
+
+    def note_changes(self, side: str, changed: list[tuple[tuple[str | None, str | None], dict[str, Any], dict[str, Any]]]) -> None:
+        """For --diff: per pair, (pair, the values written on ``side``, the record's values before): those that change."""
+        for pair, written, before in changed:
+            changes = self.diffs.setdefault(pair, {})
+            for name, value in written.items():
+                if canonical(before.get(name)) != canonical(value):
+                    changes["%s.%s" % (side, name)] = {"before": shown(before.get(name)), "after": shown(value)}
 
     def absorb(self, part: JobResult, cap: int) -> None:
         """Add what a page's planning counted and reported (at most ``cap`` records and errors are kept)."""
@@ -71,17 +122,25 @@ class JobResult:
         }
 
 
+def shown(value: Any, limit: int = 120) -> Any:
+    """A value as --diff shows it: its canonical form, long text cut."""
+    out = canonical(value)
+    if isinstance(out, str) and len(out) > limit:
+        return out[:limit] + "..."
+    return out
+
+
 def progress(read: int, total: int | None, started_at: datetime.datetime, now: datetime.datetime) -> dict[str, Any]:
     """How far a running job is: records read of the total expected, percentage, rate (records a second) and ETA (seconds);
     the figures that need the total are None when its source could not count it."""
     elapsed = max((now - started_at).total_seconds(), 1e-6)
     rate = read / elapsed
-    known = total is not None and total > 0
-    left = max(total - read, 0) if known else None  # type: ignore[operator]
+    known = total if total is not None and total > 0 else None
+    left = max(known - read, 0) if known is not None else None
     return {
         "read": read,
         "total": total,
-        "percentage": round(min(100.0, 100.0 * read / total), 1) if known else None,  # type: ignore[operator]
+        "percentage": round(min(100.0, 100.0 * read / known), 1) if known is not None else None,
         "rate": round(rate, 1),
         "eta_seconds": (round(left / rate) if rate > 0 else None) if left is not None else None,
     }

@@ -17,6 +17,7 @@ runs match the records they would create page by page (page_matching.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping as ReadMapping  # why: the name Mapping is the declared mapping (mapping.py)
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ from ansible_collections.tablesync.integration.plugins.module_utils.mapping impo
 from ansible_collections.tablesync.integration.plugins.module_utils.match_key import MatchKey
 from ansible_collections.tablesync.integration.plugins.module_utils.store import HELD, Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text
+
+# A record's values of the match keys, normalised; a part is None where the record has no value (never indexed: unmatched)
+KeyValues = tuple[str | None, ...]
 
 
 def match_keys(mapping: Mapping, tables: dict[str, Any] | None = None, match_on: Sequence[Any] | None = None) -> list[MatchKey]:
@@ -78,8 +82,8 @@ class MatchResult:
 
 
 def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[MatchKey], batch_size: int, result: MatchResult, cap: int,
-           probe: dict[tuple[str, ...], list[str]] | None = None, coupled_only: bool = False,
-           ) -> tuple[dict[tuple[str, ...], list[str]], dict[tuple[str, ...], dict[str, str]]]:
+           probe: dict[KeyValues, list[str]] | None = None, coupled_only: bool = False,
+           ) -> tuple[dict[KeyValues, list[str]], dict[KeyValues, dict[str, str | None]]]:
     """Normalised key -> ids of the side's uncoupled records (within the mapping's filter); and, for the keys of
     ``probe`` (the other side's uncoupled records), the side's coupled records with that key, id -> partner id.
 
@@ -92,8 +96,8 @@ def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[Match
     positions = [fields.index(k.field_on(side)) for k in keys]
     norms = [k.normaliser() for k in keys]
     other = SIDES[1 - SIDES.index(side)]
-    index: dict[tuple[str, ...], list[str]] = {}
-    taken: dict[tuple[str, ...], dict[str, str]] = {}
+    index: dict[KeyValues, list[str]] = {}
+    taken: dict[KeyValues, dict[str, str | None]] = {}
     for page in table.scan(fields, where=mapping.filters.get(side), page_size=batch_size):
         ids = [id_text(r[0]) for r in page]
         coupled = store.couplings_for(mapping.name, side, ids) if store.exists else {}
@@ -102,7 +106,7 @@ def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[Match
                 if probe:
                     key = tuple(norm(row[pos]) for norm, pos in zip(norms, positions))
                     if key in probe:
-                        taken.setdefault(key, {})[rid] = coupled[rid].side_id(other)  # type: ignore[index]
+                        taken.setdefault(key, {})[rid] = coupled[rid].side_id(other)
                 continue
             if coupled_only:
                 continue
@@ -110,7 +114,7 @@ def _index(mapping: Mapping, table: Any, side: str, store: Any, keys: list[Match
             if any(part is None for part in key):
                 _unmatched(result, side, rid, cap)
                 continue
-            index.setdefault(key, []).append(rid)  # type: ignore[arg-type]
+            index.setdefault(key, []).append(rid)
     return index, taken
 
 
@@ -120,8 +124,8 @@ def _unmatched(result: MatchResult, side: str, rid: str, cap: int) -> None:
         result.unmatched_records.append({"side": side, "id": rid})
 
 
-def _ambiguous(result: MatchResult, keys: list[MatchKey], key: tuple[str, ...], local_ids: list[str], integration_ids: list[str],
-               cap: int, taken: dict[str, dict[str, str]] | None = None) -> None:
+def _ambiguous(result: MatchResult, keys: list[MatchKey], key: KeyValues, local_ids: list[str], integration_ids: list[str],
+               cap: int, taken: dict[str, dict[str, str | None]] | None = None) -> None:
     """``taken``: per side, the records with the key already coupled to another record, to their partner."""
     result.ambiguous_keys += 1
     ids = {"local": sorted(local_ids), "integration": sorted(integration_ids)}
@@ -149,7 +153,7 @@ def match_mapping(mapping: Mapping, tables: dict[str, Any], store: Any, match_on
     result = MatchResult(mapping.name)
     local = _index(mapping, tables["local"], "local", store, keys, batch_size, result, max_reported)[0]
     remote, taken_remote = _index(mapping, tables["integration"], "integration", store, keys, batch_size, result, max_reported, probe=local)
-    taken_local: dict[tuple[str, ...], dict[str, str]] = {}
+    taken_local: dict[KeyValues, dict[str, str | None]] = {}
     if remote and mapping.direction != "to_integration":
         # why: records created on the local side too: a local record coupled elsewhere that holds the key makes it ambiguous
         taken_local = _index(mapping, tables["local"], "local", store, keys, batch_size, result, max_reported, probe=remote, coupled_only=True)[1]
@@ -175,7 +179,7 @@ def match_mapping(mapping: Mapping, tables: dict[str, Any], store: Any, match_on
 
 
 def ambiguous_message(mapping: str, keys: Sequence[MatchKey], side: str, record_id: str, values: Sequence[Any],
-                      candidates: Sequence[str] = (), coupled: dict[str, str] | None = None, rivals: Sequence[str] = ()) -> str:
+                      candidates: Sequence[str] = (), coupled: ReadMapping[str, str | None] | None = None, rivals: Sequence[str] = ()) -> str:
     """Why a record is held: names the mapping, the record, its key values and the records that make the match ambiguous.
 
     ``candidates``: ids of the other side's records with the key; ``coupled``: those of them already coupled, to the
@@ -247,33 +251,6 @@ class PlannedCouplings:
 
     def watermark(self, mapping: str, side: str) -> Any:
         return self._store.watermark(mapping, side) if self._store.exists else None
-
-
-def couple_before_full_sync(job: Any) -> MatchResult | None:
-    """Before a full sync job creates anything: couple its mapping's matching records.
-
-    ``job`` is a job.SyncJob not yet run. Matched pairs are committed (or, in
-    check mode, planned), ambiguous records are held (the job fails them with their
-    ``ambiguous match`` message instead of creating them), and the job's counts and records
-    report the couplings. The job then looks up no matches page by page: this saw every
-    uncoupled record. No-op for a mapping without ``match_on``.
-    """
-    mapping = job.mapping
-    if not mapping.match_on:
-        return None
-    result = match_mapping(mapping, job.tables, job.store, batch_size=job.opts.batch_size, max_reported=job.opts.max_records)
-    if job.opts.dry_run:
-        job.store = PlannedCouplings(job.store, mapping.name, result.pairs)
-        plan_lookups(job.planned, mapping.name, result.pairs)
-    else:
-        couple_matches(job.store, mapping.name, result.pairs, job.opts.batch_size)
-    job.opts.hold = result.held
-    job.opts.matched = True
-    job.result.counts["coupled"] += len(result.pairs)
-    job.result.matching = result.report(job.opts.max_records)
-    for lid, iid in result.pairs:
-        job._log("coupled", lid, iid)
-    return result
 
 
 def plan_lookups(planned: dict[str, dict[str, dict[str, str | None]]], mapping: str, pairs: Sequence[tuple[str, str]]) -> None:

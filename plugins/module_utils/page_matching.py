@@ -15,7 +15,7 @@ Before a sync job creates the partner of an uncoupled source record, a mapping t
 
 The look-up costs one query per page of records to create (or per ``filter_values_per_query``
 records of a web table), never a scan of a whole table. A full sync matches every uncoupled
-record before it starts (matching.couple_before_full_sync); its held records are failed here
+record before it starts (job.SyncJob.couple_matches_first); its held records are failed here
 and it looks up nothing more.
 """
 
@@ -24,23 +24,36 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import INITIAL_SOURCE
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, Table
 from ansible_collections.tablesync.integration.plugins.module_utils.filters import combine, value_in
+from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
+from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
+from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, ambiguous_message, match_keys, plan_lookups
+from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import PagePlan
+from ansible_collections.tablesync.integration.plugins.module_utils.record_values import Foreseen
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, converter, id_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
-    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
-    from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import PagePlan
+from ansible_collections.tablesync.integration.plugins.module_utils.write_policy import WritePolicy
 
 # kinds a look-up filter can list values of (binary values cannot be written in a filter)
 _FILTER_KINDS = ("text", "integer", "decimal", "float", "boolean", "date", "datetime", "uuid")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass
+class MatchScope:
+    """What matching reads: the mapping's tables, the couplings (``store``), the job's options, and in check mode the
+    couplings the run would make (``foreseen``)."""
+
+    mapping: Mapping
+    tables: dict[str, Table]
+    store: Any
+    opts: JobOptions
+    foreseen: Foreseen
 
 
 @dataclass
@@ -51,21 +64,21 @@ class PageMatches:
     hold: dict[str, str] = field(default_factory=dict)  # source id -> why (an ambiguous match message)
 
 
-def looks_up_matches(job: SyncJob) -> bool:
+def looks_up_matches(mapping: Mapping, opts: JobOptions) -> bool:
     """Whether the job looks for a match before it creates a record (a full sync's matching already did)."""
-    return bool(job.mapping.match_on) and not job.opts.matched
+    return bool(mapping.match_on) and not opts.matched
 
 
-def plans_read_destination(job: SyncJob) -> bool:
+def plans_read_destination(mapping: Mapping, opts: JobOptions, policy: WritePolicy) -> bool:
     """Whether planning a page reads what the pages before it write: the records they created and coupled.
 
     Why: a page planned ahead of the previous page's writes would not see a record that page
     creates or couples with the same key, and would couple or create it a second time.
     """
-    return looks_up_matches(job) and (job.opts.create_uncoupled or not job.mapping.synch_only_coupled_records)
+    return looks_up_matches(mapping, opts) and policy.creates
 
 
-def match_before_create(job: SyncJob, flow: Flow, plan: PagePlan, todo: list[tuple]) -> list[tuple]:
+def match_before_create(scope: MatchScope, result: JobResult, flow: Flow, plan: PagePlan, todo: list[tuple]) -> list[tuple]:
     """The page's records to write, (row, source id, fingerprint, coupling or None, ...), once those without a coupling are matched.
 
     A held record is failed with its reason. A matched record gets its new coupling (stored with the
@@ -75,24 +88,24 @@ def match_before_create(job: SyncJob, flow: Flow, plan: PagePlan, todo: list[tup
     creates = [(entry[0], entry[1]) for entry in todo if entry[3] is None]
     if not creates:
         return todo
-    decision = decide_matches(job, flow, plan.positions, creates)
+    decision = decide_matches(scope, flow, plan.positions, creates)
     if not decision.couple and not decision.hold:
         return todo
-    mapping = job.mapping
+    mapping = scope.mapping
     writes_pairs = not mapping.bidirectional or INITIAL_SOURCE[mapping.initial_direction or "to_integration"] == flow.src
     out = []
     for entry in todo:
         sid, cp = entry[1], entry[3]
         if cp is None and sid in decision.hold:
-            job._fail(plan.batch, flow.src, sid, decision.hold[sid])
+            result.fail(plan.batch, flow.src, sid, decision.hold[sid])
             continue
         if cp is None and sid in decision.couple:
             cp = Coupling.of_flow(mapping.name, flow.src, sid, decision.couple[sid])
             plan.batch.new_couplings.append(cp)
-            job.result.counts["coupled"] += 1
-            job._log("coupled", cp.local_id, cp.integration_id)
-            if job.opts.dry_run:
-                plan_lookups(job.planned, mapping.name, [(cp.local_id, cp.integration_id)])
+            result.counts["coupled"] += 1
+            result.log("coupled", cp.local_id, cp.integration_id)
+            if scope.opts.dry_run:
+                plan_lookups(scope.foreseen, mapping.name, [(cp.local_id, cp.integration_id)])
             if not writes_pairs:
                 continue
             entry = (*entry[:3], cp, *entry[4:])
@@ -100,18 +113,18 @@ def match_before_create(job: SyncJob, flow: Flow, plan: PagePlan, todo: list[tup
     return out
 
 
-def decide_matches(job: SyncJob, flow: Flow, positions: dict[str, int], creates: Sequence[tuple[tuple, str]]) -> PageMatches:
+def decide_matches(scope: MatchScope, flow: Flow, positions: dict[str, int], creates: Sequence[tuple[tuple, str]]) -> PageMatches:
     """Couple or hold each record of ``creates`` (row, source id) that matching decides about; reads only."""
     decision = PageMatches()
-    held = job.opts.hold.get(flow.src) or {}
+    held = scope.opts.hold.get(flow.src) or {}
     for _row, sid in creates:
         if sid in held:
             decision.hold[sid] = held[sid]
-    if not looks_up_matches(job):
+    if not looks_up_matches(scope.mapping, scope.opts):
         return decision
-    mapping, src, dst = job.mapping, flow.src, flow.dst
+    mapping, src, dst = scope.mapping, flow.src, flow.dst
     keys = match_keys(mapping)
-    found = _source_keys(job, src, positions, [c for c in creates if c[1] not in decision.hold], keys)
+    found = _source_keys(scope, src, positions, [c for c in creates if c[1] not in decision.hold], keys)
     by_key: dict[tuple, list[str]] = {}
     for sid, (_raw, key) in found.items():
         by_key.setdefault(key, []).append(sid)
@@ -122,11 +135,11 @@ def decide_matches(job: SyncJob, flow: Flow, positions: dict[str, int], creates:
             continue
         for sid in sids:
             decision.hold[sid] = ambiguous_message(mapping.name, keys, src, sid, found[sid][0], rivals=[s for s in sids if s != sid])
-    _hold_rivals(job, src, keys, found, lone, decision)
+    _hold_rivals(scope, src, keys, found, lone, decision)
     if not lone:
         return decision
-    candidates = find_candidates(job, dst, keys, {sid: found[sid][0] for sid in lone})
-    coupled = _coupled(job, dst, sorted({cid for ids in candidates.values() for cid in ids}))
+    candidates = find_candidates(scope, dst, keys, {sid: found[sid][0] for sid in lone})
+    coupled = _coupled(scope, dst, sorted({cid for ids in candidates.values() for cid in ids}))
     for sid, key in lone.items():
         ids = candidates.get(key, [])
         if len(ids) == 1 and ids[0] not in coupled:
@@ -137,7 +150,7 @@ def decide_matches(job: SyncJob, flow: Flow, positions: dict[str, int], creates:
     return decision
 
 
-def _hold_rivals(job: SyncJob, src: str, keys: list[MatchKey], found: dict[str, tuple[list[Any], tuple]], lone: dict[str, tuple],
+def _hold_rivals(scope: MatchScope, src: str, keys: list[MatchKey], found: dict[str, tuple[list[Any], tuple]], lone: dict[str, tuple],
                  decision: PageMatches) -> None:
     """Hold (and take out of ``lone``) the records another uncoupled record of their own side shares the key with.
 
@@ -146,17 +159,17 @@ def _hold_rivals(job: SyncJob, src: str, keys: list[MatchKey], found: dict[str, 
     """
     if not lone:
         return
-    rivals = find_candidates(job, src, keys, {sid: found[sid][0] for sid in lone})
+    rivals = find_candidates(scope, src, keys, {sid: found[sid][0] for sid in lone})
     others = {sid: [r for r in rivals.get(key, []) if r != sid] for sid, key in lone.items()}
-    coupled = _coupled(job, src, sorted({r for ids in others.values() for r in ids}))
+    coupled = _coupled(scope, src, sorted({r for ids in others.values() for r in ids}))
     for sid, ids in others.items():
         ids = [r for r in ids if r not in coupled]
         if ids:
-            decision.hold[sid] = ambiguous_message(job.mapping.name, keys, src, sid, found[sid][0], rivals=ids)
+            decision.hold[sid] = ambiguous_message(scope.mapping.name, keys, src, sid, found[sid][0], rivals=ids)
             del lone[sid]
 
 
-def _source_keys(job: SyncJob, src: str, positions: dict[str, int], creates: Sequence[tuple[tuple, str]],
+def _source_keys(scope: MatchScope, src: str, positions: dict[str, int], creates: Sequence[tuple[tuple, str]],
                  keys: list[MatchKey]) -> dict[str, tuple[list[Any], tuple]]:
     """Source id -> (match values, normalised key) of the records that have a key (an empty value matches nothing)."""
     names = [k.field_on(src) for k in keys]
@@ -165,8 +178,8 @@ def _source_keys(job: SyncJob, src: str, positions: dict[str, int], creates: Seq
     at = positions
     if missing and creates:
         # why: a match field no field mapping reads (match_on names it directly) is read for the page at once
-        fields = list(dict.fromkeys([job.mapping.key(src), *names]))
-        rows = {id_text(r[0]): r for r in job.tables[src].read_by_ids([sid for _row, sid in creates], fields)}
+        fields = list(dict.fromkeys([scope.mapping.key(src), *names]))
+        rows = {id_text(r[0]): r for r in scope.tables[src].read_by_ids([sid for _row, sid in creates], fields)}
         at = {f: i for i, f in enumerate(fields)}
     norms = [k.normaliser() for k in keys]
     out: dict[str, tuple[list[Any], tuple]] = {}
@@ -178,7 +191,7 @@ def _source_keys(job: SyncJob, src: str, positions: dict[str, int], creates: Seq
     return out
 
 
-def find_candidates(job: SyncJob, dst: str, keys: list[MatchKey], values: dict[str, list[Any]]) -> dict[tuple, list[str]]:
+def find_candidates(scope: MatchScope, dst: str, keys: list[MatchKey], values: dict[str, list[Any]]) -> dict[tuple, list[str]]:
     """Normalised key -> ids of the records of side ``dst`` (within its filter) with the key of one of the records ``values`` lists.
 
     One query per ``filter_values_per_query`` records: each match field ``in`` the records' values.
@@ -189,10 +202,10 @@ def find_candidates(job: SyncJob, dst: str, keys: list[MatchKey], values: dict[s
     ASCII only), which finds what differs in case on every endpoint but SQLite, where letters beyond
     ASCII must agree in case.
     """
-    table = job.tables[dst]
+    table = scope.tables[dst]
     columns = table.info.columns
     names = [k.field_on(dst) for k in keys]
-    fields = list(dict.fromkeys([job.mapping.key(dst), *names]))
+    fields = list(dict.fromkeys([scope.mapping.key(dst), *names]))
     positions = [fields.index(n) for n in names]
     norms = [k.normaliser() for k in keys]
     wanted = {}
@@ -208,8 +221,8 @@ def find_candidates(job: SyncJob, dst: str, keys: list[MatchKey], values: dict[s
     for start in range(0, len(ids), step):
         chunk = ids[start:start + step]
         keys_asked = {wanted[sid] for sid in chunk}
-        where = combine(job.mapping.filters.get(dst), *_key_filters(keys, names, [columns[n].kind for n in names], [lists[s] for s in chunk]))
-        for page in table.scan(fields, where=where, page_size=job.opts.batch_size):
+        where = combine(scope.mapping.filters.get(dst), *_key_filters(keys, names, [columns[n].kind for n in names], [lists[s] for s in chunk]))
+        for page in table.scan(fields, where=where, page_size=scope.opts.batch_size):
             for row in page:
                 key = tuple(norm(row[pos]) for norm, pos in zip(norms, positions))
                 if key in keys_asked:
@@ -219,7 +232,7 @@ def find_candidates(job: SyncJob, dst: str, keys: list[MatchKey], values: dict[s
 
 def _filter_values(keys: list[MatchKey], kinds: list[str], raw: list[Any]) -> list[list[Any]] | None:
     """Per match field, the values a record's key may have on the destination; None when it can have none there."""
-    out = []
+    out: list[list[Any]] = []
     for key, kind, value in zip(keys, kinds, raw):
         if kind not in _FILTER_KINDS:
             out.append([])
@@ -254,12 +267,12 @@ def _key_filters(keys: list[MatchKey], names: list[str], kinds: list[str], lists
     return filters
 
 
-def _coupled(job: SyncJob, dst: str, ids: list[str]) -> dict[str, str]:
-    """Id on side ``dst`` -> id of its partner, for the records already coupled (or, in check mode, planned to be)."""
+def _coupled(scope: MatchScope, dst: str, ids: list[str]) -> dict[str, str]:
+    """Id on side ``dst`` -> id of its partner, for the records already coupled (or, in check mode, foreseen to be)."""
     if not ids:
         return {}
     src = OTHER_SIDE[dst]
-    out = {i: cp.side_id(src) for i, cp in job.store.couplings_for(job.mapping.name, dst, ids).items()} if job.store.exists else {}
-    planned = job.planned.get(job.mapping.name, {}).get(dst, {})
-    out.update((i, planned[i]) for i in ids if i not in out and planned.get(i) is not None)
+    out = {i: cp.side_id(src) for i, cp in scope.store.couplings_for(scope.mapping.name, dst, ids).items()} if scope.store.exists else {}
+    foreseen = scope.foreseen.get(scope.mapping.name, {}).get(dst, {})
+    out.update((i, foreseen[i]) for i in ids if i not in out and foreseen.get(i) is not None)
     return out

@@ -24,7 +24,6 @@ from ansible_collections.tablesync.integration.plugins.module_utils.job_options 
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.locking import mapping_locks
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
-from ansible_collections.tablesync.integration.plugins.module_utils.matching import couple_before_full_sync
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Store
 
 
@@ -131,7 +130,7 @@ class SyncRunner:
                 job = SyncJob(mapping, tables, flows, self.store, run_id, opts)
                 before = [e.throttling() for e in self.endpoints.values()]
                 if mode == "full" and chosen is None:
-                    couple_before_full_sync(job)  # couple matching records before anything is created
+                    job.couple_matches_first()  # couple matching records before anything is created
                 done = job.run()
                 after = [e.throttling() for e in self.endpoints.values()]
                 done.throttled = sum(a[0] - b[0] for a, b in zip(after, before))

@@ -19,9 +19,9 @@ import collections
 from collections.abc import Sequence
 from typing import Any
 
-from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import side_fingerprint, side_fingerprints
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import Table
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.record_values import side_fingerprint, side_fingerprints
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical
 
 

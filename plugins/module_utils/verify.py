@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import SIDES
-from ansible_collections.tablesync.integration.plugins.module_utils.job import SyncJob
-from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
+from ansible_collections.tablesync.integration.plugins.module_utils.record_values import RecordValues
 from ansible_collections.tablesync.integration.plugins.module_utils.values import ConversionError, canonical, converter, id_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,13 +70,15 @@ def _compares(mapping: Mapping, flows: dict[tuple[str, str], Flow], tables: dict
         names = []
         for fm in flow.fields:
             name = fm.field_on(dst)
+            if name is None:
+                raise AssertionError("a flow's field has a destination field")  # why: FieldMapping.flows says so
             if name == mapping.key(dst) or id(fm) in seen or (dst, name) in seen_dst:
                 continue  # why: a sync never renames a coupled record's key, so verify does not ask for it
             seen.add(id(fm))
-            seen_dst.add((dst, name))  # type: ignore[arg-type]
+            seen_dst.add((dst, name))
             names.append(name)
         columns = tables[dst].info.columns
-        out.append(_Compare(flow, names, {n: converter(columns[n].kind) for n in names}))  # type: ignore[misc]
+        out.append(_Compare(flow, names, {n: converter(columns[n].kind) for n in names}))
     return out
 
 
@@ -86,8 +87,8 @@ def verify_mapping(mapping: Mapping, tables: dict[str, Any], flows: dict[tuple[s
     """Compare every coupling's records and list uncoupled records; reads only."""
     result = VerifyResult(mapping.name)
     compares = _compares(mapping, flows, tables)
-    # why: expected values come from the sync job itself, so verify agrees with what a sync writes
-    writer = SyncJob(mapping, tables, flows, store, None, JobOptions(mode="full", dry_run=True))
+    # why: expected values come from what a sync job writes with, so verify agrees with what a sync writes
+    writer = RecordValues(mapping, store, {})
     fields = {side: mapping.read_fields(side) for side in SIDES}
     positions = {side: {f: i for i, f in enumerate(fields[side])} for side in SIDES}
     couplings_pages: Any = store.iter_couplings(mapping.name, batch=batch_size) if store.exists else []
@@ -111,7 +112,7 @@ def verify_mapping(mapping: Mapping, tables: dict[str, Any], flows: dict[tuple[s
             for cmp in compares:
                 src, dst = cmp.flow.src, cmp.flow.dst
                 try:
-                    values = writer._values(cmp.flow, rows[src], positions[src], True)
+                    values = writer.values(cmp.flow, rows[src], positions[src], True)
                 except ConversionError as exc:
                     differences.append({"field": None, "side": dst, "expected": None, "actual": None, "error": str(exc)})
                     continue

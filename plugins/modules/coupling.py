@@ -271,7 +271,7 @@ def explicit(module: AnsibleModule, store, mapping, tables) -> dict:
 
 
 def matched(module: AnsibleModule, store, mapping, tables, flows) -> dict:
-    from ansible_collections.tablesync.integration.plugins.module_utils.coupling import create_unmatched
+    from ansible_collections.tablesync.integration.plugins.module_utils.couple_uncoupled import create_unmatched
     from ansible_collections.tablesync.integration.plugins.module_utils.matching import PlannedCouplings, couple_matches, match_mapping
 
     p = module.params

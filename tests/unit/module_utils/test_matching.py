@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tablesync.integration.plugins.module_utils.coupling import create_unmatched
+from ansible_collections.tablesync.integration.plugins.module_utils.couple_uncoupled import create_unmatched
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping, open_tables
 from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, couple_matches, match_mapping

@@ -33,7 +33,12 @@ SANITY_DIR := $(SANITY_ROOT)/ansible_collections/$(NAMESPACE)/$(NAME)
 SANITY_PYTHON ?= 3.11
 SANITY_ARGS ?=
 
-PYTEST_WORKERS ?= 2
+# pytest-xdist workers for `unit` and `integration`: one per core, at least 2, at most 4
+# (each integration test drives ansible-playbook processes and the database servers).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 2 ? 2 : n > 4 ? 4 : n )))
+# worksteal: an idle worker takes queued tests from a busy one, so a few long tests do not
+# leave the other workers waiting at the end.
+PYTEST_DIST ?= worksteal
 PYTEST_ARGS ?=
 
 # Lint only the directories that exist (a fresh clone may lack some).
@@ -56,7 +61,7 @@ help:
 	@echo "  lint            ruff check $(LINT_PATHS); shellcheck the CI scripts; changelog fragments"
 	@echo "  fix             ruff check --fix (safe auto-fixes)"
 	@echo "  unit            pytest -n $(PYTEST_WORKERS) tests/unit"
-	@echo "  integration     pytest tests/integration (runs ansible-playbook)"
+	@echo "  integration     pytest -n $(PYTEST_WORKERS) tests/integration (runs ansible-playbook)"
 	@echo "  test            services + lint + docs + sanity + ansible-lint + unit + integration + molecule (CI entry point)"
 	@echo "  docs            lint and build the collection docsite into $(DOCSITE)/build/html (any warning fails)"
 	@echo "  demo            ansible-playbook playbooks/demo.yml"
@@ -108,16 +113,19 @@ lint: $(STAMP)
 fix: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 
+# The collection link is made here, before pytest starts its workers.
 unit: $(STAMP) collection services
-	$(ANSIBLE_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/unit $(PYTEST_ARGS)
+	$(ANSIBLE_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) tests/unit $(PYTEST_ARGS)
 
 # pytest exits 5 when it collects nothing; that fails the target. Until the
 # first integration test file lands, the suite is reported as skipped instead.
+# The tests run in parallel: each has its own temporary directory, SQLite files,
+# server databases (unique names) and HTTP doubles (port 0).
 integration: $(STAMP) collection services
 	@if [ -z "$$(find tests/integration -name 'test_*.py' -o -name '*_test.py' 2>/dev/null)" ]; then \
 	    echo "integration: no test files under tests/integration yet -- skipped"; \
 	else \
-	    $(ANSIBLE_ENV) $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS); \
+	    $(ANSIBLE_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) tests/integration $(PYTEST_ARGS); \
 	fi
 
 # Make stops at the first failing step, so a failure anywhere fails `make test`.

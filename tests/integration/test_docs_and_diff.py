@@ -12,6 +12,7 @@ import pytest
 from tests.integration.conftest import ROOT, ansible_playbook, playbook_env
 from tests.support.fixtures import rows
 
+ROLES = ["default_mappings", "full_sync"]
 MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "modules")) if name.endswith(".py") and name != "__init__.py")
 
 
@@ -22,9 +23,20 @@ def ansible_doc(*args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.fixture(scope="module")
+def module_docs() -> dict:
+    """ansible-doc's entries of every module from one run (why: each run loads Ansible and the collection anew)."""
+    return ansible_doc(*("tablesync.integration.%s" % module for module in MODULES))
+
+
+@pytest.fixture(scope="module")
+def role_docs() -> dict:
+    return ansible_doc("-t", "role", *("tablesync.integration.%s" % role for role in ROLES))
+
+
 @pytest.mark.parametrize("module", MODULES)
-def test_module_documents_options_examples_and_return_values(module):
-    entry = ansible_doc("tablesync.integration.%s" % module)["tablesync.integration.%s" % module]
+def test_module_documents_options_examples_and_return_values(module, module_docs):
+    entry = module_docs["tablesync.integration.%s" % module]
     options = entry["doc"]["options"]
     for shared in ("store", "local", "integration"):
         assert shared in options, "%s: the connection doc fragment is missing" % module
@@ -36,9 +48,9 @@ def test_module_documents_options_examples_and_return_values(module):
     assert attributes.get("check_mode", {}).get("support") in ("full", "partial"), "%s: document check mode support in attributes" % module
 
 
-@pytest.mark.parametrize("role", ["default_mappings", "full_sync"])
-def test_role_variables_are_documented(role):
-    spec = ansible_doc("-t", "role", "tablesync.integration.%s" % role)["tablesync.integration.%s" % role]
+@pytest.mark.parametrize("role", ROLES)
+def test_role_variables_are_documented(role, role_docs):
+    spec = role_docs["tablesync.integration.%s" % role]
     options = spec["entry_points"]["main"]["options"]
     for side in ("store", "local", "integration"):
         assert "%s_%s" % (role, side) in options

@@ -1,6 +1,6 @@
 # Build and test entry points for the tablesync.integration collection.
 #
-#   make test         services + lint + docs + sanity + ansible-lint + unit + integration + molecule (what CI runs)
+#   make test         services + lint + typecheck + docs + sanity + ansible-lint + unit + integration + molecule (what CI runs)
 #   make venv         create .venv and install requirements-dev.txt (only when needed)
 #   make collection   link the checkout as collections/ansible_collections/tablesync/integration
 #   make demo         run playbooks/demo.yml (embedded SQLite ERP and CRM)
@@ -50,7 +50,7 @@ SHELL_SCRIPTS := $(wildcard tests/ci/*.sh .ci/run)
 # checkout's ansible.cfg whatever the cwd.
 ANSIBLE_ENV := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" ANSIBLE_CONFIG="$(CURDIR)/ansible.cfg"
 
-.PHONY: help venv collection demo services lint fix unit integration test sanity \
+.PHONY: help venv collection demo services lint typecheck fix unit integration test sanity \
         molecule build changelog-lint ansible-lint docs clean distclean bench
 
 help:
@@ -62,7 +62,8 @@ help:
 	@echo "  fix             ruff check --fix (safe auto-fixes)"
 	@echo "  unit            pytest -n $(PYTEST_WORKERS) tests/unit"
 	@echo "  integration     pytest -n $(PYTEST_WORKERS) tests/integration (runs ansible-playbook)"
-	@echo "  test            services + lint + docs + sanity + ansible-lint + unit + integration + molecule (CI entry point)"
+	@echo "  typecheck       mypy over plugins/ (settings in pyproject.toml)"
+	@echo "  test            services + lint + typecheck + docs + sanity + ansible-lint + unit + integration + molecule (CI entry point)"
 	@echo "  docs            lint and build the collection docsite into $(DOCSITE)/build/html (any warning fails)"
 	@echo "  demo            ansible-playbook playbooks/demo.yml"
 	@echo "  sanity          ansible-test sanity --local --python $(SANITY_PYTHON) in a copy under tests/output/"
@@ -109,6 +110,10 @@ lint: $(STAMP)
 	$(BIN)/shellcheck $(SHELL_SCRIPTS)
 	$(BIN)/antsibull-changelog lint
 
+# mypy over the plugins as Ansible imports them (through the collections/ link); settings in pyproject.toml.
+typecheck: $(STAMP) collection
+	$(BIN)/mypy -p ansible_collections.tablesync.integration.plugins
+
 # Apply ruff's safe auto-fixes (import order, pyupgrade, ...).
 fix: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
@@ -129,7 +134,7 @@ integration: $(STAMP) collection services
 	fi
 
 # Make stops at the first failing step, so a failure anywhere fails `make test`.
-test: services lint docs sanity ansible-lint unit integration molecule
+test: services lint typecheck docs sanity ansible-lint unit integration molecule
 
 # Side-by-side benchmark; results (table, JSON, PNG) in benchmarks/results/.
 #   make bench BENCH_ARGS="--rows 1000000"

@@ -40,7 +40,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.errors impor
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import FLOW_DIRECTION, Flow, Mapping
-from ansible_collections.tablesync.integration.plugins.module_utils.matching import PlannedCouplings, couple_matches, match_mapping, plan_lookups
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import ForeseenCouplings, couple_matches, foresee_lookups, match_mapping
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (
     ModifiedOnError,
     newest,
@@ -87,8 +87,8 @@ class SyncJob:
         # records skipped after failing the same way run after run (Store.commit_batch): left alone until restored
         self.skipped: dict[str, set[str]] = {side: set(store.failed_ids(mapping.name, side, skipped=True)) if store.exists else set()
                                              for side in ("local", "integration")}
-        # check mode: the couplings earlier jobs of the run, and this one, would make (JobOptions.planned)
-        self.foreseen: Foreseen = options.planned if options.planned is not None else {}
+        # check mode: the couplings earlier jobs of the run, and this one, would make (JobOptions.foreseen)
+        self.foreseen: Foreseen = options.foreseen if options.foreseen is not None else {}
         self.values = RecordValues(mapping, store, self.foreseen)
         self._direction, self._counted = "", dict(self.result.counts)  # the direction counting and its counts when it began
         self._total: int | None = None  # the records the current direction expects to read, when its source can count them
@@ -117,8 +117,8 @@ class SyncJob:
             return
         found = match_mapping(mapping, self.tables, self.store, batch_size=self.opts.batch_size, max_reported=self.opts.max_records)
         if self.opts.dry_run:
-            self.store = PlannedCouplings(self.store, mapping.name, found.pairs)
-            plan_lookups(self.foreseen, mapping.name, found.pairs)
+            self.store = ForeseenCouplings(self.store, mapping.name, found.pairs)
+            foresee_lookups(self.foreseen, mapping.name, found.pairs)
         else:
             couple_matches(self.store, mapping.name, found.pairs, self.opts.batch_size)
         self.opts.hold = found.held
@@ -138,7 +138,7 @@ class SyncJob:
             coupled = self.store.count_couplings(self.mapping.name) if self.mapping.guards else 0
             if self.mapping.guards and not dry:
                 # why: the guard must stop the job before its first write, so a check-mode run of it comes first
-                preview = dataclasses.replace(self.opts, dry_run=True, planned={})
+                preview = dataclasses.replace(self.opts, dry_run=True, foreseen={})
                 SyncJob(self.mapping, self.tables, self.flows, self.store, self.run_id, preview).run()
             if self.opts.mode == "full" and self.store.exists and not self._deletions_in_flow() and self.opts.records is None:
                 self._detect_deletions()
@@ -295,6 +295,9 @@ class SyncJob:
         if changes is None:
             self._expect(len(ordered), table.count(where, modified_field, read_from(since, self.opts.watermark_overlap),
                                                    self.mapping.modified_format(src)))
+        elif changes[1].full:
+            # why: a change-tracking read without a delta link reads every record the filter keeps; a delta read is not counted
+            self._expect(len(ordered), table.count(where))
         pages = changes[0] if changes is not None else table.scan(
             fields, where=where, modified_field=modified_field, modified_since=read_from(since, self.opts.watermark_overlap),
             page_size=self.opts.batch_size, modified_format=self.mapping.modified_format(src))

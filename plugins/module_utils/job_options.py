@@ -29,7 +29,7 @@ class JobOptions:
     max_records: int = 100
     watermark_overlap: float = 60.0
     # check mode: couplings earlier jobs of the run would create, {mapping: {side: {id: other id}}}
-    planned: dict[str, dict[str, dict[str, str | None]]] | None = None
+    foreseen: dict[str, dict[str, dict[str, str | None]]] | None = None
     hold: dict[str, dict[str, str]] = field(default_factory=dict)  # side -> id -> why it is not created (ambiguous match)
     matched: bool = False  # a full sync's matching saw every uncoupled record: no look-up page by page (page_matching.py)
     create_only: bool = False  # create uncoupled records only; leave coupled ones to the next sync
@@ -71,5 +71,5 @@ _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunOptions) if f.name in 
 
 
 def job_options(run: RunOptions, **job: Any) -> JobOptions:
-    """The options of one job of a run: the run's, and what differs per job (mode, create_uncoupled, records, planned)."""
+    """The options of one job of a run: the run's, and what differs per job (mode, create_uncoupled, records, foreseen)."""
     return JobOptions(**{name: getattr(run, name) for name in _RUN_FIELDS}, **job)

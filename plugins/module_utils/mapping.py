@@ -293,6 +293,7 @@ class Mapping:
             outward = FLOW_DIRECTION[(side, OTHER_SIDE[side])]
             both = [fm.field_on(side) for fm in self.fields if not fm.is_constant and fm.direction == "bidirectional"]
             out = [fm.field_on(side) for fm in self.fields if not fm.is_constant and fm.direction == outward]
+            # why: field_on is typed optional for constants, which are left out above
             parts = [list(dict.fromkeys(both)), list(dict.fromkeys(out))]  # type: ignore[arg-type]
         self._fingerprint_parts[side] = parts
         return parts
@@ -323,6 +324,7 @@ class Mapping:
                              if not fm.is_constant and entry in (fm.local_field, fm.integration_field)), None)
                 if pair is None:
                     raise MappingError(self.name, "%s is not a field of any field mapping; give {field: ..., integration_field: ...}" % entry, field=where)
+                # why: the fields of a field mapping that is not a constant are set on both sides (validated above)
                 key = MatchKey(pair[0], pair[1])  # type: ignore[arg-type]
             elif isinstance(entry, dict) and entry.get("field") and entry.get("integration_field"):
                 key = MatchKey(entry["field"], entry["integration_field"], ignore_case=entry.get("ignore_case") is True, trim=entry.get("trim") is True)

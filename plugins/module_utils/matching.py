@@ -212,7 +212,7 @@ def couple_matches(store: Any, mapping: str, pairs: Sequence[tuple[str, str]], b
         store.change_couplings(mapping, add=pairs[start:start + batch_size])
 
 
-class PlannedCouplings:
+class ForeseenCouplings:
     """A store that also shows couplings a check-mode run would have made.
 
     Why: check mode writes nothing, yet its plan must count a matched record as an update of
@@ -222,11 +222,11 @@ class PlannedCouplings:
     def __init__(self, store: Any, mapping: str, pairs: Sequence[tuple[str, str]]):
         self._store = store
         self._mapping = mapping
-        self._planned: dict[str, dict[str, Coupling]] = {s: {} for s in SIDES}
+        self._foreseen: dict[str, dict[str, Coupling]] = {s: {} for s in SIDES}
         for lid, iid in pairs:
             cp = Coupling(mapping, local_id=lid, integration_id=iid)
-            self._planned["local"][lid] = cp
-            self._planned["integration"][iid] = cp
+            self._foreseen["local"][lid] = cp
+            self._foreseen["integration"][iid] = cp
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -238,9 +238,9 @@ class PlannedCouplings:
     def couplings_for(self, mapping: str, side: str, ids: Sequence[str]) -> dict[str, Coupling]:
         out = self._store.couplings_for(mapping, side, ids) if self._store.exists else {}
         if mapping == self._mapping:
-            planned = self._planned[side]
+            foreseen = self._foreseen[side]
             # copies: a dry-run job sets fingerprints on what it is given, and nothing was written
-            out.update({i: dataclasses.replace(planned[i]) for i in ids if i in planned})
+            out.update({i: dataclasses.replace(foreseen[i]) for i in ids if i in foreseen})
         return out
 
     def failed_ids(self, mapping: str, side: str) -> list[str]:
@@ -253,9 +253,9 @@ class PlannedCouplings:
         return self._store.watermark(mapping, side) if self._store.exists else None
 
 
-def plan_lookups(planned: dict[str, dict[str, dict[str, str | None]]], mapping: str, pairs: Sequence[tuple[str, str]]) -> None:
+def foresee_lookups(foreseen: dict[str, dict[str, dict[str, str | None]]], mapping: str, pairs: Sequence[tuple[str, str]]) -> None:
     """Check mode: let the lookups of later mappings of the run translate through couplings it would make."""
-    plan = planned.setdefault(mapping, {"local": {}, "integration": {}})
+    pairs_of = foreseen.setdefault(mapping, {"local": {}, "integration": {}})
     for lid, iid in pairs:
-        plan["local"][lid] = iid
-        plan["integration"][iid] = lid
+        pairs_of["local"][lid] = iid
+        pairs_of["integration"][iid] = lid

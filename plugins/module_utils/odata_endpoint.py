@@ -316,6 +316,7 @@ class ODataTable(Table):
         """The lower bound of a read by modified-on: a UTC DateTimeOffset (or date) whatever the time zone of ``since``."""
         moment = to_utc(since)
         if self.kinds.get(column) == "date":
+            # why: to_utc gives None only for None, and a read by modified-on always has a lower bound
             return moment.date().isoformat()  # type: ignore[union-attr]
         return self._literal(column, moment)
 
@@ -853,6 +854,7 @@ class DataverseChangeRead(ChangeRead):
         names = list(dict.fromkeys([*self.fields, *(sorted(self.where.fields) if self.where is not None else [])]))
         headers = {"Prefer": "odata.track-changes,odata.maxpagesize=%d" % max(1, min(self.page_size, table.endpoint.page_size))}
         url: str | None = self.start or table._query(names)
+        # why: url is typed optional for the loop below (no next link ends it); the first request always has one
         response = table.client.request("GET", url, headers=headers)  # type: ignore[arg-type]
         code = response.error_code() if response.status == 400 else None
         if self.start and code == self.EXPIRED:

@@ -32,7 +32,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.filters impo
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow, Mapping
-from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, ambiguous_message, match_keys, plan_lookups
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import MatchKey, ambiguous_message, foresee_lookups, match_keys
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import PagePlan
 from ansible_collections.tablesync.integration.plugins.module_utils.record_values import Foreseen
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling
@@ -105,7 +105,7 @@ def match_before_create(scope: MatchScope, result: JobResult, flow: Flow, plan: 
             result.counts["coupled"] += 1
             result.log("coupled", cp.local_id, cp.integration_id)
             if scope.opts.dry_run:
-                plan_lookups(scope.foreseen, mapping.name, [(cp.local_id, cp.integration_id)])
+                foresee_lookups(scope.foreseen, mapping.name, [(cp.local_id, cp.integration_id)])
             if not writes_pairs:
                 continue
             entry = (*entry[:3], cp, *entry[4:])

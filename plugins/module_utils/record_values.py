@@ -32,7 +32,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.values impor
 
 PART_SEPARATOR = "+"  # between the parts of a fingerprint made in parts (Mapping.fingerprint_parts)
 
-# check mode: the couplings the run would make, {mapping: {side: {id: other id}}} (JobOptions.planned)
+# check mode: the couplings the run would make, {mapping: {side: {id: other id}}} (JobOptions.foreseen)
 Foreseen = dict[str, dict[str, dict[str, "str | None"]]]
 # a flow's field plan: (fields that only need their type conversion, the others); see RecordValues.field_plan
 FieldPlan = tuple[list[tuple], list[tuple]]

@@ -122,11 +122,11 @@ class SyncRunner:
                   chosen: dict[str, list[str]] | None = None) -> RunResult:
         """The jobs of a run in order; ``chosen``: the records of its one mapping to synchronise now (chosen.py)."""
         result = RunResult(run_id, mode)
-        planned: dict = {}  # check mode: couplings the run would create, for the lookups of later mappings
+        foreseen: dict = {}  # check mode: couplings the run would create, for the lookups of later mappings
         try:
             for mapping, tables, flows in bound:
                 opts = job_options(self.options, mode=mode, create_uncoupled=(mode == "full" or chosen is not None), records=chosen,
-                                   planned=planned if self.options.dry_run else None)
+                                   foreseen=foreseen if self.options.dry_run else None)
                 job = SyncJob(mapping, tables, flows, self.store, run_id, opts)
                 before = [e.throttling() for e in self.endpoints.values()]
                 if mode == "full" and chosen is None:

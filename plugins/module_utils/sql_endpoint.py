@@ -152,6 +152,7 @@ class SqlTable(Table):
         # why: SQLite stores any value in any column; one bad value must fail its record, not the read
         return [sa.type_coerce(c, Lenient(c.type)).label(c.name) if c.name != self.key else c for c in cols]
 
+    # why: Table declares key_unique as a plain attribute; a SQL table works it out once, from the schema, when first asked
     @functools.cached_property
     def key_unique(self) -> bool:  # type: ignore[override]
         """Whether the key column is the primary key or has a unique constraint or index of its own."""

@@ -272,7 +272,7 @@ def explicit(module: AnsibleModule, store, mapping, tables) -> dict:
 
 def matched(module: AnsibleModule, store, mapping, tables, flows) -> dict:
     from ansible_collections.tablesync.integration.plugins.module_utils.couple_uncoupled import create_unmatched
-    from ansible_collections.tablesync.integration.plugins.module_utils.matching import PlannedCouplings, couple_matches, match_mapping
+    from ansible_collections.tablesync.integration.plugins.module_utils.matching import ForeseenCouplings, couple_matches, match_mapping
 
     p = module.params
     cap = p["max_reported_pairs"]
@@ -286,7 +286,7 @@ def matched(module: AnsibleModule, store, mapping, tables, flows) -> dict:
     result.update(coupled=len(found.pairs), uncoupled=0, resynced=0, couplings=[])
     result["counts"]["created"] = 0
     if p["unmatched"] == "create":
-        job_store = PlannedCouplings(store, mapping.name, found.pairs) if module.check_mode else store
+        job_store = ForeseenCouplings(store, mapping.name, found.pairs) if module.check_mode else store
         job = create_unmatched(mapping, tables, flows, job_store, found.held, dry_run=module.check_mode,
                                batch_size=p["batch_size"], max_records=cap)
         result["counts"]["created"] = job.counts["inserted"]

@@ -202,3 +202,25 @@ def test_a_bidirectional_record_changed_locally_whose_partner_was_deleted_fails_
     dv.delete("accounts", setup.ids[3])
     job = setup.run("modified")
     assert job.counts["failed"] == 1 and len(job.errors) == 1 and setup.couplings() == 8
+
+
+def test_a_full_change_tracking_read_reports_its_total_and_a_delta_read_none(dv, tmp_path, monkeypatch):
+    """Progress of a Dataverse source read by change tracking: the first (full) read is counted, a delta read is not."""
+    from ansible_collections.tablesync.integration.plugins.module_utils.progress import running_progress
+
+    setup = Setup(dv, tmp_path, mapping())
+    seen: list[dict] = []
+    real_commit = Store.commit_batch
+
+    def commit_and_look(store, *args, **kwargs):
+        done = real_commit(store, *args, **kwargs)
+        seen.extend(running_progress(store, store.jobs(status=["running"])).values())
+        return done
+
+    monkeypatch.setattr(Store, "commit_batch", commit_and_look)
+    assert setup.run("modified", batch_size=3).counts["inserted"] == 8
+    assert seen and {p["total"] for p in seen} == {8}, seen
+    dv.update("accounts", setup.ids[0], {"name": "renamed"})
+    seen.clear()
+    assert setup.run("modified", batch_size=3).counts["modified"] == 1
+    assert seen and {p["total"] for p in seen} == {None}, seen

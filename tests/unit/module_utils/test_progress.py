@@ -24,9 +24,9 @@ def test_progress_of_the_running_jobs_of_a_run(tmp_path):
     run_id = store.start_run("full", ["CURRENCY", "CUSTOMER", "CONTACTS"])
     for mapping, status in (("CURRENCY", "success"), ("CUSTOMER", "running")):
         with store.engine.begin() as conn:
-            conn.execute(store.tables["jobs"].insert(), [{"run_id": run_id, "mapping": mapping, "mode": "full", "direction": "to_integration",
-                                                     "status": status, "started_at": utcnow() - datetime.timedelta(seconds=5),
-                                                     "read": 40, "total": 100}])
+            row = {"run_id": run_id, "mapping": mapping, "mode": "full", "direction": "to_integration",
+                   "status": status, "started_at": utcnow() - datetime.timedelta(seconds=5), "read": 40, "total": 100}
+            conn.execute(store.tables["jobs"].insert(), [row])
     assert running_runs(store, before) == [run_id]
     assert running_runs(store, utcnow() + datetime.timedelta(seconds=60)) == []
     assert running_runs(store, before, mappings=["CURRENCY"]) == []

@@ -380,10 +380,14 @@ def name_database_errors(engine: sa.engine.Engine, database: str) -> None:
 
 
 def safe_address(url: sa.engine.URL) -> str:
-    """The URL without the password, for the store and messages; a secret query parameter (``?password=``) shows ``***``."""
+    """The URL as messages show it: a password (``user:***@``, ``?password=***``) replaced by ``***``.
+
+    why: the store binds couplings to an endpoint by ``binding_address`` (host, port, database), never by this text,
+    so how it shows a password changes nothing a store recorded.
+    """
     hidden = {k: "***" for k in url.query if k.lower() in SECRET_QUERY_PARAMETERS}
     text = (url.update_query_dict(hidden) if hidden else url).render_as_string(hide_password=True)
-    return text.replace(":***@", "@").replace("=%2A%2A%2A", "=***")
+    return text.replace("=%2A%2A%2A", "=***")
 
 
 if HAS_SQLALCHEMY:

@@ -72,6 +72,8 @@ def test_a_password_inside_a_url_is_masked_at_any_verbosity(tmp_path, demo, modu
         assert "Endpoint-Pw" not in output and "Store%2FPw" not in output and "Store/Pw" not in output, output[-3000:]
         assert "ignored=1" in output and "tablesync_no_such_store" in output
         assert "Endpoint-Pw" not in (tmp_path / "result.json").read_text()
+        # the message names the store with its password shown as ***
+        assert "postgres:***@127.0.0.1:5432/tablesync_no_such_store" in json.loads((tmp_path / "result.json").read_text())["msg"]
         if verbosity == "-vvvv":  # the invocation: the URLs are shown with the passwords masked
             assert "postgres:********@127.0.0.1:5432/tablesync_no_such_store" in output
 
@@ -92,7 +94,7 @@ def test_a_password_in_a_url_query_parameter_is_masked_at_any_verbosity(tmp_path
         if verbosity == "-vvvv":  # the invocation: the URLs are shown with the passwords masked
             assert "tablesync_no_such_store?password=********&sslmode=disable" in output
     result = json.loads((tmp_path / "result.json").read_text())
-    # the message names the store with the parameter shown as ***, as the userinfo password is left out
+    # the message names the store with the parameter shown as ***, as a userinfo password is
     assert "store postgresql+psycopg://postgres@127.0.0.1:5432/tablesync_no_such_store?password=***&sslmode=disable" in result["msg"], result["msg"]
 
 

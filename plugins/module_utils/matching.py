@@ -30,7 +30,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.store import
 from ansible_collections.tablesync.integration.plugins.module_utils.values import id_text
 
 # A record's values of the match keys, normalised; a part is None where the record has no value (never indexed: unmatched)
-KeyValues = tuple[str | None, ...]
+KeyValues = tuple["str | None", ...]  # why: a string, as module code runs on Python 3.9 where str | None is no value
 
 
 def match_keys(mapping: Mapping, tables: dict[str, Any] | None = None, match_on: Sequence[Any] | None = None) -> list[MatchKey]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, Table
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Flow
@@ -35,6 +35,16 @@ class Restore:
     flow: Flow
     change: Change
     positions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Propagate:
+    """The partner of a deleted record to delete too (propagate_deletions): ``side`` record ``record_id``."""
+
+    coupling: Coupling
+    side: str
+    record_id: str
+    gone: str  # the side whose record was deleted
 
 
 def dst_deleted(values: RecordValues, result: JobResult, handled: Handled, flow: Flow, ch: Change, cp: Coupling,
@@ -72,10 +82,10 @@ def missing_sides(values: RecordValues, tables: dict[str, Table], page: Sequence
 
 
 def source_deleted(values: RecordValues, tables: dict[str, Table], flows: dict[tuple[str, str], Flow], result: JobResult,
-                   handled: Handled, dry_run: bool, cp: Coupling, gone: str, batch: BatchCommit) -> Restore | None:
-    """One record of a coupling was deleted on side ``gone``; its partner still exists.
+                   handled: Handled, cp: Coupling, gone: str, batch: BatchCommit) -> Restore | Propagate | None:
+    """One record of a coupling was deleted on side ``gone``; its partner still exists (``tables`` are only read).
 
-    Propagated, the partner is deleted here; restored, the record to create again is returned.
+    Returns what the job writes: the partner to delete too (Propagate), or the record to create again (Restore).
     """
     mapping = values.mapping
     keep = OTHER_SIDE[gone]
@@ -95,16 +105,7 @@ def source_deleted(values: RecordValues, tables: dict[str, Table], flows: dict[t
         return None
     unchanged = keep_fp == (cp.local_fp if keep == "local" else cp.integration_fp)
     if mapping.propagate_deletions and unchanged and (gone, keep) in flows:
-        if not dry_run:
-            res = tables[keep].delete([keep_id])[0]
-            if not res.ok and not res.missing:
-                result.fail(batch, keep, keep_id, "deleting it after %s record %s was deleted: %s" % (gone, gone_id, res.error))
-                return None
-        batch.removed_couplings.append((cp.local_id, cp.integration_id))
-        batch.succeeded.append((keep, keep_id))
-        result.counts["deleted"] += 1
-        result.log("deleted", cp.local_id, cp.integration_id)
-        return None
+        return Propagate(cp, keep, keep_id, gone)
     policy = mapping.deletion_conflict_resolution
     if policy == "remove_coupling":
         uncouple(result, batch, cp, keep, keep_id)
@@ -122,6 +123,18 @@ def source_deleted(values: RecordValues, tables: dict[str, Table], flows: dict[t
         result.fail(batch, keep, keep_id, "coupled %s record %s was deleted (deletion_conflict_resolution none; set remove_coupling, "
                                           "restore_records or propagate_deletions)" % (gone, gone_id))
     return None
+
+
+def propagated(result: JobResult, batch: BatchCommit, decision: Propagate, outcome: WriteResult | None) -> None:
+    """Count a propagated deletion, ``outcome`` the delete's result (None in check mode, which writes nothing)."""
+    cp, keep, keep_id = decision.coupling, decision.side, decision.record_id
+    if outcome is not None and not outcome.ok and not outcome.missing:
+        result.fail(batch, keep, keep_id, "deleting it after %s record %s was deleted: %s" % (decision.gone, cp.side_id(decision.gone), outcome.error))
+        return
+    batch.removed_couplings.append((cp.local_id, cp.integration_id))
+    batch.succeeded.append((keep, keep_id))
+    result.counts["deleted"] += 1
+    result.log("deleted", cp.local_id, cp.integration_id)
 
 
 def uncouple(result: JobResult, batch: BatchCommit, cp: Coupling, side: str | None, record_id: str | None) -> None:

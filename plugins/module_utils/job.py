@@ -34,7 +34,15 @@ from typing import Any
 from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
 from ansible_collections.tablesync.integration.plugins.module_utils.convergence import converge_page, converges, deletions_in_flow
 from ansible_collections.tablesync.integration.plugins.module_utils.coupling import held
-from ansible_collections.tablesync.integration.plugins.module_utils.deletions import Restore, dst_deleted, missing_sides, source_deleted, uncouple
+from ansible_collections.tablesync.integration.plugins.module_utils.deletions import (
+    Propagate,
+    Restore,
+    dst_deleted,
+    missing_sides,
+    propagated,
+    source_deleted,
+    uncouple,
+)
 from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
@@ -218,10 +226,12 @@ class SyncJob:
 
     def _source_deleted(self, cp: Coupling, gone: str, batch: BatchCommit) -> None:
         """One record of a coupling was deleted on side ``gone``: what deletions.source_deleted decides, written."""
-        restore: Restore | None = source_deleted(self.values, self.tables, self.flows, self.result, self.handled, self.opts.dry_run,
-                                                 cp, gone, batch)
-        if restore is not None:
-            self._apply_inserts(restore.flow, [restore.change], batch, restore.positions)
+        decision = source_deleted(self.values, self.tables, self.flows, self.result, self.handled, cp, gone, batch)
+        if isinstance(decision, Restore):
+            self._apply_inserts(decision.flow, [decision.change], batch, decision.positions)
+        elif isinstance(decision, Propagate):
+            outcome = None if self.opts.dry_run else self.tables[decision.side].delete([decision.record_id])[0]
+            propagated(self.result, batch, decision, outcome)
 
     def _open_direction(self, flow: Flow) -> None:
         """Start counting one flow's direction, in a job row of its own."""

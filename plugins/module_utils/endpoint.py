@@ -68,6 +68,10 @@ class ChangeRead(abc.ABC):
         """(changed rows in the requested fields' order, ids of deleted records) per page."""
 
 
+# pages whose writes may be on the wire at once (Table.pages_in_flight, pages_in_flight.py)
+MAX_PAGES_IN_FLIGHT = 32
+
+
 class Table(abc.ABC):
     """A table or entity set of an endpoint, bound to its key field."""
 
@@ -130,6 +134,11 @@ class Table(abc.ABC):
     def insert_prepared(self, prepared: Any, ids: Sequence[str]) -> list[WriteResult]:
         """Create what ``prepare_insert`` made ready; ``ids`` are the records' keys, in order."""
         raise NotImplementedError("%s prepares no inserts" % type(self).__name__)
+
+    def pages_in_flight(self, records: int) -> int:
+        """How many pages of ``records`` records may be written at once (at most MAX_PAGES_IN_FLIGHT): 1 where writing
+        them side by side gains nothing, as on one database connection."""
+        return 1
 
     @abc.abstractmethod
     def update(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]:

@@ -13,7 +13,10 @@ without a duplicate.
 
 A page is first planned (read, converted, fingerprinted, decided: reads only) and then
 applied (every write). From the second page on, planning may run in a second process one
-or two pages ahead of the writes (read_ahead.py; _ahead says when). A record's values,
+or two pages ahead of the writes (read_ahead.py; _ahead says when), and a web destination
+takes the writes of several pages at once while the job stores the ones before
+(pages_in_flight.py): a page is started (its intents stored), sent, then finished (its results
+and couplings stored), in order. A record's values,
 lookups and fingerprints come from record_values.RecordValues; what a changed pair of a
 bidirectional mapping writes where is decided in bidirectional.py, what a deleted record of
 a coupling leads to in deletions.py, drift of a one-way mapping in convergence.py and
@@ -27,9 +30,10 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import functools
 import itertools
-from collections.abc import Generator, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any, NamedTuple
 
 from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
 from ansible_collections.tablesync.integration.plugins.module_utils.convergence import converge_page, converges, deletions_in_flow
@@ -43,7 +47,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.deletions im
     source_deleted,
     uncouple,
 )
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import OTHER_SIDE, Table, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import MAX_PAGES_IN_FLIGHT, OTHER_SIDE, Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
@@ -60,6 +64,7 @@ from ansible_collections.tablesync.integration.plugins.module_utils.modified_on 
 )
 from ansible_collections.tablesync.integration.plugins.module_utils.page_matching import MatchScope, match_before_create, plans_read_destination
 from ansible_collections.tablesync.integration.plugins.module_utils.page_plan import Change, PagePlan
+from ansible_collections.tablesync.integration.plugins.module_utils.pages_in_flight import PagesInFlight
 from ansible_collections.tablesync.integration.plugins.module_utils.read_ahead import read_ahead
 from ansible_collections.tablesync.integration.plugins.module_utils.record_values import Foreseen, RecordValues, checked
 from ansible_collections.tablesync.integration.plugins.module_utils.source_checks import refused_records, source_fingerprints
@@ -76,6 +81,21 @@ from ansible_collections.tablesync.integration.plugins.module_utils.write_policy
 
 # pages a second process plans ahead of the one being written (read_ahead.py)
 READ_AHEAD_PAGES = 2
+
+
+class SideWrites(NamedTuple):
+    """The updates written to one side and their results, in order."""
+
+    side: str
+    todo: list[Change]
+    results: list[WriteResult]
+
+
+class SentPage(NamedTuple):
+    """What a page's writes did: updates per side written, and the creates' results (None in check mode)."""
+
+    updates: list[SideWrites]
+    inserts: list[WriteResult] | None
 
 
 class SyncJob:
@@ -315,14 +335,21 @@ class SyncJob:
         # no page can find one and the per-page coupling query is skipped
         uncoupled = (changes is None and not self.opts.dry_run and self.store.exists  # check mode plans couplings it does not store
                      and not self.store.has_couplings(self.mapping.name))
-        plans = self._page_plans(flow, fields, pages, retry, coupled=not uncoupled)
-        with contextlib.closing(self._ahead(plans, flow, changes is None)) as ahead:
+        independent = self._independent_pages(changes is None)
+        # why: a page sent while others are on the wire is planned before they are stored (pages_in_flight.py); --diff
+        # reads the records it changes just before writing them, one page after another
+        overlap = independent and not self.opts.field_diff and self.tables[flow.dst].pages_in_flight(self.opts.batch_size) > 1
+        plans = self._page_plans(flow, fields, pages, retry, coupled=not uncoupled,
+                                 window=READ_AHEAD_PAGES + (MAX_PAGES_IN_FLIGHT if overlap else 0))
+        room = functools.partial(self.tables[flow.dst].pages_in_flight, self.opts.batch_size) if overlap else (lambda: 1)
+        with contextlib.closing(self._ahead(plans, flow, independent)) as ahead, PagesInFlight[PagePlan, Any](room) as flight:
             for plan in ahead:
                 if plan.page_max is not None and (max_seen is None or plan.page_max > max_seen):
                     max_seen = plan.page_max
-                self._apply_page(flow, plan)
-                if plan.deferred:
-                    self._process_page(flow, fields, plan.deferred, retry)
+                for written in flight.send(plan, self._start_page(flow, plan)):
+                    self._page_written(flow, fields, retry, *written)
+            for written in flight.drain():
+                self._page_written(flow, fields, retry, *written)
         if modified_field and max_seen is not None and not self.opts.dry_run:
             self._advance_watermark(src, max_seen, since)
         if changes is not None and changes[1].delta_link and not self.opts.dry_run:
@@ -386,12 +413,12 @@ class SyncJob:
 
     # -- one page -------------------------------------------------------------------------------------
     def _page_plans(self, flow: Flow, fields: Sequence[str], pages: Iterator[list[tuple]], retry: set[str],
-                    coupled: bool) -> Iterator[PagePlan]:
-        """Plan each page read; a record also read in one of the last READ_AHEAD_PAGES pages is left to be planned
-        once the page it came with is written (PagePlan.deferred)."""
+                    coupled: bool, window: int) -> Iterator[PagePlan]:
+        """Plan each page read; a record also read in one of the last ``window`` pages (those planned or sent but maybe
+        not yet stored) is left to be planned once the page it came with is written (PagePlan.deferred)."""
         mod_field = self.mapping.modified_field(flow.src)
         mod_pos = list(fields).index(mod_field) if mod_field else None
-        recent: collections.deque[set[str]] = collections.deque(maxlen=READ_AHEAD_PAGES)
+        recent: collections.deque[set[str]] = collections.deque(maxlen=window)
         for page in pages:
             full = len(page) >= self.opts.batch_size
             page_max = None
@@ -411,21 +438,24 @@ class SyncJob:
             recent.append(set(ids))
             yield plan
 
-    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, scanned: bool) -> Generator[PagePlan, None, None]:
-        """The plans, from the second page on planned by a second process up to READ_AHEAD_PAGES pages ahead, when that is safe.
+    def _independent_pages(self, scanned: bool) -> bool:
+        """Whether a page may be planned, and written, before the pages ahead of it are written and stored.
 
-        Safe when planning a page reads nothing the pages before it write: a one-way mapping whose
-        lookups name other mappings, in a real run over a table scan (read_ahead.py says why a
-        process and how the two stay in step).
+        True when planning a page reads nothing the pages before it write: a one-way mapping whose
+        lookups name other mappings, in a real run over a table scan.
         """
+        mapping = self.mapping
+        return (scanned and not self.opts.dry_run and not mapping.bidirectional and self.store.exists
+                and all(fm.lookup != mapping.name for fm in mapping.fields) and not plans_read_destination(mapping, self.opts, self.policy))
+
+    def _ahead(self, plans: Iterator[PagePlan], flow: Flow, independent: bool) -> Generator[PagePlan, None, None]:
+        """The plans, from the second page on planned by a second process up to READ_AHEAD_PAGES pages ahead of their
+        use when the pages are independent (read_ahead.py says why a process and how the two stay in step)."""
         first = next(plans, None)
         if first is None:
             return
         yield first
-        mapping = self.mapping
-        if (first.full and scanned and self.opts.read_ahead and not self.opts.dry_run and not mapping.bidirectional
-                and self.tables[flow.src].supports_read_ahead and self.store.exists
-                and all(fm.lookup != mapping.name for fm in mapping.fields) and not plans_read_destination(mapping, self.opts, self.policy)):
+        if first.full and independent and self.opts.read_ahead and self.tables[flow.src].supports_read_ahead:
             yield from read_ahead(plans, self._release_before_fork, self._renew_after_fork, window=READ_AHEAD_PAGES)
         else:
             yield from plans
@@ -553,45 +583,75 @@ class SyncJob:
 
     def _apply_page(self, flow: Flow, plan: PagePlan) -> None:
         """Write a planned page: destination updates and creates, then the store in one transaction."""
+        self._finish_page(flow, plan, self._start_page(flow, plan)())
+
+    def _page_written(self, flow: Flow, fields: Sequence[str], retry: set[str], plan: PagePlan, sent: SentPage | None) -> None:
+        """A page sent and written: store it, then plan and write the records read again that waited for it."""
+        self._finish_page(flow, plan, sent)
+        if plan.deferred:
+            self._process_page(flow, fields, plan.deferred, retry)
+
+    def _start_page(self, flow: Flow, plan: PagePlan) -> Callable[[], SentPage | None]:
+        """Make a planned page ready to write, its intents stored; returns its writes, to be sent here or on another thread."""
         if self._converges():
             # why: --diff values noted for a pair whose update failed stay with the job until the pair is logged
             plan.outcome.diffs = self.result.diffs
             converge_page(self.values, self.tables, self.store, plan.outcome, self.handled, flow, plan)
         self.result.absorb(plan.outcome, self.opts.max_records)
         if not plan.outcome.counts["read"]:
+            return lambda: None
+        self._prepare_inserts(flow, [ch for ch in plan.inserts if ch.dst_fp is None])
+        if not self.opts.dry_run:
+            if plan.updates and self.mapping.bidirectional:
+                # why: a run killed after these writes and before its commit would leave the stored fingerprints of the
+                # records it wrote behind them, and the next run would see its own writes as changes made there (a conflict)
+                plan.batch.cleared_pending.append(self.store.add_pending(self._update_intents(flow, plan.updates)))
+            self._insert_intents(flow, plan.inserts, plan.batch)
+        return functools.partial(self._send_page, flow, plan)
+
+    def _send_page(self, flow: Flow, plan: PagePlan) -> SentPage:
+        """A page's destination writes: only the tables are used, so that it may run on another thread (PagesInFlight)."""
+        return SentPage(self._send_updates(flow, plan.updates), self._send_inserts(flow, plan.inserts, plan.prepared))
+
+    def _finish_page(self, flow: Flow, plan: PagePlan, sent: SentPage | None) -> None:
+        """What a page's writes did, and anything they lead to, in the store in one transaction."""
+        if sent is None:
             return
         batch = plan.batch
-        self._apply_updates(flow, plan.updates, batch, plan.positions, plan.restores)
-        self._apply_inserts(flow, plan.inserts, batch, plan.positions, plan.prepared)
+        self._settle_updates(flow, plan.updates, sent.updates, batch, plan.positions, plan.restores)
+        self._settle_inserts(flow, plan.inserts, sent.inserts, batch, plan.positions)
         self._apply_inserts(flow, plan.restores, batch, plan.positions)
         if not self.opts.dry_run:
             batch.counts = self.job_row()
             self.commit(batch)
 
     # -- writes ---------------------------------------------------------------------------------------
-    def _apply_updates(self, flow: Flow, updates: list[Change], batch: BatchCommit, positions: dict[str, int],
-                       restores: list[Change]) -> None:
-        if not updates:
-            return
-        src, dst = flow.src, flow.dst
+    def _send_updates(self, flow: Flow, updates: list[Change]) -> list[SideWrites]:
+        """Write updates, the source side's write-backs first; a pair whose write-back failed is not written on."""
+        sent: list[SideWrites] = []
         failed: set[int] = set()
-        if self.mapping.bidirectional and not self.opts.dry_run:
-            # why: a run killed after these writes and before its commit would leave the stored fingerprints of the
-            # records it wrote behind them, and the next run would see its own writes as changes made there (a conflict)
-            batch.cleared_pending.append(self.store.add_pending(self._update_intents(flow, updates)))
-        for side, attr in ((src, "back"), (dst, "values")):
+        for side, attr in ((flow.src, "back"), (flow.dst, "values")):
             todo = [ch for ch in updates if getattr(ch, attr) and id(ch) not in failed]
             if not todo:
                 continue
             ids = [_coupling(ch).side_id(side) for ch in todo]
             if self.opts.field_diff:
-                self._note_changes(side, attr, todo, ids)
+                self._note_changes(side, attr, todo, ids)  # why: on the job's thread: --diff sends one page at a time
             if self.opts.dry_run:
                 # why: check mode plans a deleted destination the way the real run handles it
                 found = {id_text(r[0]) for r in self.tables[side].read_by_ids(ids, [self.mapping.key(side)])}
                 results = [WriteResult(True, record_id=i) if i in found else WriteResult(False, record_id=i, missing=True) for i in ids]
             else:
                 results = self.tables[side].update([(i, getattr(ch, attr)) for i, ch in zip(ids, todo)])
+            failed.update(id(ch) for ch, res in zip(todo, results) if not res.ok)
+            sent.append(SideWrites(side, todo, results))
+        return sent
+
+    def _settle_updates(self, flow: Flow, updates: list[Change], sent: list[SideWrites], batch: BatchCommit, positions: dict[str, int],
+                        restores: list[Change]) -> None:
+        src, dst = flow.src, flow.dst
+        failed: set[int] = set()
+        for side, todo, results in sent:
             for ch, res in zip(todo, results):
                 if res.ok:
                     continue
@@ -655,18 +715,40 @@ class SyncJob:
     def _intents(self, flow: Flow, inserts: list[Change]) -> PendingPage:
         return pending_page(self.mapping.name, flow.src, [(ch.src_id, ch.dst_id, ch.values, {"src": ch.src_fp, "dst": ch.dst_fp}) for ch in inserts])
 
-    def _apply_inserts(self, flow: Flow, inserts: list[Change], batch: BatchCommit, positions: dict[str, int],
-                       prepared: Any = None) -> None:
-        """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert).
+    def _insert_intents(self, flow: Flow, inserts: list[Change], batch: BatchCommit) -> None:
+        """Store what the creates will be before they are sent (_recover_pending).
 
-        Their intents are encoded here: planning is the busier of the two processes with read-ahead.
+        Encoded here rather than while planning: planning is the busier of the two processes with read-ahead.
         """
+        if inserts:
+            batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
+
+    def _apply_inserts(self, flow: Flow, inserts: list[Change], batch: BatchCommit, positions: dict[str, int]) -> None:
+        """Create records planned while writing (restores), here and now."""
+        if not inserts:
+            return
+        self._prepare_inserts(flow, [ch for ch in inserts if ch.dst_fp is None])
+        if not self.opts.dry_run:
+            self._insert_intents(flow, inserts, batch)
+        self._settle_inserts(flow, inserts, self._send_inserts(flow, inserts, None), batch, positions)
+
+    def _send_inserts(self, flow: Flow, inserts: list[Change], prepared: Any) -> list[WriteResult] | None:
+        """Create records; ``prepared``: their rows when made ready while planning (Table.prepare_insert)."""
+        if not inserts or self.opts.dry_run:
+            return None
+        table = self.tables[flow.dst]
+        if prepared is not None:
+            # why: a table prepares only rows whose keys the client chose (Table.prepare_insert), so each has its id
+            return table.insert_prepared(prepared, [ch.dst_id or "" for ch in inserts])
+        return table.insert([ch.values for ch in inserts])
+
+    def _settle_inserts(self, flow: Flow, inserts: list[Change], results: list[WriteResult] | None, batch: BatchCommit,
+                        positions: dict[str, int]) -> None:
         if not inserts:
             return
         src, dst = flow.src, flow.dst
         table = self.tables[dst]
-        self._prepare_inserts(flow, [ch for ch in inserts if ch.dst_fp is None])  # restores planned while writing
-        if self.opts.dry_run:
+        if results is None:  # check mode
             foreseen = self.foreseen.setdefault(self.mapping.name, {"local": {}, "integration": {}})
             for ch in inserts:
                 foreseen[src][ch.src_id] = ch.dst_id
@@ -679,12 +761,6 @@ class SyncJob:
                     self.result.note_created(src, dst, ch.src_id, ch.dst_id, ch.values)
                 self.result.log_pair("inserted", src, ch.src_id, ch.dst_id)
             return
-        batch.cleared_pending.append(self.store.add_pending(self._intents(flow, inserts)))
-        if prepared is not None:
-            # why: a table prepares only rows whose keys the client chose (Table.prepare_insert), so each has its id
-            results = table.insert_prepared(prepared, [ch.dst_id or "" for ch in inserts])
-        else:
-            results = table.insert([ch.values for ch in inserts])
         written = {}
         if self.mapping.bidirectional:
             # why: the new record's defaults and triggers are part of what the next run compares

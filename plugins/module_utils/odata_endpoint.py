@@ -30,7 +30,15 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible_collections.tablesync.integration.plugins.module_utils.chunks import chunks
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import ChangeRead, Column, Endpoint, Table, TableInfo, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import (
+    MAX_PAGES_IN_FLIGHT,
+    ChangeRead,
+    Column,
+    Endpoint,
+    Table,
+    TableInfo,
+    WriteResult,
+)
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.http_client import (
     BC_SCOPE,
@@ -555,6 +563,12 @@ class ODataTable(Table):
         return out
 
     # -- writes ------------------------------------------------------------------------------------------
+    def pages_in_flight(self, records: int) -> int:
+        # why: enough pages to fill every request the service takes at once, and at least two, so that the next page
+        # is on the wire while the job stores the one before (pages_in_flight.py)
+        wanted = self.endpoint.client.pacer.limit * self.endpoint.batch_size
+        return max(2, min(-(-wanted // max(1, records)), MAX_PAGES_IN_FLIGHT))
+
     def insert(self, rows) -> list[WriteResult]:
         rows = [dict(r) for r in rows]
         # why: a Business Central record's id is the service's; a key such as a salesperson code is the client's

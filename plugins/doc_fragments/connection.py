@@ -193,7 +193,11 @@ options:
           - A 429 answer pauses every request of the endpoint for the whole C(Retry-After) (seconds or an HTTP date) and
             halves the number in flight, which grows back by one at a time; Dataverse's
             C(x-ms-ratelimit-burst-remaining-xrm-requests) header lowers it when the service protection window runs low.
-            Each job reports its 429 answers (C(throttled)) and the seconds waited (C(throttle_wait)).
+          - The client counts each 5-minute service protection window itself (Dataverse 6,000 requests and 1,200 seconds
+            of execution time per user, Business Central 6,000 requests) and holds the next request back until the window
+            has room, or as long as Dataverse's C(x-ms-ratelimit-*) headers report less left, so a long run waits instead
+            of being refused.
+          - Each job reports its 429 answers (C(throttled)) and the seconds waited for either (C(throttle_wait)).
         type: int
       lookups:
         description:

@@ -29,6 +29,7 @@ from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, EndpointError
 from ansible_collections.tablesync.integration.plugins.module_utils.service_protection import (
+    BUDGETS,
     BUSINESS_CENTRAL_MAX_PARALLEL,
     DATAVERSE_MAX_PARALLEL,
     Pacer,
@@ -315,11 +316,11 @@ class HttpClient:
             wait: float | None = None
             try:
                 self.requests_sent += 1
-                with self.pacer.slot():
+                with self.pacer.slot(self._sleep) as ticket:
                     raw = self.session.request(method, url, data=data, headers=hdrs, timeout=self.settings.timeout, verify=self.verify)
                 response = Response(raw.status_code, dict(raw.headers), raw.content)
                 if response.status != 429:
-                    self.pacer.answered(response.headers)
+                    self.pacer.answered(response.headers, ticket)
                 if response.status not in RETRY_STATUSES:
                     return response
                 problem = response.error_message()
@@ -493,13 +494,15 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _pacer(settings: ClientSettings) -> Pacer:
-    """N requests in flight: the option, else Dataverse's x-ms-dop-hint, 5 for Business Central, 1 for other OData services."""
+    """N requests in flight: the option, else Dataverse's x-ms-dop-hint, 5 for Business Central, 1 for other OData services;
+    and the service's documented budget per window."""
+    budget = BUDGETS.get(settings.kind)
     if settings.max_parallel is not None:
-        return Pacer(int(settings.max_parallel), cap=int(settings.max_parallel))
+        return Pacer(int(settings.max_parallel), cap=int(settings.max_parallel), budget=budget)
     if settings.kind == "dataverse":
-        return Pacer(1, follow_hint=True, cap=DATAVERSE_MAX_PARALLEL)
+        return Pacer(1, follow_hint=True, cap=DATAVERSE_MAX_PARALLEL, budget=budget)
     if settings.kind == "business_central":
-        return Pacer(BUSINESS_CENTRAL_MAX_PARALLEL, cap=BUSINESS_CENTRAL_MAX_PARALLEL)
+        return Pacer(BUSINESS_CENTRAL_MAX_PARALLEL, cap=BUSINESS_CENTRAL_MAX_PARALLEL, budget=budget)
     return Pacer(1, cap=1)
 
 

@@ -38,7 +38,7 @@ class JobResult:
     # direction -> {"job_id": its job row, "counts": what it counted}: one per flow (two for a bidirectional mapping)
     directions: dict[str, dict[str, Any]] = field(default_factory=dict)
     throttled: int = 0  # requests a web service refused with 429 during the job
-    throttle_wait: float = 0.0  # seconds the job's requests waited for the services' Retry-After
+    throttle_wait: float = 0.0  # seconds the job's requests waited for the services' Retry-After or a spent window
     cap: int = 100  # records and errors kept for the report (the job's max_records)
     # --diff: the values noted for a pair until its record line is logged (not reported by itself)
     diffs: Diffs = field(default_factory=dict, repr=False)

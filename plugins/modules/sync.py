@@ -239,7 +239,8 @@ jobs:
       description: Requests of the job that a web service refused with 429 (service protection); 0 for databases.
       type: int
     throttle_wait:
-      description: Seconds the job's requests waited for the C(Retry-After) of those 429 answers.
+      description: Seconds the job's requests waited for the C(Retry-After) of those 429 answers, and for a service protection
+        window that the client counted as spent.
       type: float
 totals:
   description: The counts of all jobs added up.

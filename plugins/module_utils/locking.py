@@ -4,9 +4,12 @@
 """Mapping locks: two runs that touch the same mapping never interleave.
 
 A run takes one exclusive lock per mapping, all before its first job and in sorted
-order (so two runs cannot deadlock), and releases them when it ends. A run that finds a
-mapping locked retries until ``lock_timeout`` seconds have passed, then fails naming the
-mapping and the run that holds it.
+order (so two runs cannot deadlock), and releases them when it ends. A run of one
+partition of its mappings (partition.py) takes a shared lock per mapping and an exclusive
+one on that partition of it: the partitions of a mapping run side by side, two runs of
+one partition never do, nor a run of the whole mapping and a run of a partition. A run
+that finds a lock held retries until ``lock_timeout`` seconds have passed, then fails
+naming the mapping (and partition) and a run that holds it.
 
 The locks die with the process that holds them, so a run killed with SIGKILL leaves
 nothing to clean up:
@@ -15,23 +18,31 @@ nothing to clean up:
   server releases them when the session ends. The holder's run id and pid are the
   connection's ``application_name``, which ``pg_stat_activity`` shows to the waiter.
 * SQLite store: an ``flock`` on ``<store>.locks/<mapping>.lock``; the kernel releases it
-  when the process dies. The holder writes its run id and pid into the file.
+  when the process dies. The holder writes its run id and pid into the file; a holder of a
+  shared lock into a file of its own next to it (``<lock file>.<token>.holder``), locked
+  while it holds the lock, so that a waiter names a holder that still holds it.
+
+Runs of several partitions claiming couplings of one mapping take turns (``claim_lock``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import hashlib
 import json
 import os
 import re
 import socket
 import time
+import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, LockTimeout
+from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition
 
 try:
     import fcntl
@@ -50,6 +61,7 @@ POLL_SECONDS = 0.2
 # First key of the two-key advisory locks: keeps them apart from other applications' locks.
 PG_LOCK_SPACE = 0x7453  # "tS"
 SCHEMA_LOCK_NAME = "@schema"
+CLAIM_LOCK_NAME = "@claim %s"  # of a mapping; '@' and ' ' keep it apart from the partition locks ("<mapping>#<index>/<count>")
 
 
 class Holder:
@@ -86,11 +98,39 @@ def lock_key(name: str) -> int:
     return int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
-def _timeout_error(mapping: str, holder: Holder | None, timeout: float) -> LockTimeout:
+@dataclass(frozen=True)
+class _Lock:
+    """One lock a run takes: ``name`` is the lock's (the mapping's, or ``<mapping>#<index>/<count>``)."""
+
+    name: str
+    shared: bool = False
+    mapping: str = ""
+    partition: str | None = None  # the label of the partition whose lock it is
+
+    def describe(self) -> str:
+        return "partition %s of mapping %s" % (self.partition, self.mapping) if self.partition else "mapping %s" % (self.mapping or self.name)
+
+
+def _locks(names: Sequence[str], partition: Partition | None) -> list[_Lock]:
+    """The locks a run of the mappings (of one partition of them) takes, in the order it takes them.
+
+    Why: every run takes its locks in one global order, mapping by mapping in sorted order and a mapping's own
+    lock before its partition's, so two runs cannot deadlock.
+    """
+    locks = []
+    for name in sorted(set(names)):
+        locks.append(_Lock(name, shared=partition is not None, mapping=name))
+        if partition is not None:
+            locks.append(_Lock("%s#%s" % (name, partition.label), mapping=name, partition=partition.label))
+    return locks
+
+
+def _timeout_error(lock: _Lock, holder: Holder | None, timeout: float) -> LockTimeout:
     who = holder.describe() if holder else "another run"
+    what = "the same partition of a mapping" if lock.partition else "the same mapping"
     return LockTimeout(
-        "mapping %s is locked by %s; gave up after waiting %g s (lock_timeout). "
-        "Two runs never synchronise the same mapping at once: retry when it has finished" % (mapping, who, timeout)
+        "%s is locked by %s; gave up after waiting %g s (lock_timeout). "
+        "Two runs never synchronise %s at once: retry when it has finished" % (lock.describe(), who, timeout, what)
     )
 
 
@@ -104,8 +144,9 @@ class _PgLocks:
         label = "tablesync:%s:%s" % (holder.run_id or holder.task.replace(":", " "), holder.pid)
         self.conn.execute(sa.text("SELECT set_config('application_name', :v, false)"), {"v": label[:63]})
 
-    def try_lock(self, name: str) -> bool:
-        return bool(self.conn.execute(sa.text("SELECT pg_try_advisory_lock(:s, :k)"), {"s": PG_LOCK_SPACE, "k": lock_key(name)}).scalar())
+    def try_lock(self, name: str, shared: bool = False) -> bool:
+        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        return bool(self.conn.execute(sa.text("SELECT %s(:s, :k)" % function), {"s": PG_LOCK_SPACE, "k": lock_key(name)}).scalar())
 
     def holder_of(self, name: str) -> Holder | None:
         row = self.conn.execute(
@@ -145,38 +186,83 @@ class _FileLocks:
         except OSError as exc:
             raise ConfigurationError("cannot create the lock directory %s next to the store: %s" % (self.directory, exc.strerror)) from None
         self.fds: list[int] = []
+        self.described: list[tuple[int, str]] = []  # the holder files of the shared locks held, and their paths
 
     def _path(self, name: str) -> str:
         # why: mapping names may hold any character; keep them readable and distinct
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         return os.path.join(self.directory, "%s-%08x.lock" % (safe[:64], lock_key(name)))
 
-    def try_lock(self, name: str) -> bool:
+    def try_lock(self, name: str, shared: bool = False) -> bool:
         fd = os.open(self._path(name), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, self.holder.as_json().encode("utf-8"), 0)
         self.fds.append(fd)
+        if shared:
+            self._describe_shared(self._path(name))
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, self.holder.as_json().encode("utf-8"), 0)
         return True
 
+    def _describe_shared(self, path: str) -> None:
+        """Write who holds the shared lock of ``path`` into a holder file of its own, locked until it is released.
+
+        Why: the holders of a shared lock cannot take turns writing one file, and the last one to write it
+        may have released the lock long before. A holder file is locked before it gets its name, so a file
+        found unlocked is one its holder left when killed.
+        """
+        final = "%s.%s.holder" % (path, uuid.uuid4().hex[:12])
+        fd = os.open(final + ".new", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, self.holder.as_json().encode("utf-8"))
+        os.rename(final + ".new", final)
+        self.described.append((fd, final))
+
     def holder_of(self, name: str) -> Holder | None:
+        path = self._path(name)
+        live = [h for h in map(_live_holder, sorted(glob.glob(glob.escape(path) + ".*.holder"))) if h is not None]
+        if live:
+            return live[0]
         try:
-            with open(self._path(name), encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 return Holder.from_json(handle.read())
         except OSError:
             return None
 
     def close(self) -> None:
+        for fd, path in self.described:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(fd)
+        self.described = []
         for fd in self.fds:
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
         self.fds = []
+
+
+def _live_holder(path: str) -> Holder | None:
+    """Who holds a shared lock, from a holder file its holder still locks; a file left by a killed holder is removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # why: its holder released the lock meanwhile
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return Holder.from_json(os.read(fd, 65536).decode("utf-8", "replace"))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _backend(store: Any, holder: Holder) -> Any:
@@ -189,12 +275,12 @@ def _backend(store: Any, holder: Holder) -> Any:
     return None
 
 
-def _acquire(backend: Any, names: Sequence[str], timeout: float, store: Any = None) -> None:
-    for name in sorted(set(names)):  # why: one global order, so two runs cannot deadlock
+def _acquire(backend: Any, locks: Sequence[_Lock], timeout: float, store: Any = None) -> None:
+    for lock in locks:
         deadline = time.monotonic() + max(timeout, 0.0)
-        while not backend.try_lock(name):
+        while not backend.try_lock(lock.name, lock.shared):
             if time.monotonic() >= deadline:
-                raise _timeout_error(name, _completed(backend.holder_of(name), store), timeout)
+                raise _timeout_error(lock, _completed(backend.holder_of(lock.name), store), timeout)
             time.sleep(POLL_SECONDS)
 
 
@@ -211,8 +297,9 @@ def _completed(holder: Holder | None, store: Any) -> Holder | None:
 
 @contextlib.contextmanager
 def mapping_locks(store: Any, names: Sequence[str], run_id: str | None, timeout: float = DEFAULT_LOCK_TIMEOUT,
-                  task: str = "check-mode sync") -> Iterator[None]:
-    """Hold an exclusive lock on each named mapping of ``store`` for the duration of the block.
+                  task: str = "check-mode sync", partition: Partition | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on each named mapping of ``store`` for the duration of the block; with a
+    ``partition``, a shared lock on each and an exclusive lock on that partition of each.
 
     ``run_id`` names the holder in other runs' timeout messages; without one, ``task`` does.
 
@@ -226,7 +313,7 @@ def mapping_locks(store: Any, names: Sequence[str], run_id: str | None, timeout:
         yield
         return
     try:
-        _acquire(backend, names, timeout, store)
+        _acquire(backend, _locks(names, partition), timeout, store)
         yield
     finally:
         backend.close()
@@ -248,9 +335,19 @@ def schema_lock(url: Any, engine: Any, timeout: float = 120.0) -> Iterator[Any]:
     if backend_name == "sqlite" and HAS_FCNTL and url.database and url.database != ":memory:":
         backend = _FileLocks(url.database, Holder(None))
         try:
-            _acquire(backend, [SCHEMA_LOCK_NAME], timeout)
+            _acquire(backend, [_Lock(SCHEMA_LOCK_NAME)], timeout)
             yield None
         finally:
             backend.close()
         return
     yield None
+
+
+def claim_lock(conn: Any, mapping: str) -> None:
+    """Make the coupling claims of one mapping take turns until the transaction of ``conn`` ends.
+
+    Why: on PostgreSQL, two transactions inserting rows that clash on both sides' unique keys in different
+    orders each wait for the other's rows: a deadlock. SQLite writes one transaction at a time anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:s, :k)"), {"s": PG_LOCK_SPACE, "k": lock_key(CLAIM_LOCK_NAME % mapping)})

@@ -25,12 +25,13 @@ from typing import Any
 from ansible_collections.tablesync.integration.plugins.module_utils.chunks import chunks
 from ansible_collections.tablesync.integration.plugins.module_utils.counters import COUNTERS
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError
+from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition
 from ansible_collections.tablesync.integration.plugins.module_utils.values import utcnow
 
 try:
     import sqlalchemy as sa
 
-    from ansible_collections.tablesync.integration.plugins.module_utils.locking import schema_lock
+    from ansible_collections.tablesync.integration.plugins.module_utils.locking import claim_lock, schema_lock
     from ansible_collections.tablesync.integration.plugins.module_utils.sql_support import (
         Select,
         bulk_insert,
@@ -53,7 +54,9 @@ except ImportError:  # pragma: no cover - reported by the modules
 #    couplings never synchronised.
 # 4: failed records count the runs in a row they failed with the same error and may be skipped; jobs count uncouplings
 #    and the records they expect to read; runs whose process is gone are marked interrupted.
-SCHEMA_VERSION = 4
+# 5: partitions of a mapping keep watermarks of their own; jobs name their partition, runs the group of a distributed sync.
+SCHEMA_VERSION = 5
+WHOLE = ""  # the partition column of a watermark of the whole mapping
 DEFAULT_STORE = "~/.tablesync/store.sqlite"
 HELD = "ambiguous match"  # how the message of a record held for an ambiguous match begins: never skipped
 IDS_PER_QUERY = 500  # ids of one side a coupling query names
@@ -163,6 +166,7 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         metadata,
         sa.Column("mapping", text, primary_key=True),
         sa.Column("side", sa.String(16), primary_key=True),
+        sa.Column("partition", sa.String(16), primary_key=True),  # a Partition label, or WHOLE
         sa.Column("value", ts, nullable=False),
     )
     t["couplings"] = sa.Table(
@@ -218,6 +222,7 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("mappings", sa.Text, nullable=False),
         sa.Column("pid", sa.Integer),
         sa.Column("host", sa.String(255)),
+        sa.Column("group_id", sa.String(64), index=True),  # shared by the runs of the partitions of one distributed sync
     )
     t["jobs"] = sa.Table(
         "tablesync_jobs",
@@ -233,6 +238,7 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("message", sa.Text),
         *[sa.Column(c, sa.Integer, nullable=False, default=0, server_default="0") for c in COUNTERS],
         sa.Column("total", sa.Integer),  # records the job expects to read, when its source could count them
+        sa.Column("partition", sa.String(16)),  # the Partition label of a job of one partition, None for the whole mapping
     )
     t["errors"] = sa.Table(
         "tablesync_job_errors",
@@ -247,6 +253,13 @@ def _tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("created_at", ts, nullable=False),
     )
     return t
+
+
+# Columns a migration added: (table, column) -> (the version that added it, what a row of an older store reads as).
+# why: read-only tasks (check mode, sync_job_info) read a store as an older collection left it; the next writing task migrates it
+ADDED_COLUMNS: dict[tuple[str, str], tuple[int, Any]] = {
+    ("jobs", "uncoupled"): (4, 0), ("jobs", "total"): (4, None), ("jobs", "partition"): (5, None), ("runs", "group_id"): (5, None),
+}
 
 
 class Store:
@@ -357,6 +370,14 @@ class Store:
             raise ConfigurationError("internal error: write to a read-only store")
         return self.engine.begin()
 
+    def _columns(self, key: str) -> dict[str, Any]:
+        """The columns of a table by name as this store has them: one its version lacks reads as in ADDED_COLUMNS."""
+        out = {}
+        for column in self.tables[key].c:
+            since, before = ADDED_COLUMNS.get((key, column.name), (0, None))
+            out[column.name] = column if self.version >= since else sa.literal(before, column.type).label(column.name)
+        return out
+
     # -- settings --------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
         if not self.exists:
@@ -440,7 +461,7 @@ class Store:
                 conn.execute(m.insert(), [dict(values, name=body["name"], position=position, created_at=now)])
 
     def delete_mapping(self, name: str) -> None:
-        """Remove a mapping with its couplings, watermarks and retry list."""
+        """Remove a mapping with its couplings, watermarks (its partitions' too) and retry list."""
         with self._write() as conn:
             for key in ("couplings", "watermarks", "pending", "failed"):
                 table = self.tables[key]
@@ -538,17 +559,46 @@ class Store:
         """Translate ids of one side to the coupled ids of the other side."""
         return {k: v.side_id("integration" if side == "local" else "local") for k, v in self.couplings_for(mapping, side, list(ids)).items()}
 
-    # -- watermarks ------------------------------------------------------------------------
-    def watermark(self, mapping: str, side: str) -> datetime.datetime | None:
-        w = self.tables["watermarks"]
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(w.c.value).where(w.c.mapping == mapping, w.c.side == side)).scalar()
+    def claim_couplings(self, mapping: str, couplings: Sequence[Coupling]) -> list[Coupling]:
+        """Couple each pair unless its local or its integration record is coupled already in the mapping; the pairs
+        left out (another claimer, such as another partition's run, coupled one of their records first).
 
-    def set_watermark(self, mapping: str, side: str, value: datetime.datetime) -> None:
-        w = self.tables["watermarks"]
+        Each row is inserted or left out by the database itself (INSERT ... ON CONFLICT DO NOTHING), so of runs
+        claiming the same record at the same moment exactly one wins.
+        """
+        if not couplings:
+            return []
+        from sqlalchemy.dialects import postgresql, sqlite  # why: not at the top: a SQLite store need not load PostgreSQL's (40 ms)
+
+        c = self.tables["couplings"]
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(c).on_conflict_do_nothing().returning(c.c.local_id, c.c.integration_id)
+        now = utcnow()
         with self._write() as conn:
-            if conn.execute(sa.update(w).where(w.c.mapping == mapping, w.c.side == side).values(value=value)).rowcount == 0:
-                conn.execute(w.insert(), [{"mapping": mapping, "side": side, "value": value}])
+            claim_lock(conn, mapping)
+            won = {(r[0], r[1]) for r in conn.execute(stmt, [dict(cp.row(now), mapping=mapping) for cp in couplings])}
+        return [cp for cp in couplings if (cp.local_id, cp.integration_id) not in won]
+
+    # -- watermarks ------------------------------------------------------------------------
+    def watermark(self, mapping: str, side: str, partition: Partition | None = None) -> datetime.datetime | None:
+        """The modified-on up to which every record of a side (of one partition) was read: None when unknown.
+
+        A partition's is the later of its own and the whole mapping's. The whole mapping's is the later of
+        its own and, of each count whose partitions all have one, the earliest of theirs.
+        """
+        w = self.tables["watermarks"]
+        label = w.c.partition if self.version >= 5 else sa.literal(WHOLE)  # why: read-only, before partitions
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(label, w.c.value).where(w.c.mapping == mapping, w.c.side == side)).all()
+        return _watermark_of({r[0]: r[1] for r in rows}, partition)
+
+    def set_watermark(self, mapping: str, side: str, value: datetime.datetime, partition: Partition | None = None) -> None:
+        """Keep the watermark of a side of the whole mapping or of one partition (the others' stay as they are)."""
+        w = self.tables["watermarks"]
+        key = {"mapping": mapping, "side": side, "partition": partition.label if partition else WHOLE}
+        with self._write() as conn:
+            if conn.execute(sa.update(w).where(*[w.c[k] == v for k, v in key.items()]).values(value=value)).rowcount == 0:
+                conn.execute(w.insert(), [dict(key, value=value)])
 
     # -- pending creates and retries --------------------------------------------------------
     def add_pending(self, page: PendingPage) -> int:
@@ -600,10 +650,11 @@ class Store:
                 conn.execute(restore.where(f.c.side == side, f.c.record_id.in_(ids)))
 
     # -- runs and jobs -----------------------------------------------------------------------
-    def start_run(self, mode: str, mappings: Sequence[str], run_id: str | None = None) -> str:
+    def start_run(self, mode: str, mappings: Sequence[str], run_id: str | None = None, group_id: str | None = None) -> str:
+        """Log a run of the mappings; ``group_id``: the id the runs of the partitions of one distributed sync share."""
         run_id = run_id or str(uuid.uuid4())
         row = {"id": run_id, "mode": mode, "status": "running", "started_at": utcnow(), "mappings": json.dumps(list(mappings)),
-               "pid": os.getpid(), "host": socket.gethostname()[:255]}
+               "pid": os.getpid(), "host": socket.gethostname()[:255], "group_id": group_id}
         with self._write() as conn:
             conn.execute(self.tables["runs"].insert(), [row])
         return run_id
@@ -614,29 +665,39 @@ class Store:
         r = self.tables["runs"]
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(sa.select(r).where(r.c.id == run_id)).mappings().first()
+                row = conn.execute(sa.select(*self._columns("runs").values()).where(r.c.id == run_id)).mappings().first()
         except sa.exc.DBAPIError:  # a read-only store not migrated yet
             return None
         return dict(row) if row else None
 
-    def mark_interrupted(self, locked: Sequence[str]) -> list[str]:
+    def mark_interrupted(self, locked: Sequence[str], partition: Partition | None = None) -> list[str]:
         """Mark the runs still ``running`` whose process is gone, and their running jobs, ``interrupted``; their ids.
 
         A run of this host is gone when its process no longer exists. Of another host's, one of a mapping
-        in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold.
+        in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold. A caller
+        that holds the locks of one ``partition`` excludes only whole-mapping runs and runs of that partition:
+        of another host's runs, those with a job of either kind on a mapping in ``locked`` are gone.
         Their jobs keep the counts last committed.
         """
         r, j = self.tables["runs"], self.tables["jobs"]
         with self.engine.connect() as conn:
             running = conn.execute(sa.select(r.c.id, r.c.mappings, r.c.pid, r.c.host).where(r.c.status == "running")).all()
         host = socket.gethostname()[:255]
-        gone = []
+        gone, elsewhere = [], []
         for run_id, mappings, pid, run_host in running:
             if run_host == host and pid:
                 if not _alive(pid):
                     gone.append(run_id)
             elif set(json.loads(mappings or "[]")) & set(locked):
-                gone.append(run_id)
+                elsewhere.append(run_id)
+        if partition is not None and elsewhere:
+            # why: runs of the other partitions of these mappings hold no lock the caller holds: alive or not, they stay
+            stmt = (sa.select(j.c.run_id).distinct()
+                    .where(j.c.run_id.in_(elsewhere), j.c.mapping.in_(list(locked)), sa.or_(j.c.partition.is_(None), j.c.partition == partition.label)))
+            with self.engine.connect() as conn:
+                excluded = {row[0] for row in conn.execute(stmt)}
+            elsewhere = [run_id for run_id in elsewhere if run_id in excluded]
+        gone += elsewhere
         if gone:
             with self._write() as conn:
                 conn.execute(sa.update(r).where(r.c.id.in_(gone), r.c.status == "running").values(status="interrupted", ended_at=utcnow()))
@@ -664,8 +725,10 @@ class Store:
         with self._write() as conn:
             conn.execute(sa.update(r).where(r.c.id == run_id).values(status=status, ended_at=utcnow()))
 
-    def start_job(self, run_id: str, mapping: str, mode: str, direction: str) -> int:
-        row = {"run_id": run_id, "mapping": mapping, "mode": mode, "direction": direction, "status": "running", "started_at": utcnow()}
+    def start_job(self, run_id: str, mapping: str, mode: str, direction: str, partition: Partition | None = None) -> int:
+        """Log a job of a mapping (of one ``partition`` of its records, or all); its id."""
+        row = {"run_id": run_id, "mapping": mapping, "mode": mode, "direction": direction, "status": "running", "started_at": utcnow(),
+               "partition": partition.label if partition else None}
         row.update({c: 0 for c in COUNTERS})
         with self._write() as conn:
             return int(conn.execute(self.tables["jobs"].insert().values(**row)).inserted_primary_key[0])
@@ -765,11 +828,17 @@ class Store:
         since: datetime.datetime | None = None,
         until: datetime.datetime | None = None,
         limit: int = 100,
+        group_id: str | None = None,
     ) -> list[dict[str, Any]]:
+        """The last ``limit`` jobs that match, oldest first, each with its partition's label (None: the whole
+        mapping) and the ``group_id`` of its run (None outside a distributed sync)."""
         if not self.exists:
             return []
-        j = self.tables["jobs"]
-        stmt = sa.select(*[c for c in j.c if c.name not in ("uncoupled", "total") or self.version >= 4])
+        j, r = self.tables["jobs"], self.tables["runs"]
+        group = self._columns("runs")["group_id"]
+        stmt = sa.select(*self._columns("jobs").values(), group).select_from(j.outerjoin(r, r.c.id == j.c.run_id))
+        if group_id:
+            stmt = stmt.where(group == group_id)
         if run_id:
             stmt = stmt.where(j.c.run_id == run_id)
         if mappings:
@@ -782,7 +851,7 @@ class Store:
             stmt = stmt.where(j.c.started_at <= until)
         stmt = stmt.order_by(j.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            rows = [dict({"uncoupled": 0, "total": None}, **r) for r in conn.execute(stmt).mappings()]
+            rows = [dict(row) for row in conn.execute(stmt).mappings()]
         rows.reverse()
         return rows
 
@@ -806,6 +875,26 @@ class Store:
         stmt = sa.select(e).where(e.c.job_id.in_(list(job_ids))).order_by(e.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _watermark_of(rows: dict[str, datetime.datetime], partition: Partition | None) -> datetime.datetime | None:
+    """The watermark of a partition (or of the whole mapping) from the stored ones of a side, by partition label.
+
+    Why: a modified-records read from it must lose no record. A partition's records were all read up to its
+    own and up to the whole mapping's; the whole mapping's up to its own and up to the earliest of a full set
+    of partitions (one of each index of a count).
+    """
+    known = [rows.get(WHOLE)]
+    if partition is not None:
+        known.append(rows.get(partition.label))
+    else:
+        by_count: dict[int, list[datetime.datetime]] = {}
+        for label, value in rows.items():
+            if label != WHOLE:
+                by_count.setdefault(Partition.parse(label).count, []).append(value)
+        known += [min(values) for count, values in by_count.items() if len(values) == count]
+    found = [value for value in known if value is not None]
+    return max(found) if found else None
 
 
 def _by_side(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
@@ -881,8 +970,30 @@ def _migrate_4(conn: Any, tables: dict[str, Any]) -> None:
                 conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s" % (table.name, column, ddl)))
 
 
-# Schema version -> the step that brings the previous version to it (steps add; 3 replaces a table).
-MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
+def _migrate_5(conn: Any, tables: dict[str, Any]) -> None:
+    """Watermarks are kept per partition (the existing ones are the whole mapping's); jobs name their partition,
+    runs the group of a distributed sync."""
+    watermarks = tables["watermarks"]
+    if "partition" not in {c["name"] for c in sa.inspect(conn).get_columns(watermarks.name)}:
+        # why: the partition joins the primary key, which SQLite cannot change in place; the table is rebuilt on every
+        # kind of store, its rows (two per mapping) kept in memory meanwhile
+        old = sa.Table(watermarks.name, sa.MetaData(), autoload_with=conn)
+        kept = [dict(r, partition=WHOLE) for r in conn.execute(sa.select(old.c.mapping, old.c.side, old.c.value)).mappings()]
+        old.drop(conn)
+        watermarks.create(conn)
+        if kept:
+            conn.execute(watermarks.insert(), kept)
+    for key, column in (("jobs", "partition"), ("runs", "group_id")):
+        table = tables[key]
+        if column not in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+            quote = conn.dialect.identifier_preparer.quote
+            conn.execute(sa.text("ALTER TABLE %s ADD COLUMN %s %s" % (table.name, quote(column), table.c[column].type.compile(dialect=conn.dialect))))
+    for index in tables["runs"].indexes:
+        index.create(conn, checkfirst=True)
+
+
+# Schema version -> the step that brings the previous version to it (steps add; 3 replaces a table, 5 rebuilds one).
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
 
 
 def _coupling_columns(c: sa.Table) -> list:

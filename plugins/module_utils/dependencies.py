@@ -87,6 +87,18 @@ def with_dependencies(names: Sequence[str], declared: Sequence[str], load: Calla
     return [loaded[n] for n in declared if n in loaded]
 
 
+def dependency_levels(mappings: Sequence[Mapping]) -> list[list[str]]:
+    """The mappings (ordered) in levels: each depends only on mappings of earlier levels, so the partitions of a
+    distributed sync run one level at a time (the playbook's barrier between tasks)."""
+    level: dict[str, int] = {}
+    for m in order_mappings(mappings):
+        level[m.name] = 1 + max((level[d] for d in dependencies_of(m) if d in level), default=-1)
+    levels: list[list[str]] = [[] for _ in range(1 + max(level.values(), default=-1))]
+    for name, index in level.items():
+        levels[index].append(name)
+    return levels
+
+
 def loadable(definitions: Sequence[dict[str, Any]], skip: str) -> list[Mapping]:
     """The stored mappings other than ``skip``; one whose stored declaration is no longer valid is left out
     (it is its own problem, reported when it runs)."""

@@ -32,7 +32,7 @@ import dataclasses
 import datetime
 import functools
 import itertools
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from ansible_collections.tablesync.integration.plugins.module_utils.bidirectional import plan_coupled
@@ -47,12 +47,19 @@ from ansible_collections.tablesync.integration.plugins.module_utils.deletions im
     source_deleted,
     uncouple,
 )
-from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import MAX_PAGES_IN_FLIGHT, OTHER_SIDE, Table, WriteResult
+from ansible_collections.tablesync.integration.plugins.module_utils.endpoint import MAX_PAGES_IN_FLIGHT, OTHER_SIDE, SIDES, Table, WriteResult
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import GuardError, RecordError
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import JobOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.job_result import JobResult
 from ansible_collections.tablesync.integration.plugins.module_utils.mapping import FLOW_DIRECTION, Flow, Mapping
-from ansible_collections.tablesync.integration.plugins.module_utils.matching import ForeseenCouplings, couple_matches, foresee_lookups, match_mapping
+from ansible_collections.tablesync.integration.plugins.module_utils.matching import (
+    ForeseenCouplings,
+    claim_matches,
+    couple_matches,
+    foresee_lookups,
+    lost_claim_message,
+    match_mapping,
+)
 from ansible_collections.tablesync.integration.plugins.module_utils.modified_on import (
     ModifiedOnError,
     newest,
@@ -144,17 +151,34 @@ class SyncJob:
         if not mapping.match_on:
             return
         found = match_mapping(mapping, self.tables, self.store, batch_size=self.opts.batch_size, max_reported=self.opts.max_records)
+        part = self.opts.partition
+        if part is not None:
+            src = SIDES.index(next(iter(self.flows.values())).src)  # why: partitioned mappings are one-way (runner)
+            found.pairs = [pair for pair in found.pairs if part.holds(pair[src])]
         if self.opts.dry_run:
             self.store = ForeseenCouplings(self.store, mapping.name, found.pairs)
             foresee_lookups(self.foreseen, mapping.name, found.pairs)
-        else:
+        elif part is None:
             couple_matches(self.store, mapping.name, found.pairs, self.opts.batch_size)
+        else:
+            self._claim(next(iter(self.flows.values())), [Coupling(mapping.name, local_id=lid, integration_id=iid) for lid, iid in found.pairs],
+                        found.held)
+            found.pairs = [pair for pair in found.pairs if pair[src] not in found.held[SIDES[src]]]
         self.opts.hold = found.held
         self.opts.matched = True
         self.result.counts["coupled"] += len(found.pairs)
         self.result.matching = found.report(self.opts.max_records)
         for lid, iid in found.pairs:
             self.result.log("coupled", lid, iid)
+
+    def _claim(self, flow: Flow, couplings: list[Coupling], held: dict[str, dict[str, str]]) -> list[Coupling]:
+        """Store matched couplings of a partition, each only if neither record is coupled yet (claim_matches); the source
+        record of one another partition coupled first is held as an ambiguous match. Returns those lost."""
+        lost = claim_matches(self.store, self.mapping.name, couplings, self.opts.batch_size)
+        for cp in lost:
+            sid = cp.side_id(flow.src)
+            held.setdefault(flow.src, {})[sid] = lost_claim_message(self.mapping.name, flow.src, sid, flow.dst, cp.side_id(flow.dst))
+        return lost
 
     # -- the job ----------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -213,7 +237,10 @@ class SyncJob:
 
     def _detect_deletions(self) -> None:
         """Full syncs compare couplings with the records that still exist on both sides."""
+        src = next(iter(self.flows.values())).src
         for page in self.store.iter_couplings(self.mapping.name, batch=self.opts.batch_size):
+            if self.opts.partition is not None:
+                page = [cp for cp in page if self.opts.partition.holds(cp.side_id(src))]
             if self.handled["local"] or self.handled["integration"]:
                 # why: run after a flow (_run_flow_checked), a coupling that flow handled is not handled twice
                 page = [cp for cp in page if cp.local_id not in self.handled["local"] and cp.integration_id not in self.handled["integration"]]
@@ -258,7 +285,7 @@ class SyncJob:
         direction = FLOW_DIRECTION[(flow.src, flow.dst)]
         self._direction, self._counted, self._total = direction, dict(self.result.counts), None
         if not self.opts.dry_run:
-            self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, direction)
+            self.result.job_id = self.store.start_job(self.run_id or "", self.mapping.name, self.opts.mode, direction, partition=self.opts.partition)
         self.result.directions[direction] = {"job_id": self.result.job_id, "counts": self.progress()}
 
     def _close_direction(self) -> None:
@@ -305,10 +332,10 @@ class SyncJob:
         fields = self.mapping.read_fields(src)
         modified_field = self.mapping.modified_field(src)
         where = self.mapping.filters.get(src)
-        retry = set(self.store.failed_ids(self.mapping.name, src)) if self.store.exists else set()
+        retry = set(self._mine(self.store.failed_ids(self.mapping.name, src))) if self.store.exists else set()
         if self.opts.mode == "modified" and self.store.exists:
             # why: a pair coupled but never synchronised may be older than the watermark
-            retry.update(self.store.unsynced_ids(self.mapping.name, src))
+            retry.update(self._mine(self.store.unsynced_ids(self.mapping.name, src)))
         read_started = utcnow()
         self._watermark, self._not_after = None, watermark_cutoff(read_started, self.opts.watermark_overlap)
         max_seen = None
@@ -320,7 +347,7 @@ class SyncJob:
             self._process_page(flow, fields, retried, retry)
         since = None
         if self.opts.mode == "modified" and modified_field:
-            since = self._watermark = self.store.watermark(self.mapping.name, src) if self.store.exists else None
+            since = self._watermark = self.store.watermark(self.mapping.name, src, partition=self.opts.partition) if self.store.exists else None
         changes = self._read_changes(src, table, fields, where)
         if changes is None:
             self._expect(len(ordered), table.count(where, modified_field, read_from(since, self.opts.watermark_overlap),
@@ -362,6 +389,7 @@ class SyncJob:
         table = self.tables[flow.src]
         fields = self.mapping.read_fields(flow.src)
         where = self.mapping.filters.get(flow.src)
+        ids = self._mine(ids)
         self._expect(len(ids), 0)
         for start in range(0, len(ids), self.opts.batch_size):
             chunk = ids[start:start + self.opts.batch_size]
@@ -373,10 +401,18 @@ class SyncJob:
     def _expect(self, retried: int, scanned: int | None) -> None:
         """Keep how many records the current direction's job will read, for progress reports (sync_job_info)."""
         if scanned is not None:
-            self._total = retried + scanned
+            # why: a partition reads every record and keeps its share, about one in count (partition.py)
+            self._total = retried + (scanned if self.opts.partition is None else -(-scanned // self.opts.partition.count))
+
+    def _mine(self, ids: Iterable[str]) -> list[str]:
+        """Of source record ids, those of this job's partition (all without one)."""
+        part = self.opts.partition
+        return list(ids) if part is None else [i for i in ids if part.holds(i)]
 
     def _delta_key(self, side: str) -> str:
-        return "delta.%s.%s" % (self.mapping.name, side)
+        # why: each partition follows its own delta link; one partition's link would skip another's changes
+        suffix = "" if self.opts.partition is None else "#" + self.opts.partition.label
+        return "delta.%s.%s%s" % (self.mapping.name, side, suffix)
 
     def _read_changes(self, src: str, table: Table, fields: list[str], where: Any) -> tuple[Iterator[list[tuple]], Any] | None:
         """Pages of a change-tracking read and the read itself, or None when the table has no change tracking.
@@ -397,6 +433,7 @@ class SyncJob:
 
     def _change_pages(self, src: str, read: Any) -> Iterator[list[tuple]]:
         for rows, deleted in read.pages():
+            deleted = self._mine(deleted)
             if deleted and self.store.exists:
                 self._changes_deleted(src, deleted)
             yield rows
@@ -409,7 +446,7 @@ class SyncJob:
         """
         if previous is not None and previous >= max_seen:
             return
-        self.store.set_watermark(self.mapping.name, side, max_seen)
+        self.store.set_watermark(self.mapping.name, side, max_seen, partition=self.opts.partition)
 
     # -- one page -------------------------------------------------------------------------------------
     def _page_plans(self, flow: Flow, fields: Sequence[str], pages: Iterator[list[tuple]], retry: set[str],
@@ -419,11 +456,14 @@ class SyncJob:
         mod_field = self.mapping.modified_field(flow.src)
         mod_pos = list(fields).index(mod_field) if mod_field else None
         recent: collections.deque[set[str]] = collections.deque(maxlen=window)
+        part = self.opts.partition
         for page in pages:
             full = len(page) >= self.opts.batch_size
             page_max = None
             if mod_pos is not None:
                 page_max = newest((r[mod_pos] for r in page), self.mapping.modified_format(flow.src), self._not_after)
+            if part is not None:
+                page = [r for r in page if part.holds(id_text(r[0]))]
             if retry:
                 page = [r for r in page if id_text(r[0]) not in retry]
             ids = [id_text(r[0]) for r in page]
@@ -597,6 +637,8 @@ class SyncJob:
             # why: --diff values noted for a pair whose update failed stay with the job until the pair is logged
             plan.outcome.diffs = self.result.diffs
             converge_page(self.values, self.tables, self.store, plan.outcome, self.handled, flow, plan)
+        if self.opts.partition is not None and plan.batch.new_couplings and not self.opts.dry_run:
+            self._claim_page(flow, plan)
         self.result.absorb(plan.outcome, self.opts.max_records)
         if not plan.outcome.counts["read"]:
             return lambda: None
@@ -608,6 +650,19 @@ class SyncJob:
                 plan.batch.cleared_pending.append(self.store.add_pending(self._update_intents(flow, plan.updates)))
             self._insert_intents(flow, plan.inserts, plan.batch)
         return functools.partial(self._send_page, flow, plan)
+
+    def _claim_page(self, flow: Flow, plan: PagePlan) -> None:
+        """Before a partition writes records it matched on a page, store their couplings (_claim): a record another
+        partition coupled first is not written but failed as held. Planning put only matched couplings in the batch yet."""
+        held: dict[str, dict[str, str]] = {}
+        lost = {id(cp) for cp in self._claim(flow, plan.batch.new_couplings, held)}
+        # why: stored now, the claimed couplings get their fingerprints at the commit like any coupled pair
+        plan.batch.changed_couplings.extend(cp for cp in plan.batch.new_couplings if id(cp) not in lost)
+        plan.batch.new_couplings = []
+        plan.updates = [ch for ch in plan.updates if id(ch.coupling) not in lost]
+        for sid, why in held.get(flow.src, {}).items():
+            plan.outcome.counts["coupled"] -= 1
+            plan.outcome.fail(plan.batch, flow.src, sid, why)
 
     def _send_page(self, flow: Flow, plan: PagePlan) -> SentPage:
         """A page's destination writes: only the tables are used, so that it may run on another thread (PagesInFlight)."""
@@ -796,7 +851,9 @@ class SyncJob:
     # -- crash repair -------------------------------------------------------------------------------------
     def _recover_pending(self, flow: Flow) -> None:
         """Couple records a killed run created but had not coupled yet."""
-        pending = [p for p in self.store.pending(self.mapping.name) if p.source_side == flow.src]
+        part = self.opts.partition
+        # why: another partition's pages may be on the wire right now: each partition repairs only its own
+        pending = [p for p in self.store.pending(self.mapping.name) if p.source_side == flow.src and (part is None or part.holds(p.source_id))]
         if not pending:
             return
         dst = flow.dst

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.locking import DEFAULT_LOCK_TIMEOUT
+from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition
 
 MODES = ("full", "modified")
 AFTER_FULL_SYNC = ("restore", "create_new_records", "only_coupled_records")
@@ -37,6 +38,7 @@ class JobOptions:
     skip_after_failures: int = 2  # a record failing with the same error this many runs in a row is skipped (0: never)
     records: dict[str, list[str]] | None = None  # chosen records only, by source side (chosen.py): read by id, written even unchanged
     field_diff: bool = False  # --diff: the reported records carry the values they change, before and after
+    partition: Partition | None = None  # the source records of one partition only (partition.py); None: all
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class RunOptions:
     read_ahead: bool = True
     skip_after_failures: int = 2
     field_diff: bool = False
+    partition: Partition | None = None  # this run's share of each mapping: one partition of its source records
+    run_group: str | None = None  # the id the partitions of one distributed sync share (sync_job_info sums by it)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], check_mode: bool = False, diff: bool = False) -> RunOptions:
@@ -61,6 +65,8 @@ class RunOptions:
         options a module does not take, or leaves unset, keep the defaults above.
         """
         given = {_PARAM_FIELDS.get(key, key): value for key, value in params.items() if value is not None}
+        if isinstance(given.get("partition"), Mapping):
+            given["partition"] = Partition(int(given["partition"]["index"]), int(given["partition"]["count"]))
         taken = {f.name for f in dataclasses.fields(cls)} - {"dry_run", "field_diff"}
         return cls(dry_run=check_mode, field_diff=diff, **{k: v for k, v in given.items() if k in taken})
 

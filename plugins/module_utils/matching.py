@@ -212,6 +212,22 @@ def couple_matches(store: Any, mapping: str, pairs: Sequence[tuple[str, str]], b
         store.change_couplings(mapping, add=pairs[start:start + batch_size])
 
 
+def claim_matches(store: Any, mapping: str, couplings: Sequence[Coupling], batch_size: int = 1000) -> list[Coupling]:
+    """Store matched couplings where neither record is coupled yet, each atomically (Store.claim_couplings); the ones
+    another run coupled first (a partition of the same sync that matched the same record) come back."""
+    lost: list[Coupling] = []
+    for start in range(0, len(couplings), batch_size):
+        lost.extend(store.claim_couplings(mapping, couplings[start:start + batch_size]))
+    return lost
+
+
+def lost_claim_message(mapping: str, side: str, record_id: str, partner_side: str, partner_id: str) -> str:
+    """Why a record whose match another partition coupled first is held (its message begins as every held record's)."""
+    return ("%s in mapping %s: %s record %s matches %s record %s, which another partition of this sync coupled to another "
+            "record first; nothing was created, the record is retried by every run until it matches one record or none"
+            % (HELD, mapping, side, record_id, partner_side, partner_id))
+
+
 class ForeseenCouplings:
     """A store that also shows couplings a check-mode run would have made.
 

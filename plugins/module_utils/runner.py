@@ -10,8 +10,9 @@ created whatever synch_only_coupled_records says, then the after-full-sync choic
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class SyncRunner:
         self.store = store
         self.endpoints = endpoints
         self.options = options if options is not None else RunOptions()
+        self._whole: set[str] = set()  # mappings a partitioned run synchronises whole (_bind)
 
     def declared(self) -> list[Mapping]:
         return [Mapping.from_definition(d) for d in self.store.list_mappings()]
@@ -98,7 +100,7 @@ class SyncRunner:
         self.store.check_binding(self.endpoints, rebind=self.options.rebind, record=False)
         run_id = str(uuid.uuid4())
         # why: check mode locks too, so its plan never reads a mapping halfway through another run
-        with mapping_locks(self.store, locked, None if self.options.dry_run else run_id, self.options.lock_timeout):
+        with self._locks(locked, None if self.options.dry_run else run_id):
             # why: a run we waited for may have changed the definitions (after_full_sync): read them again
             bound = self._bind(names)
             if [entry[0].name for entry in bound] != locked:
@@ -107,13 +109,39 @@ class SyncRunner:
             chosen = None if records is None else source_ids(bound[0][0], bound[0][1], self.store, [str(r) for r in records])
             if not self.options.dry_run:
                 self.store.check_binding(self.endpoints, rebind=self.options.rebind, record=True)
-                self.store.mark_interrupted(locked)  # why: a run killed earlier stays "running" in the log otherwise
-                self.store.start_run(mode, locked, run_id=run_id)
+                # why: a run killed earlier stays "running" in the log otherwise; another partition's may be alive elsewhere
+                split = [n for n in locked if n not in self._whole] if self.options.partition is not None else []
+                if split:
+                    self.store.mark_interrupted(split, partition=self.options.partition)
+                self.store.mark_interrupted([n for n in locked if n not in split])
+                self.store.start_run(mode, locked, run_id=run_id, group_id=self.options.run_group)
             return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.options.dry_run else run_id, chosen)
 
+    @contextlib.contextmanager
+    def _locks(self, names: list[str], run_id: str | None) -> Iterator[None]:
+        """The run's mapping locks: a partition's of each mapping it splits (locking.py), whole ones of the rest."""
+        part = self.options.partition
+        split = [n for n in names if n not in self._whole] if part is not None else []
+        whole = [n for n in names if n not in split]
+        with contextlib.ExitStack() as stack:
+            if split:
+                stack.enter_context(mapping_locks(self.store, split, run_id, self.options.lock_timeout, partition=part))
+            if whole:
+                stack.enter_context(mapping_locks(self.store, whole, run_id, self.options.lock_timeout))
+            yield
+
     def _bind(self, names: Sequence[str] | None) -> list[tuple[Mapping, dict, dict]]:
+        """The mappings this run synchronises, each with its tables and flows. A partitioned run leaves out the
+        bidirectional mappings (each pair has two source records, in two partitions maybe) except in partition 0,
+        which synchronises them whole (``_whole``)."""
         bound = []
+        part = self.options.partition
+        self._whole = set()
         for m in self.select(names):
+            if part is not None and m.bidirectional:
+                if part.index:
+                    continue
+                self._whole.add(m.name)
             tables = open_tables(m, self.endpoints)
             bound.append((m, tables, m.bind(tables)))
         return bound
@@ -127,6 +155,8 @@ class SyncRunner:
             for mapping, tables, flows in bound:
                 opts = job_options(self.options, mode=mode, create_uncoupled=(mode == "full" or chosen is not None), records=chosen,
                                    foreseen=foreseen if self.options.dry_run else None)
+                if mapping.name in self._whole:
+                    opts.partition = None
                 job = SyncJob(mapping, tables, flows, self.store, run_id, opts)
                 before = [e.throttling() for e in self.endpoints.values()]
                 if mode == "full" and chosen is None:

@@ -112,6 +112,32 @@ options:
         advance the watermark; such records are read again by each run and found unchanged.
     type: int
     default: 60
+  partition:
+    description:
+      - Synchronise one partition of each mapping's source records, so that several hosts share one sync (see the
+        P(tablesync.integration.distributed_sync#playbook) playbook). A record is in partition O(partition.index) of
+        O(partition.count) when a stable hash of its key falls there: the same on every host and in every run.
+      - Partitions write disjoint records and couplings and keep their own watermarks, job rows and locks, so the
+        partitions of one mapping run side by side while two runs of the same partition, or a run of the whole
+        mapping, wait for each other. Every partition of a sync must use the same O(partition.count) and a
+        PostgreSQL or MariaDB store that every host reaches (a SQLite store serves partitions on one host).
+      - A record that matches (C(match_on)) a record another partition coupled first is held as an ambiguous match.
+      - A bidirectional mapping is not split: partition V(0) synchronises it whole and the others leave it out.
+    type: dict
+    suboptions:
+      index:
+        description: This host's partition, from V(0) to O(partition.count) minus 1.
+        type: int
+        required: true
+      count:
+        description: How many partitions the sync is split into.
+        type: int
+        required: true
+  run_group:
+    description:
+      - An id the partitions of one distributed sync share, recorded with each one's run;
+        M(tablesync.integration.sync_job_info) adds up their jobs by it (its O(tablesync.integration.sync_job_info#module:run_group)).
+    type: str
   rebind:
     description:
       - The store keeps the couplings of one pair of endpoints, and the first run records that pair's types
@@ -305,6 +331,7 @@ import json
 
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import AFTER_FULL_SYNC, MODES, RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
+from ansible_collections.tablesync.integration.plugins.module_utils.partition import MAX_PARTITIONS
 
 
 def diff_text(jobs: list, records: list, truncated: bool) -> str:
@@ -338,6 +365,8 @@ def main() -> None:
         skip_after_failures={"type": "int", "default": 2},
         watermark_overlap={"type": "int", "default": 60},
         rebind={"type": "bool", "default": False},
+        partition={"type": "dict", "options": {"index": {"type": "int", "required": True}, "count": {"type": "int", "required": True}}},
+        run_group={"type": "str"},
     )
     module = IntegrationModule(argument_spec=spec, supports_check_mode=True, required_together=[("local", "integration")])
     p = module.params
@@ -345,6 +374,10 @@ def main() -> None:
         module.fail_json(msg="batch_size must be at least 1")
     if p["skip_after_failures"] < 0:
         module.fail_json(msg="skip_after_failures must be 0 (never skip) or more")
+    part = p["partition"]
+    if part is not None and not 0 <= part["index"] < part["count"] <= MAX_PARTITIONS:
+        module.fail_json(msg="partition.index must be 0 to partition.count - 1 and partition.count 1 to %d, not index %d of count %d"
+                         % (MAX_PARTITIONS, part["index"], part["count"]))
     with engine_session(module, read_only=module.check_mode) as (store, endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 

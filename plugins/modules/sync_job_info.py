@@ -40,6 +40,11 @@ options:
   run_id:
     description: Only the jobs of this run.
     type: str
+  run_group:
+    description:
+      - Only the jobs of the runs that share this group, the O(tablesync.integration.sync#module:run_group) the
+        partitions of a distributed sync were given.
+    type: str
   mappings:
     description: Only the jobs of these mappings.
     type: list
@@ -85,6 +90,45 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+totals:
+  description:
+    - The jobs returned, added up per run and mapping (and direction). The partitions of a distributed sync count as
+      one run, the run group they share; every other run is its own.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    run:
+      description: The run group, or the run id of a run without one.
+      type: str
+    mapping:
+      description: Mapping name.
+      type: str
+    direction:
+      description: V(to_integration) or V(from_integration).
+      type: str
+    jobs:
+      description: How many jobs were added up (one per partition and run of it).
+      type: int
+    partitions:
+      description: The partitions added up, as V(index/count), each once; empty for runs of the whole mapping.
+      type: list
+      elements: str
+    complete:
+      description: Whether a job of the whole mapping, or of every partition of its count, is among them.
+      type: bool
+    status:
+      description: The worst status of those jobs (V(running) first, then V(failed), V(interrupted), V(partial)).
+      type: str
+    started_at:
+      description: When the first of them started.
+      type: str
+    ended_at:
+      description: When the last of them ended; null while one runs.
+      type: str
+    counts:
+      description: Their counts added up.
+      type: dict
 jobs:
   description: Sync jobs, oldest first.
   returned: always
@@ -96,6 +140,12 @@ jobs:
       type: int
     run_id:
       description: Run the job belongs to.
+      type: str
+    group_id:
+      description: The run group of the job's run (O(run_group)), if it has one.
+      type: str
+    partition:
+      description: The partition the job synchronised, as V(index/count); null for the whole mapping.
       type: str
     mapping:
       description: Mapping name.
@@ -192,6 +242,7 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.tablesync.integration.plugins.module_utils.job_totals import mapping_totals
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
 
 
@@ -212,6 +263,7 @@ def main() -> None:
     spec = common_argument_spec()
     spec.update(
         run_id={"type": "str"},
+        run_group={"type": "str"},
         mappings={"type": "list", "elements": "str"},
         status={"type": "list", "elements": "str", "choices": ["running", "success", "partial", "failed", "interrupted"]},
         since={"type": "str"},
@@ -227,7 +279,7 @@ def main() -> None:
         from ansible_collections.tablesync.integration.plugins.module_utils.counters import COUNTERS
         from ansible_collections.tablesync.integration.plugins.module_utils.progress import running_progress
 
-        rows = store.jobs(run_id=p["run_id"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
+        rows = store.jobs(run_id=p["run_id"], group_id=p["run_group"], mappings=p["mappings"], status=p["status"], since=since, until=until, limit=p["limit"])
         progress = running_progress(store, rows)
         errors = store.job_errors([r["id"] for r in rows]) if p["include_errors"] else []
         skipped = store.skipped_records(p["mappings"]) if p["include_skipped"] and store.exists else []
@@ -249,7 +301,7 @@ def main() -> None:
         jobs.append(job)
     skipped_records = [{"mapping": r["mapping"], "side": r["side"], "record_id": r["record_id"], "message": r["message"],
                         "attempts": r["attempts"], "failed_at": r["failed_at"].isoformat(sep=" ")} for r in skipped]
-    module.exit_json(changed=False, jobs=jobs, skipped_records=skipped_records)
+    module.exit_json(changed=False, jobs=jobs, totals=mapping_totals(jobs), skipped_records=skipped_records)
 
 
 if __name__ == "__main__":

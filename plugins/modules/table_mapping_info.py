@@ -105,6 +105,15 @@ mappings:
       fields: [{"field": "no", "integration_field": "accountnumber"}]
       dependencies: [CURRENCY, SALESPEOPLE]
       synch_only_coupled_records: true
+levels:
+  description:
+    - The mappings listed, in dependency levels: a mapping depends only on mappings of earlier levels. A distributed
+      sync runs one task per level, so that every partition of a level ends before the next level starts.
+    - Empty when the declarations cannot be ordered (an undeclared dependency or a cycle).
+  returned: always
+  type: list
+  elements: list
+  sample: [[CURRENCY, SALESPEOPLE], [CUSTOMER], [CONTACT]]
 couplings:
   description: Number of couplings of each mapping listed.
   returned: always
@@ -134,7 +143,21 @@ def main() -> None:
         # why: unset options are left out, so each entry can be passed to table_mapping as it is
         selected = [exported(d) for d in declared if not names or d["name"] in names]
         couplings = {d["name"]: store.count_couplings(d["name"]) for d in selected}
-    module.exit_json(changed=False, mappings=selected, couplings=couplings)
+        levels = listed_levels(declared, {d["name"] for d in selected})
+    module.exit_json(changed=False, mappings=selected, levels=levels, couplings=couplings)
+
+
+def listed_levels(declared: list[dict], listed: set[str]) -> list[list[str]]:
+    """The dependency levels of the listed mappings (empty when the declarations cannot be ordered)."""
+    from ansible_collections.tablesync.integration.plugins.module_utils.dependencies import dependency_levels
+    from ansible_collections.tablesync.integration.plugins.module_utils.errors import MappingError, OrderingError
+    from ansible_collections.tablesync.integration.plugins.module_utils.mapping import Mapping
+
+    try:
+        levels = dependency_levels([Mapping.from_definition(d) for d in declared])
+    except (MappingError, OrderingError):
+        return []
+    return [names for names in ([n for n in level if n in listed] for level in levels) if names]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ ERP's values and the store's jobs inserted every customer, none failed. The tabl
 playbook's wall time, the jobs' span in the store (first start to last end), records/s over the
 wall time, the speed-up against the first row, the 429 answers, the peak requests in flight of
 each user, and the records/s the per-user limits allow (W times one user's bound); then the speed-up
-of the last row against the target of 3.2x at 4 workers.
+of the last row against the target of 3.2x at 4 workers, over the wall time and over the jobs' span
+(the playbook's start-up and tasks before the sync take the same seconds whatever W).
 """
 
 from __future__ import annotations
@@ -131,8 +132,11 @@ def main() -> int:
         sys.stdout.flush()
     if len(runs) > 1:
         speed_up = runs[-1]["rate"] / runs[0]["rate"]
-        print("\n%d workers: %.2fx the records/s of %d (target %.1fx at 4 workers): %s" % (
-            counts[-1], speed_up, counts[0], TARGET, "met" if speed_up >= TARGET else "below target"))
+        # why: the playbook's start-up and its tasks before the sync take the same seconds whatever W; the jobs' span shows
+        # what the sync itself gained
+        print("\n%d workers: %.2fx the records/s of %d over the playbook's wall time, %.2fx over the jobs' span "
+              "(target %.1fx at 4 workers): %s" % (counts[-1], speed_up, counts[0], runs[0]["span"] / runs[-1]["span"], TARGET,
+                                                   "met" if speed_up >= TARGET else "below target"))
     return 0
 
 

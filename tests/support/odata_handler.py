@@ -87,7 +87,8 @@ def token_endpoint(svc: ODataService, method: str, path: str, headers: Headers, 
     client_id = form.get("client_id")
     if not client_id:
         return _identity_error(400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.", svc)
-    if client_id != svc.client_id:
+    secret = svc.client_secret_of(client_id)
+    if secret is None:
         return _identity_error(
             400,
             "unauthorized_client",
@@ -95,7 +96,7 @@ def token_endpoint(svc: ODataService, method: str, path: str, headers: Headers, 
             f"Application with identifier '{client_id}' was not found in the directory '{svc.tenant_id}'.",
             svc,
         )
-    if form.get("client_secret") != svc.client_secret:
+    if form.get("client_secret") != secret:
         return _identity_error(401, "invalid_client", 7000215, "Invalid client secret provided.", svc)
     scope = form.get("scope", "")
     scopes = scope.split()
@@ -117,7 +118,7 @@ def token_endpoint(svc: ODataService, method: str, path: str, headers: Headers, 
             f"The resource principal named {scopes[0][: -len('/.default')]} was not found in the tenant named {svc.tenant_id}.",
             svc,
         )
-    token = svc.issue_token()
+    token = svc.issue_token(client_id)
     lifetime = max(0, int(svc.token_lifetime))
     payload = {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
     return ApiResponse(200, {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store, no-cache"}, json.dumps(payload).encode())
@@ -141,8 +142,7 @@ def check_auth(svc: ODataService, headers: Headers) -> ApiResponse | None:
     if not authorization.lower().startswith("bearer "):
         problem = None if not authorization else 'error="invalid_request"'
     else:
-        token = authorization[7:].strip()
-        state = svc._token_state(token)
+        state = svc._token_state(bearer_token(headers) or "")
         if state == "valid":
             return None
         problem = 'error="invalid_token", error_description="The access token is expired"' if state == "expired" else 'error="invalid_token"'
@@ -160,6 +160,11 @@ def check_auth(svc: ODataService, headers: Headers) -> ApiResponse | None:
     if problem:
         challenge += ", " + problem
     return ApiResponse(401, {"WWW-Authenticate": challenge, "OData-Version": "4.0", **content}, body)
+
+
+def bearer_token(headers: Headers) -> str | None:
+    authorization = (headers.get("Authorization") or "").strip()
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
 
 
 def fault_response(svc: ODataService, kind: str) -> ApiResponse:
@@ -264,10 +269,14 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
         headers = Headers(list(self.headers.items()))
         method = self.command.upper()
         fault = None
+        model = None
         if svc._is_token_path(path):
             kind = "token"
             response = token_endpoint(svc, method, path, headers, body)
         else:
+            if svc.service_time is not None:
+                # why: service protection counts each application user's requests apart (ServiceTime.per_user)
+                model = svc.service_time.for_user(svc.client_of(bearer_token(headers)))
             route = svc._dispatcher.route(method, path, headers)
             kind = KIND_BY_ROUTE.get(route.kind, "other")
             response = check_auth(svc, headers)
@@ -277,7 +286,6 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                     svc._record(method, kind, path, None, fault)
                     self._reset()
                     return
-                model = svc.service_time
                 refusal = model.admit() if model is not None and (fault is None or fault in LOST_AFTER_COMMIT) else None
                 if fault is not None and fault not in LOST_AFTER_COMMIT:
                     response = fault_response(svc, fault)
@@ -299,8 +307,8 @@ class ODataRequestHandler(BaseHTTPRequestHandler):
                         return
                     if fault is not None:  # committed, then a gateway answers instead of the service
                         response = fault_response(svc, fault.split("_")[0])
-        if svc.service_time is not None and kind != "token":
-            response.headers.update(svc.service_time.headers())
+        if model is not None:
+            response.headers.update(model.headers())
         svc._record(method, kind, path, response.status, fault)
         self._send(response)
 

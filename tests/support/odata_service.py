@@ -12,6 +12,10 @@ Typical use::
                               "scope": svc.accepted_scopes()[0]}).json()["access_token"]
         requests.get(svc.base_url + "accounts", headers={"Authorization": f"Bearer {token}"})
 
+Several application users: ``svc.add_client(client_id, client_secret)`` lets another client id get
+tokens; with ``svc.service_time = ServiceTime(per_user=True)`` each client id has its own service
+protection limits (``service_time.py``).
+
 See ``odata_dispatch`` / ``odata_batch`` / ``odata_handler`` for which documented behaviour is
 reproduced and where each rule comes from. Run ``python -m tests.support.odata_service --help``
 for a small server to poke at by hand.
@@ -155,6 +159,8 @@ class ODataService:
         self._defs: dict[str, EntitySetDef] = {}
         self._companies: list[dict[str, Any]] = []
         self._tokens: dict[str, float] = {}
+        self._clients: dict[str, str] = {}  # client id -> secret, besides the default client_id/client_secret
+        self._token_clients: dict[str, str] = {}  # token -> the client id it was issued to
         self._static_tokens: set[str] = set()
         self._delta_tokens: dict[str, dict[str, Any]] = {}
         self._delta_serial = 0
@@ -163,7 +169,7 @@ class ODataService:
         self._server: ODataHTTPServer | None = None
         self._thread: threading.Thread | None = None
         if static_token:
-            self._static_tokens.add(static_token)
+            self.add_static_token(static_token)
         if not dataverse:
             self.add_company(company_name, company_id)
 
@@ -395,16 +401,38 @@ class ODataService:
     # ==========================================================================================
     # auth
     # ==========================================================================================
-    def issue_token(self) -> str:
-        """Mint a bearer token valid for ``token_lifetime`` seconds (what the token endpoint does)."""
+    def add_client(self, client_id: str, client_secret: str) -> None:
+        """Let another application (client id and secret) get tokens, besides the default ``client_id``."""
+        with self._record_lock:
+            self._clients[client_id] = client_secret
+
+    def client_secret_of(self, client_id: str) -> str | None:
+        """The secret of a known client id, None for an unknown one."""
+        if client_id == self.client_id:
+            return self.client_secret
+        with self._record_lock:
+            return self._clients.get(client_id)
+
+    def issue_token(self, client_id: str | None = None) -> str:
+        """Mint a bearer token of ``client_id`` (default: ``client_id``) valid for ``token_lifetime`` seconds (what the
+        token endpoint does)."""
         token = new_token()
         with self._record_lock:
             self._tokens[token] = time.monotonic() + float(self.token_lifetime)
+            self._token_clients[token] = client_id or self.client_id
         return token
 
-    def add_static_token(self, token: str) -> None:
-        """Accept ``token`` forever (no token endpoint round trip needed)."""
-        self._static_tokens.add(token)
+    def add_static_token(self, token: str, client_id: str | None = None) -> None:
+        """Accept ``token`` forever (no token endpoint round trip needed), as a token of ``client_id`` (default:
+        ``client_id``)."""
+        with self._record_lock:
+            self._static_tokens.add(token)
+            self._token_clients[token] = client_id or self.client_id
+
+    def client_of(self, token: str | None) -> str:
+        """The client id a token was issued to; the default ``client_id`` for an unknown token or none."""
+        with self._record_lock:
+            return self._token_clients.get(token or "", self.client_id)
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired (static tokens are unaffected)."""

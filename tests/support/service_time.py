@@ -16,13 +16,21 @@ service protection refuses.
   (error codes 0x80072322 and 0x80072321).
 
 The counters (``requests``, ``refused``, ``peak``, ``execution``) say what the service saw.
+
+Dataverse applies its service protection limits per user: each application user (an app
+registration's client id) has its own concurrency limit and windows. With ``per_user=True`` the
+double accounts every client id separately: ``for_user(client_id)`` is the model of that user (the
+same limits, its own requests in flight, windows and counters, created on its first request and
+readable in ``users``), and this model's counters add up all users (``peak``: the most requests
+in flight at once, whoever sent them). With ``per_user`` off, ``for_user`` is this model itself:
+every request counts against one limit, as before.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass
@@ -36,10 +44,12 @@ class ServiceTime:
     window: float = 300.0
     window_requests: int | None = None
     window_execution: float | None = None
+    per_user: bool = False
     requests: int = field(default=0, init=False)
     refused: int = field(default=0, init=False)
     peak: int = field(default=0, init=False)
     execution: float = field(default=0.0, init=False)
+    users: dict[str, ServiceTime] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -48,6 +58,18 @@ class ServiceTime:
         self._window_start = time.monotonic()
         self._window_count = 0
         self._window_used = 0.0
+        self._totals: ServiceTime | None = None  # a user's model adds its requests to the model of all users
+
+    def for_user(self, user: str) -> ServiceTime:
+        """The model that accounts the requests of ``user`` (a client id): this one, or with ``per_user`` that user's own."""
+        if not self.per_user:
+            return self
+        with self._cond:
+            model = self.users.get(user)
+            if model is None:
+                model = self.users[user] = replace(self, per_user=False)
+                model._totals = self
+            return model
 
     def bound(self, batch: int) -> float:
         """Records per second the limits allow with ``batch`` records per request (the window's budgets for a run
@@ -60,26 +82,33 @@ class ServiceTime:
     def admit(self) -> tuple[str, str, float] | None:
         """Start one request: None, or why it is refused (code, message, Retry-After seconds)."""
         with self._cond:
-            self._roll()
-            self.requests += 1
-            if self.window_requests is not None and self._window_count >= self.window_requests:
-                return self._refuse("0x80072322", "Number of requests exceeded the limit of %d over time window of %d seconds."
-                                    % (self.window_requests, self.window), self._window_left())
-            if self.window_execution is not None and self._window_used >= self.window_execution:
-                return self._refuse("0x80072321", "Combined execution time of incoming requests exceeded limit of %d milliseconds "
-                                    "over time window of %d seconds." % (self.window_execution * 1000, self.window), self._window_left())
-            if self.max_concurrent is not None and self._active >= self.max_concurrent:
-                if self._waiting >= self.queue:
-                    return self._refuse("0x80072326", "Number of concurrent requests exceeded the limit of %d." % self.max_concurrent,
-                                        self.retry_after)
-                self._waiting += 1
-                while self._active >= self.max_concurrent:
-                    self._cond.wait()
-                self._waiting -= 1
-            self._active += 1
-            self._window_count += 1
-            self.peak = max(self.peak, self._active)
-            return None
+            refusal = self._admit()
+        if self._totals is not None:
+            self._totals._tally_start(refusal is None)
+        return refusal
+
+    def _admit(self) -> tuple[str, str, float] | None:
+        # why: called with the condition held (admit); waiting for room releases it
+        self._roll()
+        self.requests += 1
+        if self.window_requests is not None and self._window_count >= self.window_requests:
+            return self._refuse("0x80072322", "Number of requests exceeded the limit of %d over time window of %d seconds."
+                                % (self.window_requests, self.window), self._window_left())
+        if self.window_execution is not None and self._window_used >= self.window_execution:
+            return self._refuse("0x80072321", "Combined execution time of incoming requests exceeded limit of %d milliseconds "
+                                "over time window of %d seconds." % (self.window_execution * 1000, self.window), self._window_left())
+        if self.max_concurrent is not None and self._active >= self.max_concurrent:
+            if self._waiting >= self.queue:
+                return self._refuse("0x80072326", "Number of concurrent requests exceeded the limit of %d." % self.max_concurrent,
+                                    self.retry_after)
+            self._waiting += 1
+            while self._active >= self.max_concurrent:
+                self._cond.wait()
+            self._waiting -= 1
+        self._active += 1
+        self._window_count += 1
+        self.peak = max(self.peak, self._active)
+        return None
 
     def work(self, records: int, elapsed: float = 0.0) -> None:
         """The time one admitted request takes (of which ``elapsed`` the double already spent doing it), then its end."""
@@ -92,6 +121,22 @@ class ServiceTime:
                 self.execution += spent
                 self._window_used += spent
                 self._cond.notify_all()
+            if self._totals is not None:
+                self._totals._tally_end(spent)
+
+    def _tally_start(self, admitted: bool) -> None:
+        with self._cond:
+            self.requests += 1
+            if not admitted:
+                self.refused += 1
+                return
+            self._active += 1
+            self.peak = max(self.peak, self._active)
+
+    def _tally_end(self, spent: float) -> None:
+        with self._cond:
+            self._active -= 1
+            self.execution += spent
 
     def headers(self) -> dict[str, str]:
         out = {}

@@ -44,10 +44,11 @@ def mapping(flavour: str) -> dict[str, Any]:
 class WebLoad:
     """``customers`` rows in a SQLite file, the mapping declared, the engine one call away."""
 
-    def __init__(self, svc: ODataService, directory: str, customers: int, declare: bool = True, **options: Any):
+    def __init__(self, svc: ODataService, directory: str, customers: int, declare: bool = True, store_path: str | None = None,
+                 **options: Any):
         self.svc = svc
         self.source = os.path.join(directory, "erp.sqlite")
-        self.store_path = os.path.join(directory, "store.sqlite")
+        self.store_path = store_path or os.path.join(directory, "store.sqlite")  # a path or a database URL
         self.options = endpoint_options(svc, **options)
         self.version = 0
         if declare:

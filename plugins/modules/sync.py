@@ -115,7 +115,7 @@ options:
   partition:
     description:
       - Synchronise one partition of each mapping's source records, so that several hosts share one sync (see the
-        P(tablesync.integration.distributed_sync#playbook) playbook). A record is in partition O(partition.index) of
+        C(distributed_sync.yml) playbook). A record is in partition O(partition.index) of
         O(partition.count) when a stable hash of its key falls there: the same on every host and in every run.
       - Partitions write disjoint records and couplings and keep their own watermarks, job rows and locks, so the
         partitions of one mapping run side by side while two runs of the same partition, or a run of the whole

@@ -116,13 +116,13 @@ options:
     description:
       - Synchronise one partition of each mapping's source records, so that several hosts share one sync (see the
         C(distributed_sync.yml) playbook). A record is in partition O(partition.index) of
-        O(partition.count) when a stable hash of its key falls there: the same on every host and in every run.
+        O(partition.count) when a stable hash of its key falls there, the same on every host and in every run.
       - Partitions write disjoint records and couplings and keep their own watermarks, job rows and locks, so the
         partitions of one mapping run side by side while two runs of the same partition, or a run of the whole
         mapping, wait for each other. Every partition of a sync must use the same O(partition.count) and a
         PostgreSQL or MariaDB store that every host reaches (a SQLite store serves partitions on one host).
       - A record that matches (C(match_on)) a record another partition coupled first is held as an ambiguous match.
-      - A bidirectional mapping is not split: partition V(0) synchronises it whole and the others leave it out.
+      - A bidirectional mapping is not split; partition V(0) synchronises it whole and the others leave it out.
     type: dict
     suboptions:
       index:

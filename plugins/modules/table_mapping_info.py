@@ -107,7 +107,7 @@ mappings:
       synch_only_coupled_records: true
 levels:
   description:
-    - The mappings listed, in dependency levels: a mapping depends only on mappings of earlier levels. A distributed
+    - The mappings listed, in dependency levels; a mapping depends only on mappings of earlier levels. A distributed
       sync runs one task per level, so that every partition of a level ends before the next level starts.
     - Empty when the declarations cannot be ordered (an undeclared dependency or a cycle).
   returned: always

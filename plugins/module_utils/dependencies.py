@@ -93,7 +93,7 @@ def dependency_levels(mappings: Sequence[Mapping]) -> list[list[str]]:
     level: dict[str, int] = {}
     for m in order_mappings(mappings):
         level[m.name] = 1 + max((level[d] for d in dependencies_of(m) if d in level), default=-1)
-    levels: list[list[str]] = [[] for _ in range(1 + max(level.values(), default=-1))]
+    levels: list[list[str]] = [[] for _index in range(1 + max(level.values(), default=-1))]
     for name, index in level.items():
         levels[index].append(name)
     return levels

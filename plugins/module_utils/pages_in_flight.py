@@ -53,7 +53,7 @@ class PagesInFlight(Generic[P, R]):
 
     def drain(self) -> list[tuple[P, R]]:
         """Every page still on the wire, once written, oldest first."""
-        return [self._settle() for _ in range(len(self._sent))]
+        return [self._settle() for _page in range(len(self._sent))]
 
     def _settle(self) -> tuple[P, R]:
         page, future = self._sent.popleft()

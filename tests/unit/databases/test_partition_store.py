@@ -96,7 +96,7 @@ def test_a_version_4_store_is_read_as_it_is_then_migrated_keeping_its_watermarks
 def test_jobs_name_their_partition_and_the_group_of_their_run(location):
     store = Store(location)
     try:
-        workers = [store.start_run("full", ["CUSTOMER"], group_id="sync-42") for _ in range(2)]
+        workers = [store.start_run("full", ["CUSTOMER"], group_id="sync-42") for _worker in range(2)]
         jobs = [store.start_job(run_id, "CUSTOMER", "full", "to_integration", Partition(n, 2)) for n, run_id in enumerate(workers)]
         alone = store.start_run("full", ["CUSTOMER"])
         store.start_job(alone, "CUSTOMER", "full", "to_integration")

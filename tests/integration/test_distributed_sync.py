@@ -209,3 +209,40 @@ def test_the_full_sync_role_runs_one_partition(demo, play):
     currencies = collections.Counter(r[0] for r in rows(demo.crm, "select isocurrencycode from transactioncurrency"))
     assert sorted(currencies) == sorted(r[0] for r in rows(demo.erp, "select code from currency")) and max(currencies.values()) == 1
     assert totals["CURRENCY"]["counts"]["inserted"] + totals["CURRENCY"]["counts"]["coupled"] == len(currencies)
+
+
+def sliced_jobs(cluster):
+    store = Store(cluster.store_path)
+    try:
+        return store.jobs(group_id="sliced", limit=1000) if store.exists else []
+    finally:
+        store.close()
+
+
+def test_job_slices_keep_the_levels_in_order_across_slices(cluster, tmp_path):
+    # Two slices of the workers, as AWX/AAP job slicing runs them: two plays at once, each on half the hosts, with the
+    # partitions set in the inventory and one run group; each level waits for every partition, in either slice.
+    # The second slice starts only once the first has ended its first level: the first must wait for it there.
+    slices = []
+    for number, hosts in enumerate((["w0", "w1"], ["w2", "w3"])):
+        if number:
+            deadline = time.monotonic() + 300
+            while len([j for j in sliced_jobs(cluster) if j["mapping"] == "CURRENCY" and j["status"] != "running"]) < 2:
+                assert time.monotonic() < deadline, "the first slice never ended its first level"
+                time.sleep(0.2)
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), PLAYBOOK, *cluster.play_args, "--limit", ",".join(hosts),
+               "-e", json.dumps({"tablesync_mode": "full", "tablesync_run_group": "sliced", "tablesync_sliced": True})]
+        log = open(tmp_path / ("slice%d.log" % number), "w")
+        slices.append((subprocess.Popen(cmd, env=playbook_env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
+    for proc, log in slices:
+        assert proc.wait(timeout=900) == 0, open(log.name).read()[-4000:]
+        log.close()
+    assert_in_step(cluster)
+    jobs = sliced_jobs(cluster)
+    level = {"CURRENCY": 0, "SALESPEOPLE": 0, "UNITOFMEASURE": 0, "CUSTOMER": 1, "RESOURCE-PRODUCT": 1, "ITEM-PRODUCT": 1, "CONTACTS": 2}
+    assert sorted({j["partition"] for j in jobs}) == ["%d/%d" % (i, WORKERS) for i in range(WORKERS)]
+    for earlier in jobs:
+        for later in jobs:
+            if level[later["mapping"]] > level[earlier["mapping"]]:
+                assert later["started_at"] >= earlier["ended_at"], "%s %s started before %s %s ended" % (
+                    later["mapping"], later["partition"], earlier["mapping"], earlier["partition"])

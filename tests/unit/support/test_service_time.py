@@ -11,24 +11,32 @@ from tests.support import ODataService
 from tests.support.service_time import ServiceTime
 
 
+def _at_once(svc: ODataService, tokens: list[str]) -> list[tuple[str, requests.Response]]:
+    """One GET per token, all sent at the same moment; (token, answer) pairs."""
+    answers: list[tuple[str, requests.Response]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(tokens))
+
+    def get(token: str) -> None:
+        start.wait()
+        answer = requests.get(svc.api_root + "accounts", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        with lock:
+            answers.append((token, answer))
+
+    threads = [threading.Thread(target=get, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def test_requests_beyond_the_concurrency_limit_get_429_with_retry_after_and_the_headers_count_the_window():
     with ODataService("dataverse", static_token="t") as svc:
         svc.add_entity_set("accounts", fields={"name": "string"})
         svc.service_time = ServiceTime(latency=0.3, max_concurrent=2, dop_hint=2, retry_after=3, window_requests=100,
                                        window_execution=1200.0)
-        answers: list[requests.Response] = []
-        lock = threading.Lock()
-
-        def get() -> None:
-            answer = requests.get(svc.api_root + "accounts", headers={"Authorization": "Bearer t"}, timeout=10)
-            with lock:
-                answers.append(answer)
-
-        threads = [threading.Thread(target=get) for dummy in range(5)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = [answer for dummy, answer in _at_once(svc, ["t"] * 5)]
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [200, 200, 429, 429, 429]
         refused = [a for a in answers if a.status_code == 429]
@@ -62,26 +70,6 @@ def test_business_central_queues_beyond_its_limit_and_writes_take_server_time_pe
 def _token(svc: ODataService, client_id: str, secret: str) -> requests.Response:
     return requests.post(svc.token_url, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
                                               "scope": svc.accepted_scopes()[0]}, timeout=10)
-
-
-def _at_once(svc: ODataService, tokens: list[str]) -> list[tuple[str, requests.Response]]:
-    """One GET per token, all sent at the same moment; (token, answer) pairs."""
-    answers: list[tuple[str, requests.Response]] = []
-    lock = threading.Lock()
-    start = threading.Barrier(len(tokens))
-
-    def get(token: str) -> None:
-        start.wait()
-        answer = requests.get(svc.api_root + "accounts", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        with lock:
-            answers.append((token, answer))
-
-    threads = [threading.Thread(target=get, args=(token,)) for token in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
 
 
 def test_each_application_user_gets_the_full_concurrency_limit():

@@ -5,11 +5,13 @@
 
 A run takes one exclusive lock per mapping, all before its first job and in sorted
 order (so two runs cannot deadlock), and releases them when it ends. A run of one
-partition of its mappings (partition.py) takes a shared lock per mapping and an exclusive
-one on that partition of it: the partitions of a mapping run side by side, two runs of
-one partition never do, nor a run of the whole mapping and a run of a partition. A run
-that finds a lock held retries until ``lock_timeout`` seconds have passed, then fails
-naming the mapping (and partition) and a run that holds it.
+partition of its mappings (partition.py) takes a shared lock per mapping, a shared one on
+its count of partitions of it, and an exclusive one on that partition of it: the
+partitions of a mapping run side by side, two runs of one partition never do, nor a run
+of the whole mapping and a run of a partition, nor runs of partitions of two counts
+(partition 0 of 2 holds the records of partitions 0 and 2 of 4). A run that finds a lock
+held retries until ``lock_timeout`` seconds have passed, then fails naming the mapping
+(and partition) and a run that holds it.
 
 The locks die with the process that holds them, so a run killed with SIGKILL leaves
 nothing to clean up:
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.tablesync.integration.plugins.module_utils.errors import ConfigurationError, LockTimeout
-from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition
+from ansible_collections.tablesync.integration.plugins.module_utils.partition import MAX_PARTITIONS, Partition
 
 try:
     import fcntl
@@ -62,6 +64,8 @@ POLL_SECONDS = 0.2
 PG_LOCK_SPACE = 0x7453  # "tS"
 SCHEMA_LOCK_NAME = "@schema"
 CLAIM_LOCK_NAME = "@claim %s"  # of a mapping; '@' and ' ' keep it apart from the partition locks ("<mapping>#<index>/<count>")
+COUNT_LOCK_NAME = "%s@%d"  # of a count of partitions of a mapping
+GATE_LOCK_NAME = "%s@counts"  # taken while a run checks that no other count's lock is held and takes its own
 
 
 class Holder:
@@ -106,9 +110,14 @@ class _Lock:
     shared: bool = False
     mapping: str = ""
     partition: str | None = None  # the label of the partition whose lock it is
+    count: int | None = None  # of the lock on a count of partitions: that count, whose lock no other count's may share
 
     def describe(self) -> str:
         return "partition %s of mapping %s" % (self.partition, self.mapping) if self.partition else "mapping %s" % (self.mapping or self.name)
+
+    def other_counts(self) -> dict[str, int]:
+        """The locks of the other counts of partitions of the mapping, by name: none may be held when this one is taken."""
+        return {COUNT_LOCK_NAME % (self.mapping, n): n for n in range(1, MAX_PARTITIONS + 1) if n != self.count}
 
 
 def _locks(names: Sequence[str], partition: Partition | None) -> list[_Lock]:
@@ -121,12 +130,19 @@ def _locks(names: Sequence[str], partition: Partition | None) -> list[_Lock]:
     for name in sorted(set(names)):
         locks.append(_Lock(name, shared=partition is not None, mapping=name))
         if partition is not None:
+            locks.append(_Lock(COUNT_LOCK_NAME % (name, partition.count), shared=True, mapping=name, count=partition.count))
             locks.append(_Lock("%s#%s" % (name, partition.label), mapping=name, partition=partition.label))
     return locks
 
 
-def _timeout_error(lock: _Lock, holder: Holder | None, timeout: float) -> LockTimeout:
+def _timeout_error(lock: _Lock, holder: Holder | None, timeout: float, count: int | None = None) -> LockTimeout:
     who = holder.describe() if holder else "another run"
+    if count is not None:
+        return LockTimeout(
+            "mapping %s is synchronised in %d partitions by %s; gave up after waiting %g s (lock_timeout) to synchronise "
+            "it in %s. Partitions of a mapping run side by side only when they are partitions of one count: retry "
+            "when it has finished" % (lock.mapping, count, who, timeout, lock.count)
+        )
     what = "the same partition of a mapping" if lock.partition else "the same mapping"
     return LockTimeout(
         "%s is locked by %s; gave up after waiting %g s (lock_timeout). "
@@ -147,6 +163,22 @@ class _PgLocks:
     def try_lock(self, name: str, shared: bool = False) -> bool:
         function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
         return bool(self.conn.execute(sa.text("SELECT %s(:s, :k)" % function), {"s": PG_LOCK_SPACE, "k": lock_key(name)}).scalar())
+
+    def release(self, name: str) -> None:
+        self.conn.execute(sa.text("SELECT pg_advisory_unlock(:s, :k)"), {"s": PG_LOCK_SPACE, "k": lock_key(name)})
+
+    def held(self, names: Sequence[str]) -> str | None:
+        """One of the named locks that a session holds, or None."""
+        keys = {lock_key(name): name for name in names}
+        found = self.conn.execute(
+            sa.text(
+                "SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                "AND l.classid = :s AND l.objid = ANY(:keys) "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
+            ),
+            {"s": PG_LOCK_SPACE, "keys": list(keys)},
+        ).scalar()
+        return None if found is None else keys.get(int(found))
 
     def holder_of(self, name: str) -> Holder | None:
         row = self.conn.execute(
@@ -186,6 +218,7 @@ class _FileLocks:
         except OSError as exc:
             raise ConfigurationError("cannot create the lock directory %s next to the store: %s" % (self.directory, exc.strerror)) from None
         self.fds: list[int] = []
+        self.names: dict[str, int] = {}  # the descriptor of each lock held, by name
         self.described: list[tuple[int, str]] = []  # the holder files of the shared locks held, and their paths
 
     def _path(self, name: str) -> str:
@@ -201,6 +234,7 @@ class _FileLocks:
             os.close(fd)
             return False
         self.fds.append(fd)
+        self.names[name] = fd
         if shared:
             self._describe_shared(self._path(name))
         else:
@@ -221,6 +255,28 @@ class _FileLocks:
         os.write(fd, self.holder.as_json().encode("utf-8"))
         os.rename(final + ".new", final)
         self.described.append((fd, final))
+
+    def release(self, name: str) -> None:
+        """Release an exclusive lock held (a shared one's holder file would stay)."""
+        fd = self.names.pop(name)
+        self.fds.remove(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def held(self, names: Sequence[str]) -> str | None:
+        """One of the named locks that a process holds, or None; a file that does not exist was never locked."""
+        for name in names:
+            try:
+                fd = os.open(self._path(name), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return name
+            finally:
+                os.close(fd)  # why: closing the descriptor releases the lock taken to test
+        return None
 
     def holder_of(self, name: str) -> Holder | None:
         path = self._path(name)
@@ -245,6 +301,7 @@ class _FileLocks:
             finally:
                 os.close(fd)
         self.fds = []
+        self.names = {}
 
 
 def _live_holder(path: str) -> Holder | None:
@@ -278,10 +335,34 @@ def _backend(store: Any, holder: Holder) -> Any:
 def _acquire(backend: Any, locks: Sequence[_Lock], timeout: float, store: Any = None) -> None:
     for lock in locks:
         deadline = time.monotonic() + max(timeout, 0.0)
-        while not backend.try_lock(lock.name, lock.shared):
+        while True:
+            other = _take(backend, lock)
+            if other is None:
+                break
             if time.monotonic() >= deadline:
-                raise _timeout_error(lock, _completed(backend.holder_of(lock.name), store), timeout)
+                held = other or lock.name
+                raise _timeout_error(lock, _completed(backend.holder_of(held), store), timeout, lock.other_counts().get(held))
             time.sleep(POLL_SECONDS)
+
+
+def _take(backend: Any, lock: _Lock) -> str | None:
+    """Take ``lock`` if it is free: None when taken, else the name of the lock in the way ("" for its own).
+
+    Why: the lock on a count of partitions is shared by that count's runs and must exclude the other counts'. No
+    lock mode says so; the gate makes checking that no other count's is held and taking it one step.
+    """
+    if lock.count is None:
+        return None if backend.try_lock(lock.name, lock.shared) else ""
+    gate = GATE_LOCK_NAME % lock.mapping
+    if not backend.try_lock(gate):
+        return ""
+    try:
+        other = backend.held(list(lock.other_counts()))
+        if other is not None:
+            return other
+        return None if backend.try_lock(lock.name, lock.shared) else ""
+    finally:
+        backend.release(gate)
 
 
 def _completed(holder: Holder | None, store: Any) -> Holder | None:

@@ -675,8 +675,9 @@ class Store:
 
         A run of this host is gone when its process no longer exists. Of another host's, one of a mapping
         in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold. A caller
-        that holds the locks of one ``partition`` excludes only whole-mapping runs and runs of that partition:
-        of another host's runs, those with a job of either kind on a mapping in ``locked`` are gone.
+        that holds the locks of one ``partition`` excludes only whole-mapping runs, runs of that partition and
+        runs of partitions of another count: of another host's runs, those with such a job on a mapping in
+        ``locked`` are gone.
         Their jobs keep the counts last committed.
         """
         r, j = self.tables["runs"], self.tables["jobs"]
@@ -691,9 +692,9 @@ class Store:
             elif set(json.loads(mappings or "[]")) & set(locked):
                 elsewhere.append(run_id)
         if partition is not None and elsewhere:
-            # why: runs of the other partitions of these mappings hold no lock the caller holds: alive or not, they stay
-            stmt = (sa.select(j.c.run_id).distinct()
-                    .where(j.c.run_id.in_(elsewhere), j.c.mapping.in_(list(locked)), sa.or_(j.c.partition.is_(None), j.c.partition == partition.label)))
+            # why: runs of the other partitions of its count hold no lock the caller holds: alive or not, they stay
+            excludes = sa.or_(j.c.partition.is_(None), j.c.partition == partition.label, j.c.partition.not_like("%%/%d" % partition.count))
+            stmt = sa.select(j.c.run_id).distinct().where(j.c.run_id.in_(elsewhere), j.c.mapping.in_(list(locked)), excludes)
             with self.engine.connect() as conn:
                 excluded = {row[0] for row in conn.execute(stmt)}
             elsewhere = [run_id for run_id in elsewhere if run_id in excluded]

@@ -120,7 +120,9 @@ options:
       - Partitions write disjoint records and couplings and keep their own watermarks, job rows and locks, so the
         partitions of one mapping run side by side while two runs of the same partition, or a run of the whole
         mapping, wait for each other. Every partition of a sync must use the same O(partition.count) and a
-        PostgreSQL or MariaDB store that every host reaches (a SQLite store serves partitions on one host).
+        PostgreSQL store that every host reaches (a SQLite store serves partitions on one host).
+      - Partitions of another O(partition.count) of the same mapping hold some of the same records, so a run waits
+        until the runs of another count have finished (up to O(lock_timeout)).
       - A record that matches (C(match_on)) a record another partition coupled first is held as an ambiguous match.
       - A bidirectional mapping is not split; partition V(0) synchronises it whole and the others leave it out.
     type: dict

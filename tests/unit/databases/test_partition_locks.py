@@ -87,6 +87,22 @@ def test_partitions_of_a_mapping_run_side_by_side_but_never_twice_nor_beside_the
     assert refusal(store, None, ["CUSTOMER", "ITEM"]) is None and refusal(store, Partition(0, 2)) is None
 
 
+def test_partitions_of_two_counts_of_a_mapping_never_run_at_once(location, store):
+    # partition 0 of 2 holds the records of partitions 0 and 2 of 4: both would write them
+    with holding(location, Partition(0, 2)) as pid:
+        for partition in (Partition(0, 4), Partition(1, 4), Partition(0, 1), Partition(5, 12)):
+            refused = refusal(store, partition)
+            assert refused is not None and refused.startswith(
+                "mapping CUSTOMER is synchronised in 2 partitions by run %s (pid %d" % (HOLDER_RUN, pid)), refused
+            assert "to synchronise it in %d." % partition.count in refused
+        assert refusal(store, Partition(0, 4), ["CONTACT"]) is None and refusal(store, Partition(1, 2)) is None
+        with holding(location, Partition(1, 2), run_id=None):  # a second holder of the count's lock
+            assert refusal(store, Partition(3, 4)) is not None
+    assert refusal(store, Partition(3, 4)) is None
+    with holding(location, Partition(3, 4)):
+        assert refusal(store, Partition(1, 2)) is not None and refusal(store, Partition(2, 4)) is None
+
+
 def test_a_run_of_the_whole_mapping_excludes_every_partition(location, store):
     with holding(location, None) as pid:
         for partition in (Partition(0, 2), Partition(1, 2), Partition(3, 4)):

@@ -656,6 +656,11 @@ class SyncJob:
         partition coupled first is not written but failed as held. Planning put only matched couplings in the batch yet."""
         held: dict[str, dict[str, str]] = {}
         lost = {id(cp) for cp in self._claim(flow, plan.batch.new_couplings, held)}
+        if lost:
+            # why: planning logged each match as coupled; a lost claim coupled nothing
+            unmade = {(cp.local_id, cp.integration_id) for cp in plan.batch.new_couplings if id(cp) in lost}
+            plan.outcome.records = [r for r in plan.outcome.records
+                                    if r["action"] != "coupled" or (r["local_id"], r["integration_id"]) not in unmade]
         # why: stored now, the claimed couplings get their fingerprints at the commit like any coupled pair
         plan.batch.changed_couplings.extend(cp for cp in plan.batch.new_couplings if id(cp) not in lost)
         plan.batch.new_couplings = []

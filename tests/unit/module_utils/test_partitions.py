@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.tablesync.integration.plugins.module_utils.job_totals import mapping_totals
 from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition, partition_of
 from ansible_collections.tablesync.integration.plugins.module_utils.store import Coupling, Store
-from tests.support.fixtures import build_demo, execute, rows
+from tests.support.fixtures import build_demo, default_mapping_set, execute, rows
 
 SEED = 23
 COUNT = 4
@@ -123,10 +123,18 @@ def test_partitions_run_side_by_side_in_processes_and_a_killed_one_is_completed(
     assert len(contacts) == len(rows(demo.erp, "select no from contact"))
 
 
-def test_a_match_another_partition_coupled_first_is_held_as_ambiguous(demo, monkeypatch):
+@pytest.mark.parametrize("mode", ["full", "modified"])
+def test_a_match_another_partition_coupled_first_is_held_as_ambiguous(demo, monkeypatch, mode):
     demo.run("full", LEVELS[0])
+    if mode == "modified":  # matched on its page (page_matching), not before the sync
+        demo.run("full", ["CUSTOMER"])
+        demo.declare([dict(d, synch_only_coupled_records=False) for d in default_mapping_set() if d["name"] == "CUSTOMER"])
+        columns = [c for (c,) in rows(demo.erp, "select name from pragma_table_info('customer')")]
+        copied = ", ".join({"no": "'NEW-3'", "modified_on": "strftime('%Y-%m-%d %H:%M:%f', 'now')"}.get(c, c) for c in columns)
+        execute(demo.erp, "insert into customer (%s) select %s from customer order by no limit 1" % (", ".join(columns), copied))
     # a CRM account that two ERP customers of different partitions match once one of them is renumbered
-    first = next(no for (no,) in rows(demo.erp, "select no from customer order by no") if partition_of(no, COUNT) == 0)
+    first = next(no for (no,) in rows(demo.erp, "select no from customer order by no")
+                 if partition_of(no, COUNT) == 0 and (mode == "full" or no == "NEW-3"))
     execute(demo.crm, "insert into account (accountid, accountnumber, name) values ('a-shared', ?, 'Shared')", first)
     rival = Coupling("CUSTOMER", local_id="RIVAL-1", integration_id="a-shared")
     real_claim = Store.claim_couplings
@@ -138,9 +146,11 @@ def test_a_match_another_partition_coupled_first_is_held_as_ambiguous(demo, monk
         return real_claim(store, mapping, couplings)
 
     monkeypatch.setattr(Store, "claim_couplings", claim_after_a_rival)
-    run = demo.run("full", ["CUSTOMER"], partition=Partition(0, COUNT))
+    run = demo.run(mode, ["CUSTOMER"], partition=Partition(0, COUNT))
     job = next(j for j in run.jobs if j.mapping == "CUSTOMER")
     assert job.counts["failed"] == 1
+    coupled = [r for r in job.records if r["action"] == "coupled"]
+    assert len(coupled) == job.counts["coupled"] and all(r["local_id"] != first for r in coupled)
     assert any(e["record_id"] == first and "ambiguous match" in e["message"] and "another partition" in e["message"] for e in job.errors)
     assert accounts(demo)[first] == 1  # nothing created for it, and the shared account not written by it
     assert rows(demo.crm, "select name from account where accountid = 'a-shared'") == [("Shared",)]

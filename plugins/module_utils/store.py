@@ -12,6 +12,7 @@ let the next run recognise records created just before a crash.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -311,7 +312,7 @@ class Store:
                 if conn is not None:
                     self._prepare_schema(conn)
                 else:
-                    with self.engine.begin() as own:
+                    with _sqlite_ddl_transaction(self.engine) as own:
                         self._prepare_schema(own)
         except sa.exc.OperationalError as exc:
             raise self._unreachable(exc) from None
@@ -927,6 +928,31 @@ def endpoint_identity(endpoint: Any) -> dict[str, str]:
 
 def _describe(identity: dict[str, str]) -> str:
     return "%s %s" % (identity.get("type"), identity.get("address"))
+
+
+@contextlib.contextmanager
+def _sqlite_ddl_transaction(engine: Any) -> Iterator[Any]:
+    """A SQLite connection in one transaction that holds DDL too: a schema created or migrated wholly or not at all.
+
+    Why: Python's sqlite3 begins a transaction only before INSERT, UPDATE and DELETE, so a migration killed midway
+    would leave its DDL done (a table dropped and rebuilt) and the rows it was copying lost. Without its own
+    transaction handling (isolation_level None), the driver runs the BEGIN given here, and COMMIT or ROLLBACK.
+    """
+    with engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        previous = dbapi.isolation_level
+        dbapi.isolation_level = None
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+        finally:
+            conn.rollback()  # why: ends SQLAlchemy's own record of the transaction (the driver has none left)
+            dbapi.isolation_level = previous
 
 
 def _migrate_2(conn: Any, tables: dict[str, Any]) -> None:

@@ -50,6 +50,39 @@ def _make_version_4(location):
     _query(location, "update tablesync_schema_info set value = '4' where key = 'schema_version'")
 
 
+KILLED_MIGRATION = textwrap.dedent(
+    """
+    import os, sys
+    sys.path[:0] = [%r, %r]
+    from ansible_collections.tablesync.integration.plugins.module_utils import store
+
+    def migrate_then_die(conn, tables):
+        store._migrate_5(conn, tables)  # the watermarks table rebuilt, its rows copied: then killed before the commit
+        os._exit(9)
+
+    store.MIGRATIONS[5] = migrate_then_die
+    store.Store(sys.argv[1])
+    """
+) % (os.path.join(ROOT, "collections"), ROOT)
+
+
+def test_a_migration_killed_midway_leaves_the_store_as_it_was_and_the_next_completes_it(location):
+    Store(location).close()
+    _make_version_4(location)
+    _query(location, "insert into tablesync_watermarks values ('CUSTOMER', 'local', :early), ('CUSTOMER', 'integration', :late)",
+           early=EARLY, late=LATE)
+    killed = subprocess.run([sys.executable, "-c", KILLED_MIGRATION, location], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr
+    assert _query(location, "select value from tablesync_schema_info where key = 'schema_version'") == [("4",)]
+    assert sorted(_query(location, "select mapping, side from tablesync_watermarks")) == [("CUSTOMER", "integration"), ("CUSTOMER", "local")]
+    store = Store(location)
+    try:
+        assert store.version == SCHEMA_VERSION
+        assert store.watermark("CUSTOMER", "local") == EARLY and store.watermark("CUSTOMER", "integration") == LATE
+    finally:
+        store.close()
+
+
 def test_a_version_4_store_is_read_as_it_is_then_migrated_keeping_its_watermarks(location):
     store = Store(location)
     run_id = store.start_run("modified", ["CUSTOMER"])

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - tablesync.integration.connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - tablesync.integration.attributes
 attributes:
   check_mode:
     support: full
@@ -37,14 +38,6 @@ attributes:
   diff_mode:
     support: full
     details: The couplings before and after.
-  platform:
-    platforms: posix
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   mapping:
     description: Name of the mapping the couplings belong to.

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - tablesync.integration.connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - tablesync.integration.attributes
 attributes:
   check_mode:
     support: full
@@ -33,14 +34,6 @@ attributes:
   diff_mode:
     support: full
     details: The skipped records and their couplings before and after.
-  platform:
-    platforms: posix
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   mapping:
     description: Name of the mapping whose skipped records are restored.

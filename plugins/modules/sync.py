@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - tablesync.integration.connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - tablesync.integration.attributes
 attributes:
   check_mode:
     support: full
@@ -34,14 +35,6 @@ attributes:
     details:
       - Lists per mapping what changed (or would change) and the changed records, each with the values of the fields
         it changes before and after (at most O(max_reported_records) records; long text is cut).
-  platform:
-    platforms: posix
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   mode:
     description: Full synchronisation or modified records only.

@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - tablesync.integration.declaration
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - tablesync.integration.attributes
 attributes:
   check_mode:
     support: full
@@ -34,14 +35,6 @@ attributes:
   diff_mode:
     support: full
     details: The declaration before and after.
-  platform:
-    platforms: posix
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   name:
     description: Name of the mapping, for example V(CUSTOMER).

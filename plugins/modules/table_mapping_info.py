@@ -24,20 +24,8 @@ extends_documentation_fragment:
   - tablesync.integration.connection
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
-attributes:
-  check_mode:
-    support: full
-    details: Reads only; the module never reports C(changed).
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-  async:
-    support: full
-  action:
-    support: none
-  bypass_host_loop:
-    support: none
+  - tablesync.integration.attributes
+  - tablesync.integration.attributes.info_module
 options:
   names:
     description: Only these mappings. All declared mappings when omitted.

@@ -150,6 +150,11 @@ def _timeout_error(lock: _Lock, holder: Holder | None, timeout: float, count: in
     )
 
 
+# The granted advisory locks of the collection's space in this database (pg_locks lists every database's): ``l``.
+_GRANTED = ("l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = :s "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+
 class _PgLocks:
     """Session-level advisory locks on one dedicated PostgreSQL connection."""
 
@@ -172,9 +177,7 @@ class _PgLocks:
         keys = {lock_key(name): name for name in names}
         found = self.conn.execute(
             sa.text(
-                "SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-                "AND l.classid = :s AND l.objid = ANY(:keys) "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
+                "SELECT l.objid FROM pg_locks l WHERE %s AND l.objid = ANY(:keys) LIMIT 1" % _GRANTED
             ),
             {"s": PG_LOCK_SPACE, "keys": list(keys)},
         ).scalar()
@@ -184,8 +187,7 @@ class _PgLocks:
         row = self.conn.execute(
             sa.text(
                 "SELECT a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = :s AND l.objid = :k "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                "WHERE %s AND l.objid = :k" % _GRANTED
             ),
             {"s": PG_LOCK_SPACE, "k": lock_key(name)},
         ).first()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -101,6 +102,27 @@ def test_partitions_of_two_counts_of_a_mapping_never_run_at_once(location, store
     assert refusal(store, Partition(3, 4)) is None
     with holding(location, Partition(3, 4)):
         assert refusal(store, Partition(1, 2)) is not None and refusal(store, Partition(2, 4)) is None
+
+
+def test_partitions_of_two_counts_started_together_run_one_count_only_and_all_of_it(location):
+    # five runs start at once: the three partitions of 3 and the two of 2 of CUSTOMER and ITEM
+    partitions = [Partition(i, 3) for i in range(3)] + [Partition(i, 2) for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", HOLDER, location, p.label, ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for p in partitions]
+    try:
+        won = []
+        deadline = time.monotonic() + 8  # why: a run that loses waits 10 s (the holder's lock_timeout) before failing
+        for partition, proc in zip(partitions, procs):
+            ready, _w, _x = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+            if ready and proc.stdout.readline().strip() == "locked":
+                won.append(partition)
+        counts = {p.count for p in won}
+        assert len(counts) == 1, won
+        assert sorted(p.index for p in won) == list(range(counts.pop())), won
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def test_a_run_of_the_whole_mapping_excludes_every_partition(location, store):

@@ -111,9 +111,7 @@ class SyncRunner:
                 self.store.check_binding(self.endpoints, rebind=self.options.rebind, record=True)
                 # why: a run killed earlier stays "running" in the log otherwise; another partition's may be alive elsewhere
                 split = [n for n in locked if n not in self._whole] if self.options.partition is not None else []
-                if split:
-                    self.store.mark_interrupted(split, partition=self.options.partition)
-                self.store.mark_interrupted([n for n in locked if n not in split])
+                self.store.mark_interrupted([n for n in locked if n not in split], split, self.options.partition)
                 self.store.start_run(mode, locked, run_id=run_id, group_id=self.options.run_group)
             return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.options.dry_run else run_id, chosen)
 

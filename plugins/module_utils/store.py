@@ -671,35 +671,34 @@ class Store:
             return None
         return dict(row) if row else None
 
-    def mark_interrupted(self, locked: Sequence[str], partition: Partition | None = None) -> list[str]:
+    def mark_interrupted(self, locked: Sequence[str], split: Sequence[str] = (), partition: Partition | None = None) -> list[str]:
         """Mark the runs still ``running`` whose process is gone, and their running jobs, ``interrupted``; their ids.
 
         A run of this host is gone when its process no longer exists. Of another host's, one of a mapping
-        in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold. A caller
-        that holds the locks of one ``partition`` excludes only whole-mapping runs, runs of that partition and
-        runs of partitions of another count: of another host's runs, those with such a job on a mapping in
-        ``locked`` are gone.
-        Their jobs keep the counts last committed.
+        in ``locked`` is gone: the caller holds those mappings' locks, which a live run would hold. Of the
+        mappings in ``split`` the caller holds the locks of one ``partition``, which exclude only whole-mapping
+        runs, runs of that partition and runs of partitions of another count: of another host's runs, those
+        with such a job on a mapping in ``split`` are gone. Their jobs keep the counts last committed.
         """
         r, j = self.tables["runs"], self.tables["jobs"]
         with self.engine.connect() as conn:
             running = conn.execute(sa.select(r.c.id, r.c.mappings, r.c.pid, r.c.host).where(r.c.status == "running")).all()
         host = socket.gethostname()[:255]
-        gone, elsewhere = [], []
+        gone, maybe = [], []
         for run_id, mappings, pid, run_host in running:
             if run_host == host and pid:
                 if not _alive(pid):
                     gone.append(run_id)
             elif set(json.loads(mappings or "[]")) & set(locked):
-                elsewhere.append(run_id)
-        if partition is not None and elsewhere:
+                gone.append(run_id)
+            elif set(json.loads(mappings or "[]")) & set(split):
+                maybe.append(run_id)
+        if partition is not None and maybe:
             # why: runs of the other partitions of its count hold no lock the caller holds: alive or not, they stay
             excludes = sa.or_(j.c.partition.is_(None), j.c.partition == partition.label, j.c.partition.not_like("%%/%d" % partition.count))
-            stmt = sa.select(j.c.run_id).distinct().where(j.c.run_id.in_(elsewhere), j.c.mapping.in_(list(locked)), excludes)
+            stmt = sa.select(j.c.run_id).distinct().where(j.c.run_id.in_(maybe), j.c.mapping.in_(list(split)), excludes)
             with self.engine.connect() as conn:
-                excluded = {row[0] for row in conn.execute(stmt)}
-            elsewhere = [run_id for run_id in elsewhere if run_id in excluded]
-        gone += elsewhere
+                gone += [row[0] for row in conn.execute(stmt)]
         if gone:
             with self._write() as conn:
                 conn.execute(sa.update(r).where(r.c.id.in_(gone), r.c.status == "running").values(status="interrupted", ended_at=utcnow()))

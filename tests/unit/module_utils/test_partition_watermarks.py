@@ -87,7 +87,7 @@ def test_a_run_of_one_partition_marks_interrupted_only_the_runs_its_locks_exclud
     ending_alike = elsewhere(["CUSTOMER"], P(1, 12))
     before_its_job = elsewhere(["CUSTOMER"], job=False)
     unrelated = elsewhere(["ITEM"], P(0, 2))
-    assert sorted(store.mark_interrupted(["CUSTOMER"], P(0, 2))) == sorted([same, whole, other_count, ending_alike])
+    assert sorted(store.mark_interrupted([], ["CUSTOMER"], P(0, 2))) == sorted([same, whole, other_count, ending_alike])
     status = dict(rows(store.url.database, "select id, status from tablesync_runs"))
     assert [status[r] for r in (same, whole, other, other_count, ending_alike, before_its_job, unrelated)] == [
         "interrupted", "interrupted", "running", "interrupted", "interrupted", "running", "running"]

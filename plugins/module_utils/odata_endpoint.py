@@ -437,17 +437,6 @@ class ODataTable(Table):
         counts = snapshot["EntityRecordCountCollection"]
         return max(count, int(dict(zip(counts["Keys"], counts["Values"]))[self.etype.name]))
 
-    def scan_ids(self, page_size: int = 5000) -> Iterator[list[str]]:
-        """Every record id the service still has, in pages.
-
-        Business Central has no change tracking: comparing these with the coupled ids is how
-        deleted records are found there.
-        """
-        for document in self.client.pages(self._query([self.key], [], "%s asc" % self._prop(self.key)), self._page_headers(page_size)):
-            ids = [self._id_text(item.get(self._prop(self.key))) for item in document.get("value", [])]
-            if ids:
-                yield ids
-
     def track_changes(self, fields: Sequence[str], delta_link: str | None = None, where: Any = None,
                       page_size: int = 1000) -> DataverseChangeRead:
         """Dataverse change tracking: records changed and deleted since ``delta_link``.

@@ -311,7 +311,8 @@ class Store:
             with schema_lock(self.url, self.engine) as conn:
                 if conn is not None:
                     self._prepare_schema(conn)
-                else:
+                elif self._read_version(self.engine) != SCHEMA_VERSION:
+                    # why: only creating or migrating takes the write lock; opening a current store only reads
                     with _sqlite_ddl_transaction(self.engine) as own:
                         self._prepare_schema(own)
         except sa.exc.OperationalError as exc:

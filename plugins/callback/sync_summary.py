@@ -22,6 +22,8 @@ description:
     with its progress as M(tablesync.integration.sync_job_info) reports it (records read of the total, percentage,
     rate, time left and the mappings still waiting), for example
     C(SYNC PROGRESS localhost | CUSTOMER: 155000/200000 (77.5%\), 5200 rec/s, ETA 9s; waiting: CONTACTS).
+  - A sync task started in the background (C(async) with C(poll) 0) gets the same lines at each retry of an
+    M(ansible.builtin.async_status) task that waits for its job with C(until).
   - The controller reads that progress from the task's store, so a line appears only when the controller can open
     it (a SQLite file on the controller, as with a local connection, or a PostgreSQL store it can reach).
 author:
@@ -99,6 +101,14 @@ class Watch:
             self.store = None
 
 
+def _close(watch: Watch | None) -> None:
+    if watch is not None:
+        try:
+            watch.close()
+        except Exception:  # why: closing a read-only store must not fail the play either
+            pass
+
+
 def _with_connect_timeout(location: str) -> str:
     """A PostgreSQL store URL that gives up connecting after STORE_CONNECT_TIMEOUT seconds (why: the callback runs in
     the controller's result loop, which must not hang on an unreachable server)."""
@@ -122,6 +132,8 @@ class CallbackModule(CallbackBase):
         self._runs: list[tuple[str, str, bool, dict]] = []
         # host name -> the sync task running there, for the progress lines of its async polls
         self._watches: dict[str, Watch] = {}
+        # (host name, async job id) -> a sync task started with poll 0, for the retries of the async_status waiting for it
+        self._background: dict[tuple[str, str], Watch] = {}
 
     def _collect(self, result, failed: bool = False) -> None:
         action = result.task.resolved_action
@@ -168,7 +180,17 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_async_poll(self, result) -> None:
         # why: the polled result is async_status's, whose task is a stand-in holding only the job id: the sync task
         # is the one that started on this host, and its progress is in its store's job log (as sync_job_info reads it)
-        watch = self._watches.get(result.host.get_name())
+        host_name = result.host.get_name()
+        self._show_progress(self._watches.get(host_name), lambda: self._end_watch(host_name))
+
+    def v2_runner_retry(self, result) -> None:
+        # why: an async_status task waiting with until for a sync started with poll 0 retries instead of polling
+        key = self._background_key(result)
+        if key is not None:
+            self._show_progress(self._background.get(key), lambda: self._end_background(key))
+
+    def _show_progress(self, watch: Watch | None, end: Any) -> None:
+        """Print the progress lines of a watched sync task; a watch whose progress cannot be read is ended."""
         if watch is None:
             return
         try:
@@ -176,10 +198,18 @@ class CallbackModule(CallbackBase):
         except Exception as exc:  # why: an unreachable store or an unexpected task shape: no line, never a failure
             # only the exception's type: its text may hold the store's URL and password
             self._display.vvvv("sync_summary: no progress for the sync task (%s)" % type(exc).__name__)
-            self._end_watch(result.host.get_name())  # why: not tried again at each poll (a connection may take seconds)
+            end()  # why: not tried again at each poll (a connection may take seconds)
             return
         for line in lines:
             self._display.display("SYNC PROGRESS %s | %s" % (watch.host.get_name(), line), stderr=self._to_stderr())
+
+    @staticmethod
+    def _background_key(result) -> tuple[str, str] | None:
+        """(host, job id) of an async_status result, the key of the background sync it waits for."""
+        if result.task.resolved_action not in ASYNC_STATUS_ACTIONS:
+            return None
+        jid = result.result.get("ansible_job_id") if isinstance(result.result, dict) else None
+        return (result.host.get_name(), str(jid)) if jid else None
 
     def _progress_lines(self, watch: Watch) -> list[str]:
         from ansible_collections.tablesync.integration.plugins.module_utils.progress import progress_line, run_progress, running_runs
@@ -196,7 +226,8 @@ class CallbackModule(CallbackBase):
             watch.store = store
         if not watch.run_ids:
             # why: other hosts may run syncs of other mappings into the same store; each watch keeps the run it found first
-            taken = {run_id for other in self._watches.values() if other is not watch for run_id in other.run_ids}
+            watching = [*self._watches.values(), *self._background.values()]
+            taken = {run_id for other in watching if other is not watch for run_id in other.run_ids}
             found = [r for r in running_runs(watch.store, watch.started_at - CLOCK_SKEW, watch.mappings) if r not in taken]
             watch.run_ids = found[:1]
         lines = [progress_line(mapping, figures) for mapping, figures in run_progress(watch.store, watch.run_ids)]
@@ -231,20 +262,31 @@ class CallbackModule(CallbackBase):
         return args
 
     def _end_watch(self, host_name: str) -> None:
-        watch = self._watches.pop(host_name, None)
-        if watch is not None:
-            try:
-                watch.close()
-            except Exception:  # why: closing a read-only store must not fail the play either
-                pass
+        _close(self._watches.pop(host_name, None))
+
+    def _end_background(self, key: tuple[str, str] | None) -> None:
+        if key is not None:
+            _close(self._background.pop(key, None))
+
+    def _ended(self, result) -> None:
+        """A task ended on a host: a sync task's watch ends, or moves to the background when it only started its job."""
+        host_name = result.host.get_name()
+        data = result.result if isinstance(result.result, dict) else {}
+        started = data.get("ansible_job_id") if data.get("started") and not data.get("finished") else None
+        if result.task.resolved_action in SYNC_ACTIONS and started and host_name in self._watches:
+            self._end_background((host_name, str(started)))
+            self._background[(host_name, str(started))] = self._watches.pop(host_name)
+            return
+        self._end_watch(host_name)
+        self._end_background(self._background_key(result))
 
     # -- results -----------------------------------------------------------------------------------
     def v2_runner_on_ok(self, result) -> None:
-        self._end_watch(result.host.get_name())
+        self._ended(result)
         self._collect(result)
 
     def v2_runner_on_failed(self, result, ignore_errors: bool = False) -> None:
-        self._end_watch(result.host.get_name())
+        self._ended(result)
         self._collect(result, failed=True)
 
     def v2_runner_on_unreachable(self, result) -> None:
@@ -256,6 +298,8 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats) -> None:
         for host_name in list(self._watches):
             self._end_watch(host_name)
+        for key in list(self._background):
+            self._end_background(key)
         if not self._runs:
             return
         max_failures = self.get_option("max_failures")

@@ -22,6 +22,9 @@ ANSIBLE_LABELS = {
     "common_return_values": ("reference_appendices/common_return_values.html#common-return-values", "Return Values"),
     "callback_plugins": ("plugins/callback.html#callback-plugins", "Callback plugins"),
     "ansible_configuration_settings": ("reference_appendices/config.html#ansible-configuration-settings", "Ansible Configuration Settings"),
+    "ansible_collections.ansible.builtin.async_status_module": (
+        "collections/ansible/builtin/async_status_module.html#ansible-collections-ansible-builtin-async-status-module",
+        "ansible.builtin.async_status module"),
 }
 REF = re.compile(r":ref:`(?:[^`<]*<)?([^`<>]+)>?`")
 LABEL = re.compile(r"^\.\. _([^:]+):\s*$", re.M)

@@ -121,18 +121,19 @@ PROGRESS_PLAY = """
 """
 
 
-def test_callback_prints_the_progress_of_an_async_sync_at_each_poll(tmp_path):
-    customers = 5000
-    demo = build_demo(str(tmp_path / "demo"), customers=customers)
-    demo.declare()
-    demo.close()
+def _progress_lines(demo, play: str, tmp_path) -> tuple[str, list[str]]:
+    """The output of a play that runs a full sync of ``demo`` with the summary callback, and its progress lines."""
     playbook = tmp_path / "progress.yml"
-    playbook.write_text(PROGRESS_PLAY)
+    playbook.write_text(play)
     # the store is given by module_defaults, templated from extra vars: the callback resolves it as the module gets it
     proc = ansible_playbook(str(playbook), *extra_vars(store_path=demo.store_path, erp=demo.erp, crm=demo.crm, batch_size=5),
                             env={"ANSIBLE_CALLBACKS_ENABLED": "tablesync.integration.sync_summary"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("SYNC PROGRESS ")]
     assert lines, "no progress line:\n%s" % proc.stdout[-3000:]
+    return proc.stdout, lines
+
+
+def _check_progress_lines(lines: list[str], customers: int) -> None:
     order = ["CURRENCY", "SALESPEOPLE", "UNITOFMEASURE", "CUSTOMER", "CONTACTS", "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
     pattern = re.compile(r"^SYNC PROGRESS localhost \| ([A-Z-]+): (\d+)/(\d+) \((\d+(?:\.\d)?)%\), \d+(?:\.\d)? rec/s, ETA \d+s(?:; waiting: (.+))?$")
     # why: a job polled between its start and its first commit has no total yet (its source is counted, then written
@@ -149,4 +150,59 @@ def test_callback_prints_the_progress_of_an_async_sync_at_each_poll(tmp_path):
             assert total == customers
         waiting = match.group(5).split(", ") if match.group(5) else []
         assert waiting == order[order.index(mapping) + 1:], line
-    assert proc.stdout.index("SYNC PROGRESS") < proc.stdout.index("ASYNC OK on localhost") < proc.stdout.index("SYNC SUMMARY")
+
+
+def test_callback_prints_the_progress_of_an_async_sync_at_each_poll(tmp_path):
+    customers = 5000
+    demo = build_demo(str(tmp_path / "demo"), customers=customers)
+    demo.declare()
+    demo.close()
+    output, lines = _progress_lines(demo, PROGRESS_PLAY, tmp_path)
+    _check_progress_lines(lines, customers)
+    assert output.index("SYNC PROGRESS") < output.index("ASYNC OK on localhost") < output.index("SYNC SUMMARY")
+
+
+UNTIL_PLAY = """
+- name: A long sync started in the background, waited for with until
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/tablesync.integration.integration:
+      store: "{{ store_path }}"
+      local: {type: sqlite, path: "{{ erp }}"}
+      integration: {type: sqlite, path: "{{ crm }}"}
+  tasks:
+    - name: Full synchronisation in the background
+      tablesync.integration.sync:
+        mode: full
+        batch_size: "{{ batch_size }}"
+        read_ahead: false
+      async: 600
+      poll: 0
+      register: started
+
+    - name: Something else meanwhile
+      ansible.builtin.debug:
+        msg: the sync runs
+
+    - name: Wait for the synchronisation
+      ansible.builtin.async_status:
+        jid: "{{ started.ansible_job_id }}"
+      register: waited
+      until: waited.finished
+      retries: 600
+      delay: 1
+"""
+
+
+def test_callback_prints_the_progress_of_a_background_sync_at_each_retry_of_its_async_status(tmp_path):
+    customers = 5000
+    demo = build_demo(str(tmp_path / "demo"), customers=customers)
+    demo.declare()
+    demo.close()
+    output, lines = _progress_lines(demo, UNTIL_PLAY, tmp_path)
+    _check_progress_lines(lines, customers)
+    assert output.index("TASK [Wait for the synchronisation]") < output.index("SYNC PROGRESS") < output.index("SYNC SUMMARY")
+    summary = output[output.index("SYNC SUMMARY"):]
+    assert "Wait for the synchronisation | localhost | mode full" in summary

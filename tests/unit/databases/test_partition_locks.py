@@ -111,7 +111,8 @@ def test_partitions_of_two_counts_started_together_run_one_count_only_and_all_of
                               stderr=subprocess.DEVNULL, text=True) for p in partitions]
     try:
         won = []
-        deadline = time.monotonic() + 8  # why: a run that loses waits 10 s (the holder's lock_timeout) before failing
+        # why: a run that loses waits 10 s (the holder's lock_timeout), then ends without a line; a winner holds on
+        deadline = time.monotonic() + 30
         for partition, proc in zip(partitions, procs):
             ready, _w, _x = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
             if ready and proc.stdout.readline().strip() == "locked":

@@ -100,8 +100,9 @@ def test_job_log_shows_progress_while_a_sync_runs(tmp_path):
     assert final == ("success", customers, customers) and final[1] > processed
 
 
-PROGRESS_PLAY = """
-- name: A long sync polled by Ansible
+# A play on the demo databases given as extra vars; its name and tasks follow.
+PLAY = """
+- name: %s
   hosts: localhost
   connection: local
   gather_facts: false
@@ -111,6 +112,9 @@ PROGRESS_PLAY = """
       local: {type: sqlite, path: "{{ erp }}"}
       integration: {type: sqlite, path: "{{ crm }}"}
   tasks:
+"""
+
+PROGRESS_PLAY = PLAY % "A long sync polled by Ansible" + """
     - name: Full synchronisation, polled every second
       tablesync.integration.sync:
         mode: full
@@ -121,8 +125,12 @@ PROGRESS_PLAY = """
 """
 
 
-def _progress_lines(demo, play: str, tmp_path) -> tuple[str, list[str]]:
-    """The output of a play that runs a full sync of ``demo`` with the summary callback, and its progress lines."""
+def _progress_output(play: str, tmp_path, customers: int = 5000) -> str:
+    """The output of a play that runs a full sync of demo databases with the summary callback, whose progress lines
+    have been checked (_check_progress_lines)."""
+    demo = build_demo(str(tmp_path / "demo"), customers=customers)
+    demo.declare()
+    demo.close()
     playbook = tmp_path / "progress.yml"
     playbook.write_text(play)
     # the store is given by module_defaults, templated from extra vars: the callback resolves it as the module gets it
@@ -130,7 +138,8 @@ def _progress_lines(demo, play: str, tmp_path) -> tuple[str, list[str]]:
                             env={"ANSIBLE_CALLBACKS_ENABLED": "tablesync.integration.sync_summary"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("SYNC PROGRESS ")]
     assert lines, "no progress line:\n%s" % proc.stdout[-3000:]
-    return proc.stdout, lines
+    _check_progress_lines(lines, customers)
+    return proc.stdout
 
 
 def _check_progress_lines(lines: list[str], customers: int) -> None:
@@ -153,26 +162,11 @@ def _check_progress_lines(lines: list[str], customers: int) -> None:
 
 
 def test_callback_prints_the_progress_of_an_async_sync_at_each_poll(tmp_path):
-    customers = 5000
-    demo = build_demo(str(tmp_path / "demo"), customers=customers)
-    demo.declare()
-    demo.close()
-    output, lines = _progress_lines(demo, PROGRESS_PLAY, tmp_path)
-    _check_progress_lines(lines, customers)
+    output = _progress_output(PROGRESS_PLAY, tmp_path)
     assert output.index("SYNC PROGRESS") < output.index("ASYNC OK on localhost") < output.index("SYNC SUMMARY")
 
 
-UNTIL_PLAY = """
-- name: A long sync started in the background, waited for with until
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  module_defaults:
-    group/tablesync.integration.integration:
-      store: "{{ store_path }}"
-      local: {type: sqlite, path: "{{ erp }}"}
-      integration: {type: sqlite, path: "{{ crm }}"}
-  tasks:
+UNTIL_PLAY = PLAY % "A long sync started in the background, waited for with until" + """
     - name: Full synchronisation in the background
       tablesync.integration.sync:
         mode: full
@@ -197,12 +191,7 @@ UNTIL_PLAY = """
 
 
 def test_callback_prints_the_progress_of_a_background_sync_at_each_retry_of_its_async_status(tmp_path):
-    customers = 5000
-    demo = build_demo(str(tmp_path / "demo"), customers=customers)
-    demo.declare()
-    demo.close()
-    output, lines = _progress_lines(demo, UNTIL_PLAY, tmp_path)
-    _check_progress_lines(lines, customers)
+    output = _progress_output(UNTIL_PLAY, tmp_path)
     assert output.index("TASK [Wait for the synchronisation]") < output.index("SYNC PROGRESS") < output.index("SYNC SUMMARY")
     summary = output[output.index("SYNC SUMMARY"):]
     assert "Wait for the synchronisation | localhost | mode full" in summary

@@ -390,10 +390,8 @@ class Store:
         return row[0] if row else None
 
     def set_setting(self, key: str, value: str) -> None:
-        si = self.tables["schema_info"]
         with self._write() as conn:
-            if conn.execute(sa.update(si).where(si.c.key == key).values(value=value)).rowcount == 0:
-                conn.execute(si.insert(), [{"key": key, "value": value}])
+            _upsert(conn, self.tables["schema_info"], {"key": key}, {"value": value})
 
     # -- endpoint binding ------------------------------------------------------------------
     def check_binding(self, endpoints: dict[str, Any], rebind: bool = False, record: bool = True) -> bool:
@@ -570,11 +568,8 @@ class Store:
         """
         if not couplings:
             return []
-        from sqlalchemy.dialects import postgresql, sqlite  # why: not at the top: a SQLite store need not load PostgreSQL's (40 ms)
-
         c = self.tables["couplings"]
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(c).on_conflict_do_nothing().returning(c.c.local_id, c.c.integration_id)
+        stmt = _insert(self.engine.dialect.name, c).on_conflict_do_nothing().returning(c.c.local_id, c.c.integration_id)
         now = utcnow()
         with self._write() as conn:
             claim_lock(conn, mapping)
@@ -596,11 +591,9 @@ class Store:
 
     def set_watermark(self, mapping: str, side: str, value: datetime.datetime, partition: Partition | None = None) -> None:
         """Keep the watermark of a side of the whole mapping or of one partition (the others' stay as they are)."""
-        w = self.tables["watermarks"]
         key = {"mapping": mapping, "side": side, "partition": partition.label if partition else WHOLE}
         with self._write() as conn:
-            if conn.execute(sa.update(w).where(*[w.c[k] == v for k, v in key.items()]).values(value=value)).rowcount == 0:
-                conn.execute(w.insert(), [dict(key, value=value)])
+            _upsert(conn, self.tables["watermarks"], key, {"value": value})
 
     # -- pending creates and retries --------------------------------------------------------
     def add_pending(self, page: PendingPage) -> int:
@@ -928,6 +921,22 @@ def endpoint_identity(endpoint: Any) -> dict[str, str]:
 
 def _describe(identity: dict[str, str]) -> str:
     return "%s %s" % (identity.get("type"), identity.get("address"))
+
+
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """An INSERT of the store's database kind, which takes ON CONFLICT clauses."""
+    from sqlalchemy.dialects import postgresql, sqlite  # why: not at the top: a SQLite store need not load PostgreSQL's (40 ms)
+
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _upsert(conn: Any, table: sa.Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert the row of ``key`` or update the one there, in one statement.
+
+    Why: an update, then an insert when it found no row, lets two runs that start together (the partitions of a
+    distributed sync recording the endpoints of a new store) both insert, and one fail on the primary key.
+    """
+    conn.execute(_insert(conn.dialect.name, table).values(**key, **values).on_conflict_do_update(index_elements=list(key), set_=values))
 
 
 @contextlib.contextmanager

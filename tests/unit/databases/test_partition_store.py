@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
 from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition
-from ansible_collections.tablesync.integration.plugins.module_utils.store import SCHEMA_VERSION, Coupling, Store
+from ansible_collections.tablesync.integration.plugins.module_utils.store import SCHEMA_VERSION, Coupling, Store, _upsert
 from tests.support.fixtures import ROOT
 
 KINDS = ["postgresql", "sqlite"]
@@ -206,3 +208,30 @@ def test_of_runs_claiming_the_same_records_at_once_exactly_one_couples_each(loca
     for w in workers:
         mine = {("%s-%s" % (w, i), i) for i in ids}
         assert lost[w] == {(lid, i) for lid, i in mine if coupled[i] != lid}, "%s was not told exactly which of its claims it lost" % w
+
+
+def test_runs_recording_a_setting_at_the_same_moment_all_succeed(location):
+    # the partitions of a distributed sync, started together on a new store, each record the endpoints
+    store = Store(location)
+    errors: list[Exception] = []
+
+    def second() -> None:
+        try:
+            store.set_setting("endpoint.local", "b")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    try:
+        first = store.engine.connect()
+        first.begin()
+        _upsert(first, store.tables["schema_info"], {"key": "endpoint.local"}, {"value": "a"})  # not committed yet
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.5)  # why: the second writer now waits for the first's row
+        first.commit()
+        first.close()
+        thread.join(60)
+        assert not thread.is_alive() and errors == []
+        assert store.get_setting("endpoint.local") == "b"
+    finally:
+        store.close()

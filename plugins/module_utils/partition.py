@@ -25,7 +25,7 @@ class Partition:
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= MAX_PARTITIONS or not 0 <= self.index < self.count:
-            raise ValueError("a partition is an index from 0 to count - 1 of a count from 1 to %d, not %d of %d"
+            raise ValueError("partition.index must be 0 to partition.count - 1 and partition.count 1 to %d, not index %d of count %d"
                              % (MAX_PARTITIONS, self.index, self.count))
 
     @property

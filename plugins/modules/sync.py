@@ -326,7 +326,7 @@ import json
 
 from ansible_collections.tablesync.integration.plugins.module_utils.job_options import AFTER_FULL_SYNC, MODES, RunOptions
 from ansible_collections.tablesync.integration.plugins.module_utils.module_support import IntegrationModule, common_argument_spec, engine_session
-from ansible_collections.tablesync.integration.plugins.module_utils.partition import MAX_PARTITIONS
+from ansible_collections.tablesync.integration.plugins.module_utils.partition import Partition
 
 
 def diff_text(jobs: list, records: list, truncated: bool) -> str:
@@ -369,10 +369,11 @@ def main() -> None:
         module.fail_json(msg="batch_size must be at least 1")
     if p["skip_after_failures"] < 0:
         module.fail_json(msg="skip_after_failures must be 0 (never skip) or more")
-    part = p["partition"]
-    if part is not None and not 0 <= part["index"] < part["count"] <= MAX_PARTITIONS:
-        module.fail_json(msg="partition.index must be 0 to partition.count - 1 and partition.count 1 to %d, not index %d of count %d"
-                         % (MAX_PARTITIONS, part["index"], part["count"]))
+    if p["partition"] is not None:
+        try:
+            Partition(p["partition"]["index"], p["partition"]["count"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     with engine_session(module, read_only=module.check_mode) as (store, endpoints):
         from ansible_collections.tablesync.integration.plugins.module_utils.runner import SyncRunner
 

@@ -110,23 +110,27 @@ class SyncRunner:
             if not self.options.dry_run:
                 self.store.check_binding(self.endpoints, rebind=self.options.rebind, record=True)
                 # why: a run killed earlier stays "running" in the log otherwise; another partition's may be alive elsewhere
-                split = [n for n in locked if n not in self._whole] if self.options.partition is not None else []
-                self.store.mark_interrupted([n for n in locked if n not in split], split, self.options.partition)
+                whole, split = self._split(locked)
+                self.store.mark_interrupted(whole, split, self.options.partition)
                 self.store.start_run(mode, locked, run_id=run_id, group_id=self.options.run_group)
             return self._run_jobs(mode, bound, [entry[0] for entry in bound], after_full_sync, None if self.options.dry_run else run_id, chosen)
 
     @contextlib.contextmanager
     def _locks(self, names: list[str], run_id: str | None) -> Iterator[None]:
         """The run's mapping locks: a partition's of each mapping it splits (locking.py), whole ones of the rest."""
-        part = self.options.partition
-        split = [n for n in names if n not in self._whole] if part is not None else []
-        whole = [n for n in names if n not in split]
+        whole, split = self._split(names)
         with contextlib.ExitStack() as stack:
             if split:
-                stack.enter_context(mapping_locks(self.store, split, run_id, self.options.lock_timeout, partition=part))
+                stack.enter_context(mapping_locks(self.store, split, run_id, self.options.lock_timeout, partition=self.options.partition))
             if whole:
                 stack.enter_context(mapping_locks(self.store, whole, run_id, self.options.lock_timeout))
             yield
+
+    def _split(self, names: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The mappings the run synchronises whole, and those it synchronises one partition of."""
+        if self.options.partition is None:
+            return list(names), []
+        return [n for n in names if n in self._whole], [n for n in names if n not in self._whole]
 
     def _bind(self, names: Sequence[str] | None) -> list[tuple[Mapping, dict, dict]]:
         """The mappings this run synchronises, each with its tables and flows. A partitioned run leaves out the
